@@ -1,0 +1,116 @@
+// Validated configuration: what `ferry serve` runs on. Loaded from TOML by load_config().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferry::config {
+
+enum class ListenerRole { mx, submission, submissions };
+
+struct Listener {
+    std::string host;           // "127.0.0.1", "::1", "0.0.0.0"
+    std::uint16_t port = 0;     // 0 = let the kernel pick (tests)
+    ListenerRole role = ListenerRole::mx;
+};
+
+struct TlsSettings {
+    std::filesystem::path certificate;   // PEM, chain allowed
+    std::filesystem::path private_key;
+};
+
+// Every limit has a documented default (docs/configuration.md) and the RFC section it comes from.
+struct Limits {
+    std::size_t command_line_length = 512;        // RFC 5321 4.5.3.1.4, including CRLF
+    std::size_t text_line_length = 1000;          // RFC 5321 4.5.3.1.6, including CRLF
+    std::uint64_t message_size = 50ull << 20;     // RFC 1870 SIZE, octets of message content
+    std::size_t recipients = 100;                 // RFC 5321 4.5.3.1.8 (at least 100 must be accepted)
+    std::size_t connections = 1000;               // total concurrent sessions
+    std::size_t connections_per_ip = 50;          // concurrent sessions per client IP
+    std::size_t errors = 10;                      // protocol errors before 421 and disconnect
+    std::chrono::milliseconds command_timeout{5 * 60 * 1000};   // RFC 5321 4.5.3.2.7: 5 minutes
+    std::chrono::milliseconds data_timeout{10 * 60 * 1000};     // RFC 5321 4.5.3.2.6/7: DATA block 3 min, termination 10 min
+};
+
+struct DnsSettings {
+    std::optional<std::string> resolver;   // "host:port"; default: system resolvers
+    std::chrono::milliseconds timeout{5000};
+};
+
+struct OutboundSettings {
+    std::uint16_t port = 25;
+    std::string relay_host;   // empty: deliver by MX
+};
+
+struct QueueSettings {
+    std::chrono::seconds min_retry{5 * 60};
+    std::chrono::seconds max_retry{60 * 60};
+    std::chrono::seconds lifetime{5 * 24 * 3600};
+    std::size_t delivery_workers = 2;    // threads doing local delivery
+};
+
+struct Config {
+    std::filesystem::path source;          // the file it was loaded from ("" for the embedded default)
+    std::string hostname;                  // default: the machine's host name
+    std::filesystem::path data_dir;        // absolute after loading
+    std::string user;                      // account to drop to when started as root ("" = stay)
+    std::string log_level = "info";        // trace, debug, info, warn, error
+    std::vector<Listener> listeners;
+    std::optional<TlsSettings> tls;
+    std::vector<std::string> local_domains;            // lower-case
+    std::map<std::string, std::vector<std::string>> aliases;   // key lower-case address -> targets
+    Limits limits;
+    DnsSettings dns;
+    OutboundSettings outbound;
+    QueueSettings queue;
+
+    std::filesystem::path spool_dir() const { return data_dir / "spool"; }
+    std::filesystem::path mail_dir() const { return data_dir / "mail"; }
+    std::filesystem::path accounts_file() const { return data_dir / "accounts"; }
+};
+
+// A configuration error: `what()` is one line "FILE:LINE: KEY: WHY" (LINE omitted when unknown).
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Parses and validates a TOML file. Relative paths resolve against the file's folder.
+// Throws ConfigError on unknown keys, wrong types, bad addresses, bad durations/sizes, missing files.
+Config load_config(const std::filesystem::path& file);
+
+// Same, from text already in memory; `origin` names it in errors and anchors relative paths.
+Config parse_config(std::string_view toml_text, const std::filesystem::path& origin);
+
+// Parsers shared with the CLI and tests. Each throws std::invalid_argument with a reason.
+std::chrono::milliseconds parse_duration(std::string_view text);   // "250ms", "30s", "5m", "1h", "5d"
+std::uint64_t parse_size(std::string_view text);                   // "1000", "64k", "50M", "1G" (KiB units)
+
+// The built-in configuration: the same text as examples/ferry.toml (a unit test keeps them equal).
+std::string_view embedded_default_config();
+
+// embedded_default_config() parsed as if it were the file "examples/ferry.toml" under the current directory,
+// so from the repository root it behaves exactly like `--config examples/ferry.toml` (data in ./var).
+// `source` is left empty to mark it as the built-in default.
+Config default_config();
+
+// Syntax checks shared with accounts/ (and anything else that reads addresses from files we own).
+// Each returns why the text is not acceptable, or an empty string when it is.
+//   domain:  dot-separated labels of letters, digits, '-' (not at either end) or UTF-8 (RFC 6531),
+//            each 1-63 octets, 255 octets at most (RFC 5321 4.5.3.1.2); no address literals.
+//   address: localpart@domain (split at the last '@'); the local part is 1-64 octets (RFC 5321 4.5.3.1.1)
+//            of atext, '.' or UTF-8 -- no spaces, control characters or specials like <>:;,"()[]\@.
+std::string domain_error(std::string_view domain);
+std::string address_error(std::string_view address);
+
+// ASCII lower-casing (UTF-8 octets untouched), the form in which domains, aliases and accounts are stored.
+std::string ascii_lower(std::string_view text);
+
+}  // namespace ferry::config

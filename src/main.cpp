@@ -1,0 +1,74 @@
+// ferry: one binary, subcommands per role (DESIGN.md "Public surface").
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "cli/logging.hpp"
+#include "cli/user_command.hpp"
+#include "config/config.hpp"
+#include "server/server.hpp"
+
+namespace {
+
+// Exit status 2 for configuration errors, as check-config documents.
+constexpr int kConfigError = 2;
+
+ferry::config::Config load(const std::string& path) {
+    return path.empty() ? ferry::config::default_config() : ferry::config::load_config(path);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"Ferry: a mail transfer agent"};
+    app.set_version_flag("--version", "ferry 0.1.0");
+    app.require_subcommand(1);
+
+    std::string serve_config;
+    auto* serve = app.add_subcommand("serve", "Run the mail server");
+    serve->add_option("--config", serve_config, "Configuration file (default: the built-in example configuration)");
+
+    std::string check_config;
+    auto* check = app.add_subcommand("check-config", "Validate a configuration file and exit");
+    check->add_option("--config", check_config, "Configuration file")->required();
+
+    std::string user_action, user_address, user_config;
+    auto* user = app.add_subcommand("user", "Manage local accounts (password on stdin)");
+    user->add_option("action", user_action, "add | passwd | del | list")
+        ->required()
+        ->check(CLI::IsMember({"add", "passwd", "del", "list"}));
+    user->add_option("address", user_address, "Account address, e.g. alice@example.test");
+    user->add_option("--config", user_config, "Configuration file")->required();
+
+    CLI11_PARSE(app, argc, argv);
+
+    if (*check) {
+        try {
+            const auto cfg = ferry::config::load_config(check_config);
+            std::cout << check_config << ": ok (" << cfg.listeners.size() << " listener(s), "
+                      << cfg.local_domains.size() << " local domain(s))\n";
+            return 0;
+        } catch (const ferry::config::ConfigError& e) {
+            std::cerr << e.what() << "\n";
+            return kConfigError;
+        }
+    }
+    if (*user) return ferry::cli::run_user_command(user_action, user_address, user_config);
+
+    ferry::config::Config cfg;
+    try {
+        cfg = load(serve_config);
+    } catch (const ferry::config::ConfigError& e) {
+        std::cerr << e.what() << "\n";
+        return kConfigError;
+    }
+    ferry::cli::setup_logging(cfg.log_level);
+    try {
+        return ferry::server::serve(std::move(cfg));
+    } catch (const std::exception& e) {
+        spdlog::critical("cannot start: {}", e.what());
+        std::cerr << "ferry: cannot start: " << e.what() << "\n";
+        return 1;
+    }
+}

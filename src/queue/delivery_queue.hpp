@@ -1,0 +1,66 @@
+// The queue manager: takes committed messages, hands each recipient to its delivery agent, retries temporary
+// failures with exponential backoff, and removes the spool file once every recipient is final.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "delivery/router.hpp"
+#include "spool/spool.hpp"
+
+namespace ferry::queue {
+
+struct QueueSettings {
+    std::filesystem::path mail_root;
+    std::string hostname;
+    std::chrono::seconds min_retry{300};
+    std::chrono::seconds max_retry{3600};
+    std::chrono::seconds lifetime{5 * 24 * 3600};
+    std::size_t workers = 2;
+};
+
+// Backoff for the n-th retry (n >= 1): min_retry doubled each time, capped at max_retry.
+std::chrono::seconds retry_delay(int attempt, std::chrono::seconds min_retry, std::chrono::seconds max_retry);
+
+class DeliveryQueue {
+public:
+    DeliveryQueue(spool::Spool& spool, delivery::Router& router, QueueSettings settings);
+    ~DeliveryQueue();
+
+    void start();
+    void submit(const std::string& queue_id);   // thread-safe; due now
+    void stop();                                 // workers finish the message in hand, then exit
+    std::size_t size();
+
+private:
+    using Clock = std::chrono::steady_clock;
+    struct Entry {
+        int attempts = 0;
+        Clock::time_point due;
+    };
+    enum class Outcome { done, deferred };
+
+    void work();
+    Outcome deliver(const std::string& queue_id);
+    void schedule(const std::string& queue_id, Clock::time_point due);
+
+    spool::Spool& spool_;
+    delivery::Router& router_;
+    QueueSettings settings_;
+
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::map<std::string, Entry> entries_;              // every message the queue knows about
+    std::multimap<Clock::time_point, std::string> due_;   // those waiting for a worker
+    bool stopping_ = false;
+    std::vector<std::thread> workers_;
+};
+
+}  // namespace ferry::queue

@@ -1,0 +1,190 @@
+#include "server/server.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <list>
+
+#include "delivery/router.hpp"
+#include "policy/local_directory.hpp"
+#include "queue/delivery_queue.hpp"
+#include "server/connection_limits.hpp"
+#include "server/smtp_connection.hpp"
+#include "spool/spool.hpp"
+#include "util/fs.hpp"
+
+namespace ferry::server {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+std::string_view role_name(config::ListenerRole role) {
+    switch (role) {
+    case config::ListenerRole::mx: return "mx";
+    case config::ListenerRole::submission: return "submission";
+    case config::ListenerRole::submissions: return "submissions";
+    }
+    return "?";
+}
+
+queue::QueueSettings queue_settings(const config::Config& c) {
+    return queue::QueueSettings{c.mail_dir(), c.hostname, c.queue.min_retry, c.queue.max_retry, c.queue.lifetime,
+                                c.queue.delivery_workers};
+}
+
+// Started as root with `user` set: hand the data over to that account and become it (after binding ports).
+void drop_privileges(const config::Config& cfg) {
+    if (::geteuid() != 0 || cfg.user.empty()) return;
+    const passwd* pw = ::getpwnam(cfg.user.c_str());
+    if (!pw) throw std::runtime_error(fmt::format("user \"{}\" does not exist", cfg.user));
+    const uid_t uid = pw->pw_uid;
+    const gid_t gid = pw->pw_gid;
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(cfg.data_dir, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+        if (::lchown(it->path().c_str(), uid, gid) != 0) spdlog::warn("cannot chown {}", it->path().string());
+    if (::lchown(cfg.data_dir.c_str(), uid, gid) != 0) spdlog::warn("cannot chown {}", cfg.data_dir.string());
+    if (::initgroups(cfg.user.c_str(), gid) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0)
+        throw std::runtime_error(fmt::format("cannot switch to user \"{}\"", cfg.user));
+    spdlog::info("running as user={} uid={} gid={}", cfg.user, uid, gid);
+}
+
+class Server {
+public:
+    explicit Server(config::Config cfg)
+        : config_(std::make_shared<const config::Config>(std::move(cfg))),
+          directory_(config_->local_domains, config_->aliases, config_->accounts_file()),
+          spool_(config_->spool_dir()),
+          committer_(spool_),
+          router_(directory_),
+          queue_(spool_, router_, queue_settings(*config_)),
+          limits_(config_->limits.connections, config_->limits.connections_per_ip),
+          services_{io_, directory_, spool_, committer_, queue_, limits_, {}},
+          signals_(io_, SIGTERM, SIGINT, SIGHUP) {}
+
+    int run() {
+        for (const auto& l : config_->listeners) bind(l);
+        drop_privileges(*config_);
+        const auto recovered = spool_.recover();
+        queue_.start();
+        for (const auto& id : recovered) queue_.submit(id);
+        if (!recovered.empty()) spdlog::info("recovered messages={} from spool", recovered.size());
+        for (auto& [acceptor, name] : acceptors_)
+            asio::co_spawn(io_, accept_loop(acceptor, name), asio::detached);
+        wait_for_signal();
+        spdlog::info("ready hostname={} data_dir={}", config_->hostname, config_->data_dir.string());
+        io_.run();
+        committer_.stop();
+        queue_.stop();
+        spdlog::info("stopped");
+        return 0;
+    }
+
+private:
+    void bind(const config::Listener& l) {
+        error_code ec;
+        const auto address = asio::ip::make_address(l.host, ec);
+        if (ec) throw std::runtime_error(fmt::format("bad listen address {}: {}", l.host, ec.message()));
+        tcp::endpoint endpoint(address, l.port);
+        tcp::acceptor acceptor(io_);
+        acceptor.open(endpoint.protocol());
+        acceptor.set_option(asio::socket_base::reuse_address(true));
+        acceptor.bind(endpoint, ec);
+        if (ec) throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", l.host, l.port, ec.message()));
+        acceptor.listen(asio::socket_base::max_listen_connections);
+        const auto local = acceptor.local_endpoint();
+        std::string name = fmt::format("{}:{}", local.address().to_string(), local.port());
+        spdlog::info("listening address={} role={}", name, role_name(l.role));
+        acceptors_.emplace_back(std::move(acceptor), std::move(name));
+    }
+
+    asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name) {
+        for (;;) {
+            auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+            if (stopping_) co_return;
+            if (ec) {
+                if (ec == asio::error::operation_aborted) co_return;
+                // Out of descriptors and the like: back off instead of spinning on the error.
+                spdlog::error("accept on {} failed: {}", name, ec.message());
+                asio::steady_timer pause(io_, std::chrono::milliseconds(100));
+                co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+                continue;
+            }
+            auto connection = std::make_shared<SmtpConnection>(std::move(socket), services_, config_, name);
+            asio::co_spawn(io_, [connection]() { return connection->run(); }, asio::detached);
+        }
+    }
+
+    void wait_for_signal() {
+        signals_.async_wait([this](error_code ec, int signal) {
+            if (ec) return;
+            if (signal == SIGHUP) {
+                reload();
+                wait_for_signal();
+                return;
+            }
+            spdlog::info("signal={} stopping: no new connections, closing sessions", signal);
+            stopping_ = true;
+            for (auto& [acceptor, name] : acceptors_) {
+                error_code ignored;
+                acceptor.close(ignored);
+            }
+            // Copy: sessions remove themselves from `live` as they end.
+            const std::vector<SmtpConnection*> live(services_.live.begin(), services_.live.end());
+            for (SmtpConnection* c : live) c->shutdown();
+        });
+    }
+
+    void reload() {
+        if (config_->source.empty()) {
+            spdlog::info("reload: running on the built-in configuration; accounts re-read");
+            directory_.reload_accounts();
+            return;
+        }
+        try {
+            config::Config fresh = config::load_config(config_->source);
+            directory_.update(fresh.local_domains, fresh.aliases);
+            directory_.reload_accounts();
+            limits_.set_limits(fresh.limits.connections, fresh.limits.connections_per_ip);
+            if (fresh.listeners.size() != config_->listeners.size())
+                spdlog::warn("reload: listener changes take effect at the next start");
+            config_ = std::make_shared<const config::Config>(std::move(fresh));
+            spdlog::info("reload: configuration {} applied to new sessions", config_->source.string());
+        } catch (const std::exception& e) {
+            spdlog::error("reload failed, keeping the running configuration: {}", e.what());
+        }
+    }
+
+    asio::io_context io_{1};
+    std::shared_ptr<const config::Config> config_;
+    policy::LocalDirectory directory_;
+    spool::Spool spool_;
+    spool::Committer committer_;
+    delivery::Router router_;
+    queue::DeliveryQueue queue_;
+    ConnectionLimits limits_;
+    ServerServices services_;
+    asio::signal_set signals_;
+    std::list<std::pair<tcp::acceptor, std::string>> acceptors_;
+    bool stopping_ = false;
+};
+
+}  // namespace
+
+int serve(config::Config config) {
+    util::make_dirs(config.data_dir);
+    util::make_dirs(config.mail_dir());
+    Server server(std::move(config));
+    return server.run();
+}
+
+}  // namespace ferry::server

@@ -1,0 +1,374 @@
+#include "server/smtp_connection.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "policy/recipient_policy.hpp"
+#include "smtp/received_header.hpp"
+#include "spool/queue_id.hpp"
+#include "util/time_format.hpp"
+
+namespace ferry::server {
+
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+// Decoded content is handed to the spool writer in blocks of this size.
+constexpr std::size_t kStoreBlock = 64 * 1024;
+// Largest single socket read; an idle session holds no read buffer at all.
+constexpr std::size_t kMaxRead = 64 * 1024;
+constexpr std::size_t kMinRead = 4096;
+// A goodbye (421) to a client that does not read must not hold up shutdown.
+constexpr auto kGoodbyeTimeout = std::chrono::seconds(2);
+
+}  // namespace
+
+SmtpConnection::SmtpConnection(tcp::socket socket, ServerServices& services,
+                               std::shared_ptr<const config::Config> config, std::string listener)
+    : socket_(std::move(socket)),
+      timer_(socket_.get_executor()),
+      services_(services),
+      config_(std::move(config)),
+      listener_(std::move(listener)) {
+    error_code ec;
+    const auto remote = socket_.remote_endpoint(ec);
+    client_ip_ = ec ? "unknown" : remote.address().to_string();
+    client_ = ec ? "unknown" : fmt::format("[{}]:{}", client_ip_, remote.port());
+    socket_.non_blocking(true, ec);
+    socket_.set_option(tcp::no_delay(true), ec);
+    services_.live.insert(this);
+}
+
+SmtpConnection::~SmtpConnection() { services_.live.erase(this); }
+
+void SmtpConnection::shutdown() {
+    stopping_ = true;
+    error_code ignored;
+    socket_.cancel(ignored);
+}
+
+void SmtpConnection::arm_timer(std::chrono::milliseconds timeout) {
+    // The generation makes a wake-up that was already queued when the wait finished harmless.
+    const auto generation = ++timer_generation_;
+    timed_out_ = false;
+    timer_.expires_after(timeout);
+    timer_.async_wait([self = shared_from_this(), generation](error_code ec) {
+        if (ec || generation != self->timer_generation_) return;
+        self->timed_out_ = true;
+        error_code ignored;
+        self->socket_.cancel(ignored);
+    });
+}
+
+void SmtpConnection::disarm_timer() {
+    ++timer_generation_;
+    timer_.cancel();
+}
+
+asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::read_more(std::chrono::milliseconds timeout) {
+    if (stopping_) co_return ReadResult::shutdown;
+    if (in_pos_ > 0) {
+        in_.erase(0, in_pos_);
+        in_pos_ = 0;
+    }
+    if (in_.empty() && in_.capacity() > kMaxRead) in_.shrink_to_fit();
+    for (;;) {
+        // Wait for readability first, so an idle session holds no buffer.
+        arm_timer(timeout);
+        auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, kNoThrow);
+        disarm_timer();
+        if (ec) {
+            if (timed_out_) co_return ReadResult::timeout;
+            co_return stopping_ ? ReadResult::shutdown : ReadResult::closed;
+        }
+        error_code aec;
+        const std::size_t available = socket_.available(aec);
+        const std::size_t want = std::clamp(available, kMinRead, kMaxRead);
+        const std::size_t old = in_.size();
+        in_.resize(old + want);
+        error_code rec;
+        const std::size_t n = socket_.read_some(asio::buffer(in_.data() + old, want), rec);
+        in_.resize(old + (rec ? 0 : n));
+        if (rec == asio::error::would_block || rec == asio::error::try_again) continue;
+        if (rec) co_return ReadResult::closed;
+        co_return ReadResult::ok;
+    }
+}
+
+asio::awaitable<bool> SmtpConnection::flush() {
+    if (out_.empty()) co_return true;
+    arm_timer(config_->limits.command_timeout);
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_), kNoThrow);
+    disarm_timer();
+    out_.clear();
+    co_return !ec;
+}
+
+bool SmtpConnection::next_command(smtp::Session& session, smtp::Step& step) {
+    const std::size_t limit = config_->limits.command_line_length;
+    const std::string_view pending(in_.data() + in_pos_, in_.size() - in_pos_);
+    const auto lf = pending.find('\n');
+    if (discarding_line_) {
+        // The rest of an over-long line: dropped unread, answered once its end arrives (keeps replies in order).
+        if (lf == std::string_view::npos) {
+            in_pos_ = in_.size();
+            return false;
+        }
+        in_pos_ += lf + 1;
+        discarding_line_ = false;
+        step = session.on_line_too_long();
+        return true;
+    }
+    if (lf == std::string_view::npos) {
+        if (pending.size() >= limit) {   // RFC 5321 4.5.3.1.4: no line may get longer than the limit
+            discarding_line_ = true;
+            in_pos_ = in_.size();
+        }
+        return false;
+    }
+    in_pos_ += lf + 1;
+    if (lf + 1 > limit) {
+        step = session.on_line_too_long();
+    } else if (lf == 0 || pending[lf - 1] != '\r') {
+        step = session.on_bare_lf_command();
+    } else {
+        step = session.on_command(pending.substr(0, lf - 1));
+    }
+    return true;
+}
+
+asio::awaitable<void> SmtpConnection::run() {
+    try {
+        co_await serve();
+    } catch (const std::exception& e) {
+        spdlog::error("session client={} aborted: {}", client_, e.what());
+    }
+    end_message();
+    error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+}
+
+asio::awaitable<void> SmtpConnection::serve() {
+    const config::Config& cfg = *config_;
+    const auto verdict = services_.limits.acquire(client_ip_);
+    if (verdict != ConnectionLimits::Verdict::ok) {
+        const bool per_ip = verdict == ConnectionLimits::Verdict::too_many_from_ip;
+        spdlog::warn("reject client={} reason={}", client_, per_ip ? "too many connections from ip" : "too many connections");
+        out_ = smtp::Reply(421, "4.7.0",
+                           per_ip ? fmt::format("{} Error: too many connections from {}", cfg.hostname, client_ip_)
+                                  : fmt::format("{} Error: too many connections", cfg.hostname))
+                   .render();
+        co_await flush();
+        co_return;
+    }
+    struct Release {
+        ConnectionLimits& limits;
+        std::string ip;
+        ~Release() { limits.release(ip); }
+    } release{services_.limits, client_ip_};
+
+    spdlog::info("connect client={} listener={}", client_, listener_);
+    smtp::SessionSettings settings;
+    settings.hostname = cfg.hostname;
+    settings.max_message_size = cfg.limits.message_size;
+    settings.max_recipients = cfg.limits.recipients;
+    settings.max_errors = cfg.limits.errors;
+    settings.max_text_line = cfg.limits.text_line_length;
+    policy::LocalRecipientPolicy policy(services_.directory);
+    smtp::Session session(std::move(settings), policy);
+
+    session.greeting().render_to(out_);
+    bool open = co_await flush();
+    while (open) {
+        smtp::Step step;
+        if (!next_command(session, step)) {
+            if (!co_await flush()) break;
+            const ReadResult r = co_await read_more(cfg.limits.command_timeout);
+            if (r == ReadResult::ok) continue;
+            co_await say_goodbye(r, session);
+            break;
+        }
+        ++commands_;
+        open = co_await perform(session, std::move(step));
+        // A transaction that ended without a commit (RSET, error, EHLO) leaves nothing behind in incoming/.
+        if (writer_ && session.state() != smtp::SessionState::bdat) end_message();
+    }
+    spdlog::info("disconnect client={} commands={} messages={} errors={}", client_, commands_, messages_,
+                 session.error_count());
+}
+
+asio::awaitable<void> SmtpConnection::say_goodbye(ReadResult why, smtp::Session& session) {
+    if (why == ReadResult::timeout) {
+        spdlog::warn("timeout client={} state={}", client_, smtp::to_string(session.state()));
+        session.on_timeout().render_to(out_);
+    } else if (why == ReadResult::shutdown) {
+        session.on_shutdown().render_to(out_);
+    } else {
+        if (session.state() == smtp::SessionState::data || session.state() == smtp::SessionState::bdat)
+            spdlog::warn("lost connection client={} in={} (message discarded)", client_, smtp::to_string(session.state()));
+        co_return;
+    }
+    arm_timer(std::chrono::duration_cast<std::chrono::milliseconds>(kGoodbyeTimeout));
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_), kNoThrow);
+    disarm_timer();
+    out_.clear();
+}
+
+asio::awaitable<bool> SmtpConnection::perform(smtp::Session& session, smtp::Step step) {
+    using smtp::Next;
+    for (;;) {
+        if (step.next == Next::data && !begin_message(session, smtp::ContentDecoder::Mode::dot_stuffed))
+            step = session.on_commit_failed();   // 451 instead of 354: nowhere to put the message
+        if (step.next != Next::bdat_chunk)
+            for (const auto& r : step.replies) r.render_to(out_);
+        switch (step.next) {
+        case Next::command:
+            co_return true;
+        case Next::close:
+            co_await flush();
+            co_return false;
+        case Next::data: {
+            if (!co_await flush()) co_return false;
+            const ReadResult r = co_await receive_dot_stuffed();
+            if (r != ReadResult::ok) {
+                end_message();
+                co_await say_goodbye(r, session);
+                co_return false;
+            }
+            step = session.on_data_end(decoder_->flaws());
+            continue;
+        }
+        case Next::bdat_chunk: {
+            const bool keep = !step.discard_chunk;
+            if (keep && !decoder_) begin_message(session, smtp::ContentDecoder::Mode::raw);
+            const ReadResult r = co_await receive_chunk(step.chunk_size, keep);
+            if (r != ReadResult::ok) {
+                end_message();
+                co_await say_goodbye(r, session);
+                co_return false;
+            }
+            if (!keep) {   // the reply to a refused BDAT comes after its chunk (RFC 3030 2)
+                for (const auto& reply : step.replies) reply.render_to(out_);
+                co_return true;
+            }
+            if (step.chunk_last) decoder_->finish_raw();
+            step = session.on_chunk_end(decoder_->flaws());
+            continue;
+        }
+        case Next::commit:
+            step = co_await commit(session);
+            end_message();
+            continue;
+        }
+    }
+}
+
+bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder::Mode mode) {
+    const config::Config& cfg = *config_;
+    const smtp::Transaction& tx = session.transaction();
+    decoder_.emplace(mode, cfg.limits.text_line_length, cfg.limits.message_size);
+    decoded_.clear();
+    write_failed_ = false;
+
+    spool::Envelope env;
+    env.queue_id = spool::make_queue_id();
+    env.arrival = std::time(nullptr);
+    env.client = client_ip_;
+    env.sender = tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string();
+    for (const auto& r : tx.recipients)
+        env.recipients.push_back(r.domain.empty() ? "postmaster@" + services_.directory.primary_domain() : r.to_string());
+    try {
+        writer_ = std::make_unique<spool::MessageWriter>(services_.spool, env);
+    } catch (const std::exception& e) {
+        spdlog::error("spool client={} cannot store message: {}", client_, e.what());
+        write_failed_ = true;
+        return false;
+    }
+    const std::string date = util::rfc5322_date(env.arrival);
+    const std::string received = smtp::received_header(smtp::ReceivedInfo{
+        session.helo_name(), client_ip_, cfg.hostname, session.protocol(), env.queue_id,
+        env.recipients.size() == 1 ? std::string_view(env.recipients.front()) : std::string_view(), date});
+    if (writer_->append(received)) write_failed_ = true;
+    return true;
+}
+
+void SmtpConnection::store_decoded() {
+    if (writer_ && !write_failed_ && !decoded_.empty() && writer_->append(decoded_)) {
+        spdlog::error("spool client={} id={} write failed", client_, writer_->queue_id());
+        write_failed_ = true;
+    }
+    decoded_.clear();
+}
+
+void SmtpConnection::end_message() {
+    writer_.reset();   // an uncommitted file is removed by the writer
+    decoder_.reset();
+    decoded_.clear();
+    decoded_.shrink_to_fit();
+}
+
+asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::receive_dot_stuffed() {
+    for (;;) {
+        const std::string_view pending(in_.data() + in_pos_, in_.size() - in_pos_);
+        in_pos_ += decoder_->feed(pending, decoded_);
+        if (decoder_->finished() || decoded_.size() >= kStoreBlock) store_decoded();
+        if (decoder_->finished()) co_return ReadResult::ok;
+        const ReadResult r = co_await read_more(config_->limits.data_timeout);
+        if (r != ReadResult::ok) co_return r;
+    }
+}
+
+asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::receive_chunk(std::uint64_t size, bool keep) {
+    std::uint64_t remaining = size;
+    for (;;) {
+        const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, in_.size() - in_pos_));
+        if (keep) decoder_->feed(std::string_view(in_.data() + in_pos_, take), decoded_);
+        in_pos_ += take;
+        remaining -= take;
+        if (keep && (remaining == 0 || decoded_.size() >= kStoreBlock)) store_decoded();
+        if (remaining == 0) co_return ReadResult::ok;
+        const ReadResult r = co_await read_more(config_->limits.data_timeout);
+        if (r != ReadResult::ok) co_return r;
+    }
+}
+
+asio::awaitable<std::error_code> SmtpConnection::commit_to_spool(spool::MessageWriter& writer) {
+    auto executor = co_await asio::this_coro::executor;
+    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::error_code)>(
+        [&](auto handler) {
+            auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+            // The work guard keeps io_context::run() going while the committer thread holds the message.
+            auto work = asio::make_work_guard(services_.io);
+            services_.committer.submit(writer, [shared, work, executor](std::error_code ec) mutable {
+                asio::post(executor, [shared, ec]() mutable { (*shared)(ec); });
+                work.reset();
+            });
+        },
+        asio::use_awaitable);
+}
+
+asio::awaitable<smtp::Step> SmtpConnection::commit(smtp::Session& session) {
+    if (!writer_ || write_failed_) co_return session.on_commit_failed();
+    const std::error_code ec = co_await commit_to_spool(*writer_);
+    const std::string id = writer_->queue_id();
+    if (ec) {
+        spdlog::error("spool client={} id={} commit failed: {}", client_, id, ec.message());
+        co_return session.on_commit_failed();
+    }
+    const smtp::Transaction& tx = session.transaction();
+    spdlog::info("queued id={} client={} helo={} from={} size={} nrcpt={} proto={}", id, client_,
+                 session.helo_name(), tx.sender.to_string(), decoder_->size(), tx.recipients.size(),
+                 session.protocol());
+    ++messages_;
+    services_.queue.submit(id);
+    co_return session.on_committed(id);
+}
+
+}  // namespace ferry::server

@@ -1,0 +1,89 @@
+// One SMTP session on one TCP connection: a coroutine that reads with hard limits and timeouts, hands each
+// command to the pure smtp::Session, streams content into the spool and writes the replies. The only code
+// that touches the socket.
+#pragma once
+
+#include <boost/asio.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "config/config.hpp"
+#include "policy/local_directory.hpp"
+#include "queue/delivery_queue.hpp"
+#include "server/connection_limits.hpp"
+#include "smtp/content_decoder.hpp"
+#include "smtp/session.hpp"
+#include "spool/spool.hpp"
+
+namespace ferry::server {
+
+namespace asio = boost::asio;
+
+class SmtpConnection;
+
+// What sessions share; owned by the Server.
+struct ServerServices {
+    asio::io_context& io;
+    policy::LocalDirectory& directory;
+    spool::Spool& spool;
+    spool::Committer& committer;
+    queue::DeliveryQueue& queue;
+    ConnectionLimits& limits;
+    std::set<SmtpConnection*> live;   // for shutdown; touched only on the io thread
+};
+
+class SmtpConnection : public std::enable_shared_from_this<SmtpConnection> {
+public:
+    SmtpConnection(asio::ip::tcp::socket socket, ServerServices& services,
+                   std::shared_ptr<const config::Config> config, std::string listener);
+    ~SmtpConnection();
+
+    asio::awaitable<void> run();
+    void shutdown();   // the server is stopping: interrupt the network wait, say 421, close
+
+private:
+    enum class ReadResult { ok, closed, timeout, shutdown };
+
+    asio::awaitable<void> serve();
+    asio::awaitable<bool> perform(smtp::Session& session, smtp::Step step);
+    bool next_command(smtp::Session& session, smtp::Step& step);
+    asio::awaitable<ReadResult> read_more(std::chrono::milliseconds timeout);
+    asio::awaitable<bool> flush();
+    asio::awaitable<ReadResult> receive_dot_stuffed();
+    asio::awaitable<ReadResult> receive_chunk(std::uint64_t size, bool keep);
+    asio::awaitable<smtp::Step> commit(smtp::Session& session);
+    asio::awaitable<std::error_code> commit_to_spool(spool::MessageWriter& writer);
+    bool begin_message(smtp::Session& session, smtp::ContentDecoder::Mode mode);
+    void store_decoded();
+    void end_message();
+    asio::awaitable<void> say_goodbye(ReadResult why, smtp::Session& session);
+    void arm_timer(std::chrono::milliseconds timeout);
+    void disarm_timer();
+
+    asio::ip::tcp::socket socket_;
+    asio::steady_timer timer_;
+    ServerServices& services_;
+    std::shared_ptr<const config::Config> config_;
+    std::string listener_;
+    std::string client_ip_, client_;   // "127.0.0.1" and "[127.0.0.1]:4711"
+
+    std::string in_;           // received, not yet consumed octets start at in_pos_
+    std::size_t in_pos_ = 0;
+    std::string out_;          // replies not yet written (pipelining: flushed before blocking on a read)
+    bool discarding_line_ = false;
+    bool stopping_ = false;
+    bool timed_out_ = false;
+    std::uint64_t timer_generation_ = 0;
+
+    std::optional<smtp::ContentDecoder> decoder_;
+    std::unique_ptr<spool::MessageWriter> writer_;
+    std::string decoded_;      // decoded content waiting to be handed to the writer
+    bool write_failed_ = false;
+    std::size_t commands_ = 0, messages_ = 0;
+};
+
+}  // namespace ferry::server

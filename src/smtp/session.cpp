@@ -1,0 +1,302 @@
+#include "smtp/session.hpp"
+
+#include <fmt/format.h>
+
+#include "smtp/command.hpp"
+
+namespace ferry::smtp {
+namespace {
+
+// RFC 5321 4.5.3.2.1-2 and RFC 3030 2: advertised in EHLO, in this order.
+std::vector<std::string> ehlo_lines(const SessionSettings& s) {
+    return {s.hostname,
+            "PIPELINING",
+            fmt::format("SIZE {}", s.max_message_size),
+            "ENHANCEDSTATUSCODES",
+            "8BITMIME",
+            "SMTPUTF8",
+            "CHUNKING"};
+}
+
+constexpr std::string_view kHelp = "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP";
+
+}  // namespace
+
+std::string_view to_string(SessionState state) {
+    switch (state) {
+    case SessionState::greeted: return "greeted";
+    case SessionState::ready: return "ready";
+    case SessionState::mail: return "mail";
+    case SessionState::rcpt: return "rcpt";
+    case SessionState::data: return "data";
+    case SessionState::bdat: return "bdat";
+    case SessionState::committing: return "committing";
+    case SessionState::closed: return "closed";
+    }
+    return "?";
+}
+
+Session::Session(SessionSettings settings, RecipientPolicy& policy)
+    : settings_(std::move(settings)), policy_(policy) {}
+
+Reply Session::greeting() const { return Reply(220, "", settings_.hostname + " ESMTP Ferry"); }
+
+std::string_view Session::protocol() const {
+    if (!esmtp_) return "SMTP";
+    return tx_.smtputf8 ? "UTF8ESMTP" : "ESMTP";
+}
+
+void Session::enter(SessionState next) { state_ = next; }
+
+void Session::reset_transaction() {
+    tx_ = Transaction{};
+    if (state_ != SessionState::greeted && state_ != SessionState::closed) enter(SessionState::ready);
+}
+
+Step Session::reply(Reply r, Next next) {
+    Step s;
+    s.replies.push_back(std::move(r));
+    s.next = next;
+    if (next == Next::close) enter(SessionState::closed);
+    return s;
+}
+
+Step Session::error(int code, std::string enhanced, std::string text) {
+    Step s = reply(Reply(code, std::move(enhanced), std::move(text)));
+    // Hard error limit (Postfix smtpd_hard_error_limit): stops harvesting and junk floods, pipelined or not.
+    if (++errors_ >= settings_.max_errors) {
+        s.replies.emplace_back(421, "4.7.0", settings_.hostname + " Error: too many errors");
+        s.next = Next::close;
+        enter(SessionState::closed);
+    }
+    return s;
+}
+
+Step Session::on_command(std::string_view line) {
+    const Command cmd = parse_command(line);
+    // Inside a BDAT sequence only a few commands make sense (RFC 3030 2: the sequence ends with BDAT LAST).
+    if (state_ == SessionState::bdat) {
+        switch (cmd.verb) {
+        case Verb::bdat: case Verb::rset: case Verb::quit: case Verb::noop: case Verb::help: break;
+        case Verb::data: return error(503, "5.5.1", "Error: DATA not allowed after BDAT");
+        default: return error(503, "5.5.1", "Error: BDAT LAST expected");
+        }
+    }
+    switch (cmd.verb) {
+    case Verb::helo: return handle_helo(cmd.argument, false);
+    case Verb::ehlo: return handle_helo(cmd.argument, true);
+    case Verb::mail: return handle_mail(cmd.argument);
+    case Verb::rcpt: return handle_rcpt(cmd.argument);
+    case Verb::data: return handle_data(cmd.argument);
+    case Verb::bdat: return handle_bdat(cmd.argument);
+    case Verb::rset: return handle_rset(cmd.argument);
+    case Verb::noop: return reply(Reply(250, "2.0.0", "Ok"));
+    case Verb::quit:
+        if (!cmd.argument.empty()) return error(501, "5.5.4", "Syntax: QUIT");
+        return reply(Reply(221, "2.0.0", "Bye"), Next::close);
+    case Verb::vrfy:
+        if (cmd.argument.empty()) return error(501, "5.5.4", "Syntax: VRFY address");
+        // RFC 5321 3.5.3: 252 tells nothing about whether the user exists (no enumeration).
+        return reply(Reply(252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery"));
+    case Verb::help: return reply(Reply(214, "2.0.0", std::string(kHelp)));
+    case Verb::expn: return error(502, "5.5.1", "Error: command not implemented");
+    case Verb::starttls: return error(502, "5.5.1", "Error: command not implemented");
+    case Verb::auth: return error(503, "5.5.1", "Error: authentication not enabled");
+    case Verb::unknown: break;
+    }
+    return error(500, "5.5.2", "Error: command not recognized");
+}
+
+Step Session::on_line_too_long() { return error(500, "5.5.2", "Error: line too long"); }
+
+Step Session::on_bare_lf_command() {
+    // Commands end in CRLF (RFC 5321 2.3.8); a bare LF is how smuggling starts, so it is never a line end.
+    return error(500, "5.5.2", "Error: bare <LF> received, commands must end in <CR><LF>");
+}
+
+Step Session::handle_helo(std::string_view arg, bool extended) {
+    if (arg.empty() || arg.find(' ') != std::string_view::npos)
+        return error(501, "5.5.4", extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
+    helo_ = std::string(arg);
+    esmtp_ = extended;
+    enter(SessionState::ready);
+    reset_transaction();   // RFC 5321 4.1.4: EHLO/HELO resets any transaction
+    Reply r;
+    r.code = 250;
+    r.lines = extended ? ehlo_lines(settings_) : std::vector<std::string>{settings_.hostname};
+    return reply(std::move(r));
+}
+
+Step Session::handle_mail(std::string_view arg) {
+    if (state_ == SessionState::greeted) return error(503, "5.5.1", "Error: send HELO/EHLO first");
+    if (state_ != SessionState::ready) return error(503, "5.5.1", "Error: nested MAIL command");
+    MailArguments m = parse_mail_arguments(arg);
+    switch (m.error) {
+    case ArgError::none: break;
+    case ArgError::syntax: return error(501, "5.5.4", "Syntax: MAIL FROM:<address>");
+    case ArgError::address_too_long: return error(501, "5.1.7", "Sender address too long");
+    case ArgError::bad_address: return error(501, "5.1.7", "Bad sender address syntax");
+    case ArgError::bad_parameter: return error(501, "5.5.4", "Bad MAIL parameter syntax");
+    }
+    if (m.path.mailbox && m.path.mailbox->domain.empty())
+        return error(501, "5.1.7", "Bad sender address syntax");
+    Transaction tx;
+    for (const EsmtpParam& p : m.params) {
+        if (!esmtp_) return error(555, "5.5.4", "Unsupported option: " + p.keyword);
+        if (p.keyword == "SIZE" && p.value) {   // RFC 1870 6
+            const std::string& v = *p.value;
+            if (v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos)
+                return error(501, "5.5.4", "Bad message size syntax");
+            const std::uint64_t size = std::stoull(v);
+            if (size > settings_.max_message_size)
+                return reply(Reply(552, "5.3.4", "Message size exceeds fixed limit"));
+            tx.declared_size = size;
+        } else if (p.keyword == "BODY" && p.value) {   // RFC 6152
+            const std::string v = ascii_lower(*p.value);
+            if (v == "8bitmime") tx.body_8bit = true;
+            else if (v != "7bit") return error(555, "5.5.4", "Unsupported option: BODY=" + *p.value);
+        } else if (p.keyword == "SMTPUTF8" && !p.value) {   // RFC 6531 3.4
+            tx.smtputf8 = true;
+        } else {
+            return error(555, "5.5.4", "Unsupported option: " + p.keyword);
+        }
+    }
+    if (m.path.mailbox && m.path.mailbox->utf8 && !tx.smtputf8)
+        return error(553, "5.6.7", "Must declare SMTPUTF8 to send unicode address");
+    tx.sender = std::move(m.path);
+    tx_ = std::move(tx);
+    enter(SessionState::mail);
+    return reply(Reply(250, "2.1.0", "Ok"));
+}
+
+Step Session::handle_rcpt(std::string_view arg) {
+    if (state_ == SessionState::greeted || state_ == SessionState::ready)
+        return error(503, "5.5.1", "Error: need MAIL command");
+    if (state_ != SessionState::mail && state_ != SessionState::rcpt)
+        return error(503, "5.5.1", "Error: bad sequence of commands");
+    MailArguments r = parse_rcpt_arguments(arg);
+    switch (r.error) {
+    case ArgError::none: break;
+    case ArgError::syntax: return error(501, "5.5.4", "Syntax: RCPT TO:<address>");
+    case ArgError::address_too_long: return error(501, "5.1.3", "Recipient address too long");
+    case ArgError::bad_address: return error(501, "5.1.3", "Bad recipient address syntax");
+    case ArgError::bad_parameter: return error(501, "5.5.4", "Bad RCPT parameter syntax");
+    }
+    if (!r.params.empty()) return error(555, "5.5.4", "Unsupported option: " + r.params.front().keyword);
+    // RFC 5321 4.5.3.1.8: more than the limit gets 452 (not an error toward the hard limit: clients retry).
+    if (tx_.recipients.size() >= settings_.max_recipients)
+        return reply(Reply(452, "4.5.3", "Error: too many recipients"));
+    const Mailbox& rcpt = *r.path.mailbox;
+    if (rcpt.utf8 && !tx_.smtputf8) return error(553, "5.6.7", "Must declare SMTPUTF8 to send unicode address");
+    const std::string shown = "<" + rcpt.to_string() + ">";
+    switch (policy_.check_recipient(rcpt)) {
+    case RecipientVerdict::accept: break;
+    case RecipientVerdict::unknown_user:
+        return error(550, "5.1.1", shown + ": Recipient address rejected: User unknown in local recipient table");
+    case RecipientVerdict::relay_denied:
+        return error(554, "5.7.1", shown + ": Relay access denied");
+    case RecipientVerdict::temporary_failure:
+        return reply(Reply(451, "4.3.0", shown + ": Temporary lookup failure"));
+    }
+    tx_.recipients.push_back(rcpt);
+    enter(SessionState::rcpt);
+    return reply(Reply(250, "2.1.5", "Ok"));
+}
+
+Step Session::handle_data(std::string_view arg) {
+    if (state_ == SessionState::greeted || state_ == SessionState::ready)
+        return error(503, "5.5.1", "Error: need MAIL command");
+    if (state_ == SessionState::mail) return error(503, "5.5.1", "Error: need RCPT command");
+    if (!arg.empty()) return error(501, "5.5.4", "Syntax: DATA");
+    enter(SessionState::data);
+    return reply(Reply(354, "", "End data with <CR><LF>.<CR><LF>"), Next::data);
+}
+
+Step Session::handle_bdat(std::string_view arg) {
+    const BdatArguments b = parse_bdat_arguments(arg);
+    // The chunk follows the command whatever we think of it (RFC 3030 2): without a size we cannot
+    // find the next command any more, so a bad size ends the session.
+    if (!b.ok) {
+        Step s = error(501, "5.5.4", "Syntax: BDAT size [LAST]");
+        if (s.next == Next::close) return s;   // the error limit has already said 421
+        s.replies.emplace_back(421, "4.7.0", settings_.hostname + " Error: lost sync with BDAT chunks");
+        s.next = Next::close;
+        enter(SessionState::closed);
+        return s;
+    }
+    Step s;
+    if (state_ == SessionState::greeted || state_ == SessionState::ready)
+        s = error(503, "5.5.1", "Error: need MAIL command");
+    else if (state_ == SessionState::mail)
+        s = error(503, "5.5.1", "Error: need RCPT command");
+    if (!s.replies.empty()) {
+        if (s.next == Next::close) return s;
+        s.next = Next::bdat_chunk;   // reply after the chunk has been read and dropped
+        s.chunk_size = b.size;
+        s.chunk_last = b.last;
+        s.discard_chunk = true;
+        return s;
+    }
+    enter(SessionState::bdat);
+    chunk_size_ = b.size;
+    chunk_last_ = b.last;
+    s.next = Next::bdat_chunk;
+    s.chunk_size = b.size;
+    s.chunk_last = b.last;
+    tx_.bdat_octets += b.size;
+    return s;
+}
+
+Step Session::on_chunk_end(const ContentFlaws& flaws) {
+    // `flaws` cover every chunk so far; judged once, at BDAT LAST, like the end of DATA.
+    if (chunk_last_) return on_data_end(flaws);
+    return reply(Reply(250, "2.0.0", fmt::format("Ok: {} octets received", chunk_size_)));
+}
+
+Step Session::handle_rset(std::string_view arg) {
+    if (!arg.empty()) return error(501, "5.5.4", "Syntax: RSET");
+    reset_transaction();
+    return reply(Reply(250, "2.0.0", "Ok"));
+}
+
+Step Session::on_data_end(const ContentFlaws& flaws) {
+    if (flaws.too_big) {
+        reset_transaction();
+        return reply(Reply(552, "5.3.4", "Message size exceeds fixed limit"));
+    }
+    if (flaws.bare_lf || flaws.bare_cr) {
+        reset_transaction();
+        return error(550, "5.5.2", "Error: bare <LF> or <CR> in message content (RFC 5321 2.3.8)");
+    }
+    if (flaws.line_too_long) {
+        reset_transaction();
+        return error(550, "5.6.0",
+                     fmt::format("Error: message line longer than {} octets (RFC 5321 4.5.3.1.6)",
+                                 settings_.max_text_line));
+    }
+    enter(SessionState::committing);
+    Step s;
+    s.next = Next::commit;
+    return s;
+}
+
+Step Session::on_committed(std::string_view queue_id) {
+    reset_transaction();
+    return reply(Reply(250, "2.0.0", fmt::format("Ok: queued as {}", queue_id)));
+}
+
+Step Session::on_commit_failed() {
+    reset_transaction();
+    return reply(Reply(451, "4.3.0", "Error: queue file write error"));
+}
+
+Reply Session::on_timeout() {
+    enter(SessionState::closed);
+    return Reply(421, "4.4.2", settings_.hostname + " Error: timeout exceeded");
+}
+
+Reply Session::on_shutdown() const {
+    return Reply(421, "4.3.2", settings_.hostname + " Service shutting down, closing transmission channel");
+}
+
+}  // namespace ferry::smtp

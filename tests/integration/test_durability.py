@@ -1,0 +1,178 @@
+"""Durability: a 250 survives kill -9; nothing half-received is delivered; clean SIGTERM; retries."""
+
+import time
+
+from ferrytest import RawSMTP, files_under, header_value, make_message, parse_delivered
+
+
+def block_mailbox(srv, local="alice"):
+    """Make local delivery fail temporarily: a regular file where the Maildir should be."""
+    md = srv.maildir(local)
+    md.parent.mkdir(parents=True, exist_ok=True)
+    md.write_text("not a maildir\n")
+    return md
+
+
+def wait_spool_empty(srv, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        left = files_under(srv.data_dir / "spool")
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"files left in spool: {[str(p.relative_to(srv.data_dir)) for p in left]}")
+        time.sleep(0.1)
+
+
+def test_kill9_after_250_message_survives(ferry):
+    srv = ferry(queue={"min_retry": "1s"})
+    md = block_mailbox(srv)
+    content = make_message("survivor")
+    with srv.connect() as c:
+        c.ehlo()
+        qid = c.send_message("sender@client.test", ["alice@example.test"], content)
+        srv.kill9()
+    assert md.is_file()
+    assert files_under(srv.data_dir / "spool"), "nothing in the spool after a 250"
+    md.unlink()
+    srv.start()
+    [f] = srv.wait_mail("alice", timeout=15)
+    time.sleep(1.5)
+    files = srv.mail_files("alice")
+    assert len(files) == 1, f"delivered {len(files)} times"
+    rp, _, received, _, rest = parse_delivered(f.read_bytes())
+    assert rest == content
+    assert qid in received
+    wait_spool_empty(srv)
+
+
+def test_kill9_immediately_after_250_multiple_recipients(ferry):
+    srv = ferry(queue={"min_retry": "1s"})
+    block_mailbox(srv, "alice")
+    block_mailbox(srv, "bob")
+    with srv.connect() as c:
+        c.ehlo()
+        for i in range(3):
+            c.send_message("sender@client.test", ["alice@example.test", "bob@example.test"],
+                           make_message(f"m{i}"))
+        srv.kill9()
+    srv.maildir("alice").unlink()
+    srv.maildir("bob").unlink()
+    srv.start()
+    fa = srv.wait_mail("alice", count=3, timeout=15)
+    fb = srv.wait_mail("bob", count=3, timeout=15)
+    time.sleep(1.5)
+    assert len(srv.mail_files("alice")) == 3 and len(srv.mail_files("bob")) == 3
+    for files in (fa, fb):
+        assert sorted(header_value(f.read_bytes(), "Subject") for f in files) == ["m0", "m1", "m2"]
+    wait_spool_empty(srv)
+
+
+def test_partial_delivery_then_kill9_no_duplicates(ferry):
+    """alice's copy is delivered, bob's is stuck; after kill -9 and restart bob gets his copy
+    and alice does not get a second one."""
+    srv = ferry(queue={"min_retry": "1s"})
+    block_mailbox(srv, "bob")
+    with srv.connect() as c:
+        c.ehlo()
+        c.send_message("sender@client.test", ["alice@example.test", "bob@example.test"], make_message("half"))
+        c.quit()
+    srv.wait_mail("alice")
+    time.sleep(0.5)
+    srv.kill9()
+    srv.maildir("bob").unlink()
+    srv.start()
+    srv.wait_mail("bob", timeout=15)
+    time.sleep(1.5)
+    assert len(srv.mail_files("alice")) == 1, "alice got a duplicate"
+    assert len(srv.mail_files("bob")) == 1
+    wait_spool_empty(srv)
+
+
+def test_kill9_mid_data_nothing_delivered(ferry):
+    srv = ferry(queue={"min_retry": "1s"})
+    c = srv.connect()
+    c.ehlo()
+    c.expect("MAIL FROM:<sender@client.test>", 250, "2.1.0")
+    c.expect("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    assert c.cmd("DATA").code == 354
+    c.send(b"Subject: partial\r\n\r\n" + b"partial body line\r\n" * 2000)
+    time.sleep(0.3)
+    srv.kill9()
+    c.close()
+    srv.start()
+    srv.send("alice@example.test", subject="control")
+    srv.wait_mail("alice")
+    time.sleep(1.0)
+    files = srv.mail_files("alice")
+    assert len(files) == 1
+    assert header_value(files[0].read_bytes(), "Subject") == "control"
+    assert (srv.data_dir / "spool").is_dir(), "no spool directory in data_dir"
+    wait_spool_empty(srv)
+    assert files_under(srv.maildir("alice") / "tmp") == []
+
+
+def test_sigterm_with_queued_message_then_restart(ferry):
+    srv = ferry(queue={"min_retry": "1s"})
+    md = block_mailbox(srv)
+    srv.send("alice@example.test", subject="queued over restart")
+    time.sleep(0.3)
+    assert srv.stop() == 0
+    md.unlink()
+    srv.start()
+    [f] = srv.wait_mail("alice", timeout=15)
+    time.sleep(1.0)
+    assert len(srv.mail_files("alice")) == 1
+    assert header_value(f.read_bytes(), "Subject") == "queued over restart"
+
+
+def test_temporary_failure_is_retried(ferry):
+    srv = ferry(queue={"min_retry": "1s"})
+    md = block_mailbox(srv)
+    srv.send("alice@example.test", subject="retried")
+    time.sleep(1.5)  # at least one failed attempt
+    assert md.is_file()
+    md.unlink()
+    [f] = srv.wait_mail("alice", timeout=15)
+    assert header_value(f.read_bytes(), "Subject") == "retried"
+    wait_spool_empty(srv)
+
+
+def test_sigterm_exits_0(ferry):
+    srv = ferry()
+    t0 = time.monotonic()
+    assert srv.stop(timeout=5) == 0
+    assert time.monotonic() - t0 < 5
+
+
+def test_sigterm_with_idle_client_exits_0(ferry):
+    srv = ferry()
+    c = RawSMTP(srv.port)
+    assert c.greeting.code == 220
+    c.ehlo()
+    c2 = RawSMTP(srv.port)  # a second one that never said anything beyond the greeting
+    t0 = time.monotonic()
+    rc = srv.stop(timeout=5)
+    assert rc == 0, f"exit status {rc} (None = had to SIGKILL after 5 s)"
+    assert time.monotonic() - t0 < 5
+    c.close()
+    c2.close()
+
+
+def test_sigterm_mid_data_then_restart(ferry):
+    """A transaction cut by shutdown is not delivered; the server comes back and works."""
+    srv = ferry()
+    c = srv.connect()
+    c.ehlo()
+    c.expect("MAIL FROM:<sender@client.test>", 250, "2.1.0")
+    c.expect("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    assert c.cmd("DATA").code == 354
+    c.send(b"Subject: cut\r\n\r\nbody\r\n")
+    assert srv.stop(timeout=5) == 0
+    c.close()
+    srv.start()
+    srv.send("alice@example.test", subject="control")
+    srv.wait_mail("alice")
+    time.sleep(0.5)
+    files = srv.mail_files("alice")
+    assert len(files) == 1 and header_value(files[0].read_bytes(), "Subject") == "control"

@@ -1,0 +1,323 @@
+"""Limits: errors, connections, timeouts, recipients, line lengths — each with its reply code."""
+
+import time
+
+import pytest
+
+from ferrytest import RawSMTP, SMTPClosed, header_value, make_message
+
+
+def control_only(srv, local="alice", subject="control"):
+    """Send a control message, wait for it, and assert it is the only one in the mailbox."""
+    srv.send(f"{local}@example.test", subject=subject)
+    srv.wait_mail(local)
+    time.sleep(0.5)
+    files = srv.mail_files(local)
+    assert len(files) == 1, [f.read_bytes()[:300] for f in files]
+    assert header_value(files[0].read_bytes(), "Subject") == subject
+
+
+def test_error_limit(ferry):
+    srv = ferry(limits={"errors": 3})
+    with srv.connect() as c:
+        c.ehlo()
+        r1 = c.cmd("FOO1")
+        r2 = c.cmd("FOO2")
+        assert r1.is_(500, "5.5.2") and r2.is_(500, "5.5.2"), (r1, r2)
+        r3 = c.cmd("FOO3")
+        if r3.code != 421:
+            assert r3.is_(500, "5.5.2"), r3
+            r4 = c.cmd("FOO4")
+            assert r4.is_(421, "4.7.0"), r4
+        else:
+            assert r3.is_(421, "4.7.0"), r3
+        closed, extra = c.wait_closed(3)
+        assert closed, "connection not closed after 421"
+        assert extra == b"", extra
+
+
+def test_error_limit_counts_mixed_errors(ferry):
+    srv = ferry(limits={"errors": 3})
+    with srv.connect() as c:
+        c.ehlo()
+        c.expect("RCPT TO:<alice@example.test>", 503, "5.5.1")
+        c.expect("MAIL FROM:<a@b", 501, None)
+        r = c.cmd("BOGUS")
+        if r.code != 421:
+            r = c.cmd("BOGUS")
+        assert r.is_(421, "4.7.0"), r
+        assert c.wait_closed(3)[0]
+
+
+def test_error_limit_does_not_trigger_for_good_commands(ferry):
+    srv = ferry(limits={"errors": 3})
+    with srv.connect() as c:
+        c.ehlo()
+        for _ in range(20):
+            c.expect("NOOP", 250, "2.0.0")
+        c.expect("FOO", 500, "5.5.2")
+        c.expect("NOOP", 250, "2.0.0")
+        c.quit()
+
+
+def open_ok(port):
+    c = RawSMTP(port, timeout=5)
+    assert c.greeting.code == 220, c.greeting
+    return c
+
+
+def expect_refused(port):
+    c = RawSMTP(port, timeout=5)
+    try:
+        assert c.greeting.is_(421, "4.7.0"), c.greeting
+        assert c.wait_closed(3)[0], "refused connection not closed"
+    finally:
+        c.close()
+
+
+def reconnect_ok(port, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        c = RawSMTP(port, timeout=5)
+        if c.greeting.code == 220:
+            return c
+        c.close()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still refused after a slot was freed: {c.greeting}")
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("limits,n", [({"connections_per_ip": 2}, 2), ({"connections": 3}, 3)])
+def test_connection_limits(ferry, limits, n):
+    srv = ferry(limits=limits)
+    time.sleep(0.3)  # let the start-up probe session end
+    conns = [open_ok(srv.port) for _ in range(n)]
+    expect_refused(srv.port)
+    expect_refused(srv.port)
+    # the open sessions still work
+    conns[0].ehlo()
+    conns[0].expect("NOOP", 250, "2.0.0")
+    conns.pop().quit()
+    c = reconnect_ok(srv.port)
+    c.ehlo()
+    c.send_message("x@client.test", ["alice@example.test"], make_message("after limit"))
+    c.quit()
+    for c in conns:
+        c.close()
+    srv.wait_mail("alice")
+
+
+def test_connection_slot_freed_on_abrupt_close(ferry):
+    srv = ferry(limits={"connections_per_ip": 1})
+    time.sleep(0.3)
+    c = open_ok(srv.port)
+    expect_refused(srv.port)
+    c.close()  # no QUIT
+    reconnect_ok(srv.port).quit()
+
+
+def test_command_timeout(ferry):
+    srv = ferry(limits={"command_timeout": "1s"})
+    c = srv.connect()
+    c.ehlo()
+    t0 = time.monotonic()
+    r = c.reply(timeout=5)
+    assert r.is_(421, "4.4.2"), r
+    closed, _ = c.wait_closed(3)
+    elapsed = time.monotonic() - t0
+    assert closed
+    assert 0.5 < elapsed < 3.5, elapsed
+    c.close()
+
+
+def test_command_timeout_before_ehlo(ferry):
+    srv = ferry(limits={"command_timeout": "1s"})
+    c = srv.connect()
+    t0 = time.monotonic()
+    r = c.reply(timeout=5)
+    assert r.is_(421, "4.4.2"), r
+    assert c.wait_closed(3)[0]
+    assert time.monotonic() - t0 < 3.5
+    c.close()
+
+
+def test_command_timeout_is_per_command(ferry):
+    srv = ferry(limits={"command_timeout": "1s"})
+    with srv.connect() as c:
+        c.ehlo()
+        for _ in range(4):
+            time.sleep(0.5)
+            c.expect("NOOP", 250, "2.0.0")
+        c.quit()
+
+
+def test_command_timeout_mid_line(ferry):
+    """A partial command line without CRLF does not keep the session alive forever."""
+    srv = ferry(limits={"command_timeout": "1s"})
+    c = srv.connect()
+    c.ehlo()
+    c.send(b"MAIL FROM:<x@cli")
+    t0 = time.monotonic()
+    try:
+        r = c.reply(timeout=5)
+        assert r.is_(421, "4.4.2"), r
+    except SMTPClosed:
+        pass
+    assert c.wait_closed(3)[0]
+    assert time.monotonic() - t0 < 3.5
+    c.close()
+
+
+def test_data_timeout(ferry):
+    srv = ferry(limits={"data_timeout": "1s"})
+    c = srv.connect()
+    c.ehlo()
+    c.expect("MAIL FROM:<x@client.test>", 250, "2.1.0")
+    c.expect("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    assert c.cmd("DATA").code == 354
+    c.send(b"Subject: stalled\r\n\r\npartial body\r\n")
+    t0 = time.monotonic()
+    try:
+        r = c.reply(timeout=5)
+        assert r.is_(421, "4.4.2"), r
+    except SMTPClosed:
+        pass  # a plain close is acceptable
+    assert c.wait_closed(3)[0]
+    assert time.monotonic() - t0 < 3.5
+    c.close()
+    control_only(srv)
+
+
+def test_data_timeout_not_applied_to_commands(ferry):
+    srv = ferry(limits={"data_timeout": "1s"})
+    with srv.connect() as c:
+        c.ehlo()
+        time.sleep(1.6)
+        c.expect("NOOP", 250, "2.0.0")
+        c.quit()
+
+
+def test_bdat_timeout_mid_chunk(ferry):
+    srv = ferry(limits={"data_timeout": "1s", "command_timeout": "1s"})
+    c = srv.connect()
+    c.ehlo()
+    c.expect("MAIL FROM:<x@client.test>", 250, "2.1.0")
+    c.expect("RCPT TO:<alice@example.test>", 250, "2.1.5")
+    c.send(b"BDAT 1000 LAST\r\nSubject: stalled\r\n\r\n")
+    t0 = time.monotonic()
+    try:
+        r = c.reply(timeout=5)
+        assert r.is_(421, "4.4.2"), r
+    except SMTPClosed:
+        pass
+    assert c.wait_closed(3)[0]
+    assert time.monotonic() - t0 < 3.5
+    c.close()
+    control_only(srv)
+
+
+def test_recipient_limit(ferry):
+    srv = ferry(limits={"recipients": 3}, users=("alice", "bob", "carol", "dave", "erin"))
+    with srv.connect() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<x@client.test>", 250, "2.1.0")
+        for u in ("alice", "bob", "carol"):
+            c.expect(f"RCPT TO:<{u}@example.test>", 250, "2.1.5")
+        for u in ("dave", "erin"):
+            c.expect(f"RCPT TO:<{u}@example.test>", 452, "4.5.3")
+        assert c.cmd("DATA").code == 354
+        c.send(make_message("limited") + b".\r\n")
+        assert c.reply().is_(250, "2.0.0")
+        c.quit()
+    for u in ("alice", "bob", "carol"):
+        srv.wait_mail(u)
+    time.sleep(0.5)
+    assert srv.mail_files("dave") == [] and srv.mail_files("erin") == []
+
+
+def test_recipient_limit_resets_per_transaction(ferry):
+    srv = ferry(limits={"recipients": 2})
+    with srv.connect() as c:
+        c.ehlo()
+        c.send_message("x@client.test", ["alice@example.test", "bob@example.test"], make_message("t1"))
+        c.send_message("x@client.test", ["alice@example.test", "bob@example.test"], make_message("t2"))
+        c.quit()
+    srv.wait_mail("alice", count=2)
+    srv.wait_mail("bob", count=2)
+
+
+def test_pipelining_cannot_bypass_recipient_limit(ferry):
+    aliases = {f"r{i}@example.test": ["alice@example.test"] for i in range(150)}
+    srv = ferry(limits={"recipients": 100}, aliases=aliases)
+    with srv.connect() as c:
+        c.ehlo()
+        c.send(b"MAIL FROM:<x@client.test>\r\n" + b"".join(b"RCPT TO:<r%d@example.test>\r\n" % i for i in range(150)))
+        r = c.reply()
+        assert r.is_(250, "2.1.0"), r
+        replies = c.replies(150)
+        ok = [x for x in replies if x.is_(250, "2.1.5")]
+        full = [x for x in replies if x.is_(452, "4.5.3")]
+        assert len(ok) == 100 and len(full) == 50, [str(x) for x in replies if not x.is_(250)][:5]
+        assert all(x.code == 250 for x in replies[:100])
+        c.expect("NOOP", 250, "2.0.0")
+        c.quit()
+
+
+def test_text_line_length(ferry):
+    srv = ferry()
+    with srv.connect() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<x@client.test>", 250, "2.1.0")
+        c.expect("RCPT TO:<alice@example.test>", 250, "2.1.5")
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: long line\r\n\r\n" + b"a" * 998 + b"\r\n" + b"b" * 999 + b"\r\nend\r\n.\r\n")
+        r = c.reply()
+        assert r.is_(550, "5.6.0"), r
+        c.expect("NOOP", 250, "2.0.0")
+        c.quit()
+    control_only(srv)
+
+
+def test_text_line_length_very_long(ferry):
+    srv = ferry()
+    with srv.connect() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<x@client.test>", 250, "2.1.0")
+        c.expect("RCPT TO:<alice@example.test>", 250, "2.1.5")
+        assert c.cmd("DATA").code == 354
+        # 200 kB without a line break; must not be split into "lines" that each pass
+        c.send(b"Subject: huge line\r\n\r\n" + b"c" * 200000 + b"\r\n.\r\n")
+        r = c.reply()
+        assert r.is_(550, "5.6.0"), r
+        c.expect("NOOP", 250, "2.0.0")
+        c.quit()
+    control_only(srv)
+
+
+def test_text_line_length_configured(ferry):
+    srv = ferry(limits={"text_line_length": 100})
+    with srv.connect() as c:
+        c.ehlo()
+        c.send_message("x@client.test", ["alice@example.test"],
+                       b"Subject: ok\r\n\r\n" + b"o" * 98 + b"\r\n")
+        c.expect("MAIL FROM:<x@client.test>", 250, "2.1.0")
+        c.expect("RCPT TO:<alice@example.test>", 250, "2.1.5")
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: too long\r\n\r\n" + b"o" * 99 + b"\r\n.\r\n")
+        r = c.reply()
+        assert r.is_(550, "5.6.0"), r
+        c.quit()
+    [f] = srv.wait_mail("alice")
+    time.sleep(0.5)
+    assert len(srv.mail_files("alice")) == 1
+    assert header_value(f.read_bytes(), "Subject") == "ok"
+
+
+def test_command_line_length_configured(ferry):
+    srv = ferry(limits={"command_line_length": 100})
+    with srv.connect() as c:
+        c.ehlo()
+        c.expect(b"NOOP " + b"x" * 93, 250, "2.0.0")   # 100 octets incl CRLF
+        c.expect(b"NOOP " + b"x" * 94, 500, "5.5.2")   # 101
+        c.expect("NOOP", 250, "2.0.0")
+        c.quit()

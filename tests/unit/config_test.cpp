@@ -1,0 +1,480 @@
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using ferry::config::Config;
+using ferry::config::ConfigError;
+using ferry::config::ListenerRole;
+
+namespace {
+
+class ConfigFileTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::string tmpl = (fs::temp_directory_path() / "ferry-config-test-XXXXXX").string();
+        ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+
+    fs::path write(const std::string& name, const std::string& text) {
+        fs::path p = dir_ / name;
+        fs::create_directories(p.parent_path());
+        std::ofstream(p) << text;
+        return p;
+    }
+
+    Config load(const std::string& text) { return ferry::config::load_config(write("ferry.toml", text)); }
+
+    // The message of the ConfigError `text` raises (fails the test when it loads).
+    std::string error_of(const std::string& text) {
+        fs::path p = write("ferry.toml", text);
+        try {
+            ferry::config::load_config(p);
+        } catch (const ConfigError& e) {
+            std::string msg = e.what();
+            EXPECT_EQ(msg.find('\n'), std::string::npos) << "not one line: " << msg;
+            EXPECT_EQ(msg.rfind(p.string() + ":", 0), 0u) << "does not start with the file name: " << msg;
+            return msg;
+        }
+        ADD_FAILURE() << "no ConfigError for:\n" << text;
+        return {};
+    }
+
+    std::string at_line(int line) { return (dir_ / "ferry.toml").string() + ":" + std::to_string(line) + ": "; }
+
+    fs::path dir_;
+};
+
+const std::string kListen = "[[listen]]\naddress = \"127.0.0.1:2525\"\n";
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------
+
+TEST_F(ConfigFileTest, DefaultsWithOnlyAListener) {
+    Config c = load(kListen);
+    EXPECT_EQ(c.source, dir_ / "ferry.toml");
+    char host[256] = {};
+    ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+    EXPECT_EQ(c.hostname, host);
+    EXPECT_EQ(c.data_dir, dir_ / "var");
+    EXPECT_TRUE(c.data_dir.is_absolute());
+    EXPECT_EQ(c.user, "");
+    EXPECT_EQ(c.log_level, "info");
+    ASSERT_EQ(c.listeners.size(), 1u);
+    EXPECT_EQ(c.listeners[0].host, "127.0.0.1");
+    EXPECT_EQ(c.listeners[0].port, 2525);
+    EXPECT_EQ(c.listeners[0].role, ListenerRole::mx);
+    EXPECT_FALSE(c.tls.has_value());
+    EXPECT_TRUE(c.local_domains.empty());
+    EXPECT_TRUE(c.aliases.empty());
+    EXPECT_EQ(c.limits.command_line_length, 512u);
+    EXPECT_EQ(c.limits.text_line_length, 1000u);
+    EXPECT_EQ(c.limits.message_size, 50ull << 20);
+    EXPECT_EQ(c.limits.recipients, 100u);
+    EXPECT_EQ(c.limits.connections, 1000u);
+    EXPECT_EQ(c.limits.connections_per_ip, 50u);
+    EXPECT_EQ(c.limits.errors, 10u);
+    EXPECT_EQ(c.limits.command_timeout, 5min);
+    EXPECT_EQ(c.limits.data_timeout, 10min);
+    EXPECT_FALSE(c.dns.resolver.has_value());
+    EXPECT_EQ(c.dns.timeout, 5s);
+    EXPECT_EQ(c.outbound.port, 25);
+    EXPECT_EQ(c.outbound.relay_host, "");
+    EXPECT_EQ(c.queue.min_retry, 5min);
+    EXPECT_EQ(c.queue.max_retry, 1h);
+    EXPECT_EQ(c.queue.lifetime, 24h * 5);
+    EXPECT_EQ(c.queue.delivery_workers, 2u);
+    EXPECT_EQ(c.spool_dir(), dir_ / "var" / "spool");
+    EXPECT_EQ(c.accounts_file(), dir_ / "var" / "accounts");
+}
+
+TEST_F(ConfigFileTest, EveryKeyParsed) {
+    write("tls/cert.pem", "cert");
+    write("tls/key.pem", "key");
+    Config c = load(R"(
+hostname = "mx.example.test"
+data_dir = "/srv/ferry/data/"
+user = "ferry"
+log_level = "debug"
+
+[[listen]]
+address = "0.0.0.0:25"
+role = "mx"
+[[listen]]
+address = "[::1]:587"
+role = "submission"
+[[listen]]
+address = "127.0.0.1:0"
+role = "submissions"
+
+[tls]
+certificate = "tls/cert.pem"
+private_key = "tls/key.pem"
+
+[domains]
+local = ["Example.TEST", "second.example", "example.test"]
+
+[limits]
+command_line_length = 2048
+text_line_length = 1000
+recipients = 3
+connections = 20
+connections_per_ip = 2
+errors = 4
+message_size = "64k"
+command_timeout = "30s"
+data_timeout = "250ms"
+
+[dns]
+resolver = "127.0.0.1:5353"
+timeout = "2s"
+
+[outbound]
+port = 2526
+relay_host = "smtp.example.net:587"
+
+[queue]
+min_retry = "1s"
+max_retry = "2m"
+lifetime = "1h"
+delivery_workers = 8
+
+[aliases]
+"Sales@Example.test" = ["alice@EXAMPLE.test", "Bob@example.test"]
+"postmaster@example.test" = "alice@example.test"
+)");
+    EXPECT_EQ(c.hostname, "mx.example.test");
+    EXPECT_EQ(c.data_dir, fs::path("/srv/ferry/data"));
+    EXPECT_EQ(c.user, "ferry");
+    EXPECT_EQ(c.log_level, "debug");
+    ASSERT_EQ(c.listeners.size(), 3u);
+    EXPECT_EQ(c.listeners[0].host, "0.0.0.0");
+    EXPECT_EQ(c.listeners[0].port, 25);
+    EXPECT_EQ(c.listeners[0].role, ListenerRole::mx);
+    EXPECT_EQ(c.listeners[1].host, "::1");
+    EXPECT_EQ(c.listeners[1].port, 587);
+    EXPECT_EQ(c.listeners[1].role, ListenerRole::submission);
+    EXPECT_EQ(c.listeners[2].port, 0);
+    EXPECT_EQ(c.listeners[2].role, ListenerRole::submissions);
+    ASSERT_TRUE(c.tls.has_value());
+    EXPECT_EQ(c.tls->certificate, dir_ / "tls" / "cert.pem");
+    EXPECT_EQ(c.tls->private_key, dir_ / "tls" / "key.pem");
+    EXPECT_EQ(c.local_domains, (std::vector<std::string>{"example.test", "second.example"}));
+    EXPECT_EQ(c.limits.command_line_length, 2048u);
+    EXPECT_EQ(c.limits.text_line_length, 1000u);
+    EXPECT_EQ(c.limits.recipients, 3u);
+    EXPECT_EQ(c.limits.connections, 20u);
+    EXPECT_EQ(c.limits.connections_per_ip, 2u);
+    EXPECT_EQ(c.limits.errors, 4u);
+    EXPECT_EQ(c.limits.message_size, 65536u);
+    EXPECT_EQ(c.limits.command_timeout, 30s);
+    EXPECT_EQ(c.limits.data_timeout, 250ms);
+    EXPECT_EQ(c.dns.resolver, "127.0.0.1:5353");
+    EXPECT_EQ(c.dns.timeout, 2s);
+    EXPECT_EQ(c.outbound.port, 2526);
+    EXPECT_EQ(c.outbound.relay_host, "smtp.example.net:587");
+    EXPECT_EQ(c.queue.min_retry, 1s);
+    EXPECT_EQ(c.queue.max_retry, 2min);
+    EXPECT_EQ(c.queue.lifetime, 1h);
+    EXPECT_EQ(c.queue.delivery_workers, 8u);
+    ASSERT_EQ(c.aliases.size(), 2u);
+    EXPECT_EQ(c.aliases.at("sales@example.test"),
+              (std::vector<std::string>{"alice@example.test", "Bob@example.test"}));
+    EXPECT_EQ(c.aliases.at("postmaster@example.test"), (std::vector<std::string>{"alice@example.test"}));
+}
+
+TEST_F(ConfigFileTest, MessageSizeAsInteger) {
+    Config c = load(kListen + "[limits]\nmessage_size = 1000000\n");
+    EXPECT_EQ(c.limits.message_size, 1000000u);
+}
+
+TEST_F(ConfigFileTest, RelativePathsResolveAgainstTheFilesFolder) {
+    write("sub/cert.pem", "c");
+    write("sub/key.pem", "k");
+    fs::path p = write("sub/conf/ferry.toml", "data_dir = \"../data\"\n" + kListen +
+                                         "[tls]\ncertificate = \"../cert.pem\"\nprivate_key = \"../key.pem\"\n");
+    Config c = ferry::config::load_config(p);
+    EXPECT_EQ(c.data_dir, dir_ / "sub" / "data");
+    EXPECT_TRUE(c.data_dir.is_absolute());
+    EXPECT_EQ(c.tls->certificate, dir_ / "sub" / "cert.pem");
+    EXPECT_EQ(c.tls->private_key, dir_ / "sub" / "key.pem");
+}
+
+TEST_F(ConfigFileTest, RelativeConfigPathResolvesAgainstTheCurrentDirectory) {
+    write("here/ferry.toml", "data_dir = \"spool-here\"\n" + kListen);
+    fs::path old = fs::current_path();
+    fs::current_path(dir_);
+    Config c;
+    EXPECT_NO_THROW(c = ferry::config::load_config("here/ferry.toml"));
+    fs::current_path(old);
+    EXPECT_EQ(c.data_dir, dir_ / "here" / "spool-here");
+}
+
+// --- errors --------------------------------------------------------------------------------------------------
+
+TEST_F(ConfigFileTest, UnknownKeyNamesKeyAndLine) {
+    std::string msg = error_of(kListen + "[limits]\nrecipients = 5\nbogus = 1\n");
+    EXPECT_EQ(msg, at_line(5) + "limits.bogus: unknown key");
+    msg = error_of("hostnme = \"x.example\"\n" + kListen);
+    EXPECT_EQ(msg, at_line(1) + "hostnme: unknown key");
+    msg = error_of(kListen + "port = 25\n");
+    EXPECT_EQ(msg, at_line(3) + "listen[0].port: unknown key");
+    msg = error_of(kListen + "[cache]\nsize = 1\n");
+    EXPECT_EQ(msg, at_line(3) + "cache: unknown key");
+}
+
+TEST_F(ConfigFileTest, WrongType) {
+    std::string msg = error_of("hostname = 5\n" + kListen);
+    EXPECT_EQ(msg, at_line(1) + "hostname: expected a string, got an integer");
+    msg = error_of(kListen + "[limits]\nrecipients = \"100\"\n");
+    EXPECT_EQ(msg, at_line(4) + "limits.recipients: expected a positive integer, got a string");
+    msg = error_of(kListen + "[domains]\nlocal = \"example.test\"\n");
+    EXPECT_NE(msg.find(at_line(4) + "domains.local: expected an array"), std::string::npos) << msg;
+    msg = error_of("tls = 1\n" + kListen);
+    EXPECT_EQ(msg, at_line(1) + "tls: expected a table, got an integer");
+    msg = error_of("[listen]\naddress = \"127.0.0.1:25\"\n");
+    EXPECT_NE(msg.find(":1: listen: expected [[listen]] tables"), std::string::npos) << msg;
+    msg = error_of(kListen + "[limits]\ncommand_timeout = 30\n");
+    EXPECT_EQ(msg, at_line(4) + "limits.command_timeout: expected a duration string like \"30s\", got an integer");
+}
+
+TEST_F(ConfigFileTest, BadListenAddress) {
+    std::string msg = error_of("[[listen]]\naddress = \"localhost\"\n");
+    EXPECT_EQ(msg, at_line(2) + "listen[0].address: \"localhost\" is not host:port (the port is missing)");
+    msg = error_of("[[listen]]\naddress = \"::1:25\"\n");
+    EXPECT_NE(msg.find(":2: listen[0].address: \"::1:25\" is not host:port (write IPv6 addresses in brackets"),
+              std::string::npos)
+        << msg;
+    msg = error_of(kListen + "[[listen]]\naddress = \"mail.example:25\"\n");
+    EXPECT_EQ(msg, at_line(4) + "listen[1].address: \"mail.example:25\" is not host:port (the host must be an IP address)");
+    msg = error_of("[[listen]]\naddress = \"[127.0.0.1]:25\"\n");
+    EXPECT_NE(msg.find(":2: listen[0].address:"), std::string::npos) << msg;
+    msg = error_of(kListen + kListen);
+    EXPECT_EQ(msg, at_line(4) + "listen[1].address: \"127.0.0.1:2525\" is already used by another listener");
+}
+
+TEST_F(ConfigFileTest, BadPort) {
+    std::string msg = error_of("\n\n\n\n\n[[listen]]\naddress = \"127.0.0.1:99999\"\n");
+    EXPECT_EQ(msg, at_line(7) + "listen[0].address: \"127.0.0.1:99999\" is not host:port (port must be 0-65535)");
+    msg = error_of("[[listen]]\naddress = \"[::1]:x\"\n");
+    EXPECT_EQ(msg, at_line(2) + "listen[0].address: \"[::1]:x\" is not host:port (port must be 0-65535)");
+    msg = error_of(kListen + "[outbound]\nport = 0\n");
+    EXPECT_EQ(msg, at_line(4) + "outbound.port: 0 is out of range (expected a port number 1-65535)");
+    msg = error_of(kListen + "[dns]\nresolver = \"127.0.0.1:0\"\n");
+    EXPECT_EQ(msg, at_line(4) + "dns.resolver: \"127.0.0.1:0\" is not host:port (port must be 1-65535)");
+}
+
+TEST_F(ConfigFileTest, BadRoleAndLogLevel) {
+    std::string msg = error_of("[[listen]]\naddress = \"127.0.0.1:25\"\nrole = \"smtp\"\n");
+    EXPECT_EQ(msg, at_line(3) + "listen[0].role: \"smtp\" is not a role (use mx, submission or submissions)");
+    msg = error_of("log_level = \"verbose\"\n" + kListen);
+    EXPECT_NE(msg.find(at_line(1) + "log_level: \"verbose\" is not a log level"), std::string::npos) << msg;
+}
+
+TEST_F(ConfigFileTest, NoListener) {
+    std::string msg = error_of("hostname = \"mx.example.test\"\n");
+    EXPECT_EQ(msg, (dir_ / "ferry.toml").string() + ": listen: at least one [[listen]] table is required");
+    msg = error_of("[[listen]]\nrole = \"mx\"\n");
+    EXPECT_NE(msg.find(":1: listen[0].address: missing"), std::string::npos) << msg;
+}
+
+TEST_F(ConfigFileTest, BadDuration) {
+    std::string msg = error_of(kListen + "[queue]\nmin_retry = \"5x\"\n");
+    EXPECT_EQ(msg, at_line(4) + "queue.min_retry: \"5x\" is not a duration (unknown unit \"x\": use ms, s, m, h or d)");
+    msg = error_of(kListen + "[dns]\ntimeout = \"5\"\n");
+    EXPECT_EQ(msg, at_line(4) + "dns.timeout: \"5\" is not a duration (missing unit: ms, s, m, h or d)");
+    msg = error_of(kListen + "[limits]\ndata_timeout = \"0s\"\n");
+    EXPECT_EQ(msg, at_line(4) + "limits.data_timeout: \"0s\" must be longer than zero");
+    msg = error_of(kListen + "[queue]\nlifetime = \"1500ms\"\n");
+    EXPECT_EQ(msg, at_line(4) + "queue.lifetime: \"1500ms\" is not a whole number of seconds");
+    msg = error_of(kListen + "[queue]\nmin_retry = \"2h\"\nmax_retry = \"1h\"\n");
+    EXPECT_NE(msg.find(at_line(5) + "queue.max_retry: max_retry (3600s) is shorter than min_retry"), std::string::npos)
+        << msg;
+}
+
+TEST_F(ConfigFileTest, BadSize) {
+    std::string msg = error_of(kListen + "[limits]\nmessage_size = \"50X\"\n");
+    EXPECT_EQ(msg, at_line(4) + "limits.message_size: \"50X\" is not a size (unknown unit \"X\": use k, M, G (or KiB, MiB, GiB))");
+    msg = error_of(kListen + "[limits]\nmessage_size = -1\n");
+    EXPECT_NE(msg.find(at_line(4) + "limits.message_size:"), std::string::npos) << msg;
+    msg = error_of(kListen + "[limits]\nmessage_size = 1.5\n");
+    EXPECT_NE(msg.find(at_line(4) + "limits.message_size: expected octets or a size string"), std::string::npos) << msg;
+}
+
+TEST_F(ConfigFileTest, MissingTlsFile) {
+    write("cert.pem", "c");
+    std::string msg = error_of(kListen + "[tls]\ncertificate = \"cert.pem\"\nprivate_key = \"nokey.pem\"\n");
+    EXPECT_EQ(msg, at_line(5) + "tls.private_key: cannot read \"" + (dir_ / "nokey.pem").string() +
+                       "\": No such file or directory");
+    msg = error_of(kListen + "[tls]\ncertificate = \"cert.pem\"\n");
+    EXPECT_NE(msg.find(at_line(3) + "tls.private_key: missing"), std::string::npos) << msg;
+    msg = error_of(kListen + "[tls]\ncertificate = \".\"\nprivate_key = \"cert.pem\"\n");
+    EXPECT_NE(msg.find(at_line(4) + "tls.certificate:"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("is not a regular file"), std::string::npos) << msg;
+}
+
+TEST_F(ConfigFileTest, BadDomain) {
+    std::string msg = error_of(kListen + "[domains]\nlocal = [\"example.test\", \"bad..example\"]\n");
+    EXPECT_EQ(msg, at_line(4) + "domains.local[1]: \"bad..example\" is not a domain name (empty label)");
+    msg = error_of("hostname = \"-mx.example\"\n" + kListen);
+    EXPECT_NE(msg.find(at_line(1) + "hostname: \"-mx.example\" is not a host name"), std::string::npos) << msg;
+}
+
+TEST_F(ConfigFileTest, BadAliasAddress) {
+    std::string msg = error_of(kListen + "[aliases]\n\"sales@example.test\" = [\"alice@example.test\", \"bob\"]\n");
+    EXPECT_EQ(msg, at_line(4) + "aliases.\"sales@example.test\"[1]: \"bob\" is not an address (expected localpart@domain)");
+    msg = error_of(kListen + "[aliases]\n\"sales example@example.test\" = \"alice@example.test\"\n");
+    EXPECT_EQ(msg, at_line(4) + "aliases.\"sales example@example.test\": \"sales example@example.test\" is not an "
+                                "address (space in the local part)");
+    msg = error_of(kListen + "[aliases]\n\"a@example.test\" = \"<b@example.test>\"\n");
+    EXPECT_NE(msg.find(at_line(4) + "aliases.\"a@example.test\": \"<b@example.test>\" is not an address"),
+              std::string::npos)
+        << msg;
+    msg = error_of(kListen + "[aliases]\n\"a@example.test\" = []\n");
+    EXPECT_EQ(msg, at_line(4) + "aliases.\"a@example.test\": lists no target addresses");
+    msg = error_of(kListen + "[aliases]\n\"a@example.test\" = \"b@x.test\"\n\"A@Example.Test\" = \"c@x.test\"\n");
+    EXPECT_NE(msg.find(at_line(5) + "aliases.\"A@Example.Test\": duplicate alias (same address as line 4"),
+              std::string::npos)
+        << msg;
+    msg = error_of(kListen + "[aliases]\n\"a@example.test\" = 5\n");
+    EXPECT_EQ(msg, at_line(4) + "aliases.\"a@example.test\": expected an array of addresses, got an integer");
+}
+
+TEST_F(ConfigFileTest, LimitsUnderRfcMinimum) {
+    std::string msg = error_of(kListen + "[limits]\ncommand_line_length = 511\n");
+    EXPECT_EQ(msg, at_line(4) + "limits.command_line_length: 511 is too small (expected an integer of at least 512, "
+                                "the minimum of RFC 5321 4.5.3.1)");
+    msg = error_of(kListen + "[limits]\ntext_line_length = 998\n");
+    EXPECT_NE(msg.find(at_line(4) + "limits.text_line_length: 998 is too small"), std::string::npos) << msg;
+    msg = error_of(kListen + "[limits]\nrecipients = 0\n");
+    EXPECT_EQ(msg, at_line(4) + "limits.recipients: 0 is too small (expected a positive integer)");
+    msg = error_of(kListen + "[queue]\ndelivery_workers = 65\n");
+    EXPECT_EQ(msg, at_line(4) + "queue.delivery_workers: 65 is out of range (expected an integer 1-64)");
+}
+
+TEST_F(ConfigFileTest, TomlSyntaxError) {
+    std::string msg = error_of(kListen + "[limits\nrecipients = 5\n");
+    EXPECT_NE(msg.find(at_line(3) + "TOML syntax error: "), std::string::npos) << msg;
+    msg = error_of("hostname = \"unterminated\n" + kListen);
+    EXPECT_NE(msg.find(at_line(1) + "TOML syntax error: "), std::string::npos) << msg;
+    msg = error_of(kListen + "address = \"again\"\n");   // duplicate key in [[listen]]
+    EXPECT_NE(msg.find(at_line(3) + "TOML syntax error: "), std::string::npos) << msg;
+}
+
+TEST_F(ConfigFileTest, MissingFile) {
+    fs::path p = dir_ / "nonexistent.toml";
+    try {
+        ferry::config::load_config(p);
+        FAIL() << "loaded a missing file";
+    } catch (const ConfigError& e) {
+        EXPECT_EQ(std::string(e.what()), p.string() + ": cannot read: No such file or directory");
+    }
+}
+
+TEST_F(ConfigFileTest, ParseConfigNamesTheOriginInErrors) {
+    try {
+        ferry::config::parse_config("[limits]\nbogus = 1\n", "ferry.toml");
+        FAIL() << "no error";
+    } catch (const ConfigError& e) {
+        EXPECT_EQ(std::string(e.what()), "ferry.toml:2: limits.bogus: unknown key");
+    }
+}
+
+// --- the embedded default and examples/ferry.toml -------------------------------------------------------------
+
+TEST(ConfigEmbeddedDefault, EqualsExamplesFile) {
+    fs::path example = fs::path(__FILE__).parent_path() / ".." / ".." / "examples" / "ferry.toml";
+    std::ifstream in(example);
+    ASSERT_TRUE(in) << example;
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_EQ(text.str(), ferry::config::embedded_default_config())
+        << "examples/ferry.toml and the copy in src/config/config.cpp differ";
+}
+
+TEST(ConfigEmbeddedDefault, LoadsAsExpected) {
+    fs::path example = fs::path(__FILE__).parent_path() / ".." / ".." / "examples" / "ferry.toml";
+    Config c = ferry::config::load_config(example);
+    EXPECT_EQ(c.hostname, "mx.example.test");
+    EXPECT_EQ(c.data_dir, (fs::absolute(fs::path(__FILE__)).parent_path() / ".." / ".." / "var").lexically_normal());
+    ASSERT_EQ(c.listeners.size(), 1u);
+    EXPECT_EQ(c.listeners[0].port, 2525);
+    EXPECT_EQ(c.local_domains, std::vector<std::string>{"example.test"});
+    EXPECT_EQ(c.aliases.at("sales@example.test"), std::vector<std::string>{"alice@example.test"});
+
+    Config d = ferry::config::default_config();
+    EXPECT_TRUE(d.source.empty());
+    EXPECT_EQ(d.data_dir, fs::current_path() / "var");
+    EXPECT_EQ(d.hostname, c.hostname);
+}
+
+// --- the shared parsers ----------------------------------------------------------------------------------------
+
+TEST(ConfigParsers, Durations) {
+    using ferry::config::parse_duration;
+    EXPECT_EQ(parse_duration("250ms"), 250ms);
+    EXPECT_EQ(parse_duration("30s"), 30s);
+    EXPECT_EQ(parse_duration("5m"), 5min);
+    EXPECT_EQ(parse_duration("1h"), 1h);
+    EXPECT_EQ(parse_duration("5d"), 24h * 5);
+    EXPECT_EQ(parse_duration("0s"), 0ms);
+    for (const char* bad : {"", "s", "5", "5 s", "-5s", "5x", "1.5h", "5S", "99999999999999999999d", "106751991167301d"})
+        EXPECT_THROW(parse_duration(bad), std::invalid_argument) << bad;
+}
+
+TEST(ConfigParsers, Sizes) {
+    using ferry::config::parse_size;
+    EXPECT_EQ(parse_size("1000"), 1000u);
+    EXPECT_EQ(parse_size("64k"), 64u * 1024);
+    EXPECT_EQ(parse_size("64K"), 64u * 1024);
+    EXPECT_EQ(parse_size("50M"), 50ull << 20);
+    EXPECT_EQ(parse_size("50MiB"), 50ull << 20);
+    EXPECT_EQ(parse_size("50mib"), 50ull << 20);
+    EXPECT_EQ(parse_size("1G"), 1ull << 30);
+    EXPECT_EQ(parse_size("1GiB"), 1ull << 30);
+    EXPECT_EQ(parse_size("2KiB"), 2048u);
+    for (const char* bad : {"", "k", "50 M", "50X", "-1", "1.5M", "99999999999999999999", "17179869184G"})
+        EXPECT_THROW(parse_size(bad), std::invalid_argument) << bad;
+}
+
+TEST(ConfigParsers, Addresses) {
+    using ferry::config::address_error;
+    EXPECT_EQ(address_error("alice@example.test"), "");
+    EXPECT_EQ(address_error("first.last+tag@sub.example.test"), "");
+    EXPECT_EQ(address_error("j\xc3\xb6rg@b\xc3\xbc" "cher.example"), "");
+    EXPECT_NE(address_error("alice"), "");
+    EXPECT_NE(address_error("@example.test"), "");
+    EXPECT_NE(address_error("alice@"), "");
+    EXPECT_NE(address_error("al ice@example.test"), "");
+    EXPECT_NE(address_error("<alice>@example.test"), "");
+    EXPECT_NE(address_error("al\tice@example.test"), "");
+    EXPECT_NE(address_error("alice:x@example.test"), "");
+    EXPECT_NE(address_error("alice@exa_mple.test"), "");
+    EXPECT_NE(address_error("alice@[127.0.0.1]"), "");
+    EXPECT_NE(address_error(std::string(65, 'a') + "@example.test"), "");
+    EXPECT_NE(address_error("a@\xc3("), "");   // invalid UTF-8
+}
+
+TEST(ConfigParsers, Domains) {
+    using ferry::config::domain_error;
+    EXPECT_EQ(domain_error("example.test"), "");
+    EXPECT_EQ(domain_error("localhost"), "");
+    EXPECT_EQ(domain_error("xn--bcher-kva.example"), "");
+    EXPECT_NE(domain_error(""), "");
+    EXPECT_NE(domain_error("example.test."), "");
+    EXPECT_NE(domain_error(".example"), "");
+    EXPECT_NE(domain_error("-a.example"), "");
+    EXPECT_NE(domain_error("a-.example"), "");
+    EXPECT_NE(domain_error(std::string(64, 'a') + ".example"), "");
+    EXPECT_EQ(domain_error(std::string(63, 'a') + ".example"), "");
+}
