@@ -32,7 +32,8 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
 
 // RFC 5322 atext, the characters of a dot-string atom.
 bool is_atext(unsigned char c) {
-    return is_alpha(c) || is_digit(c) || std::strchr("!#$%&'*+-/=?^_`{|}~", c) != nullptr;
+    // c != 0: strchr also finds the string's own terminator, which would let NUL into a local part.
+    return is_alpha(c) || is_digit(c) || (c != 0 && std::strchr("!#$%&'*+-/=?^_`{|}~", c) != nullptr);
 }
 
 bool is_dot_string(std::string_view s) {

@@ -214,16 +214,10 @@ Step Session::handle_data(std::string_view arg) {
 
 Step Session::handle_bdat(std::string_view arg) {
     const BdatArguments b = parse_bdat_arguments(arg);
-    // The chunk follows the command whatever we think of it (RFC 3030 2): without a size we cannot
-    // find the next command any more, so a bad size ends the session.
-    if (!b.ok) {
-        Step s = error(501, "5.5.4", "Syntax: BDAT size [LAST]");
-        if (s.next == Next::close) return s;   // the error limit has already said 421
-        s.replies.emplace_back(421, "4.7.0", settings_.hostname + " Error: lost sync with BDAT chunks");
-        s.next = Next::close;
-        enter(SessionState::closed);
-        return s;
-    }
+    // Like Postfix: a BDAT whose size cannot be read is a syntax error and nothing is consumed; if chunk
+    // octets follow, they read as bad commands and run into the error limit.
+    if (!b.ok) return error(501, "5.5.4", "Syntax: BDAT size [LAST]");
+    // Otherwise the chunk follows the command whatever we think of it (RFC 3030 2) and is read before replying.
     Step s;
     if (state_ == SessionState::greeted || state_ == SessionState::ready)
         s = error(503, "5.5.1", "Error: need MAIL command");

@@ -10,7 +10,9 @@ namespace {
 // Parses a complete path; fails the test when the path does not take the whole input.
 PathParse parse_whole(std::string_view text, bool allow_null = false) {
     PathParse p = parse_path(text, allow_null);
-    if (p.error == PathError::none) EXPECT_EQ(p.consumed, text.size()) << text;
+    if (p.error == PathError::none) {
+        EXPECT_EQ(p.consumed, text.size()) << text;
+    }
     return p;
 }
 
