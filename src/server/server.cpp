@@ -2,6 +2,7 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
@@ -178,9 +179,19 @@ private:
     bool stopping_ = false;
 };
 
+// Each session holds a descriptor: take the hard limit so `connections` is not capped by a default of 1024.
+void raise_descriptor_limit() {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &lim);
+    }
+}
+
 }  // namespace
 
 int serve(config::Config config) {
+    raise_descriptor_limit();
     util::make_dirs(config.data_dir);
     util::make_dirs(config.mail_dir());
     Server server(std::move(config));

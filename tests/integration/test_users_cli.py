@@ -13,6 +13,11 @@ def accounts_text(srv):
     return (srv.data_dir / "accounts").read_text(encoding="utf-8")
 
 
+def account_lines(srv):
+    """Account lines, ignoring blank lines and # comments."""
+    return [l for l in accounts_text(srv).splitlines() if l.strip() and not l.lstrip().startswith("#")]
+
+
 def listed(srv):
     r = srv.cli("user", "list")
     assert r.returncode == 0, r.stderr
@@ -32,7 +37,7 @@ def test_accounts_file_holds_yescrypt_hash_not_password(tmp_path):
     srv.add_user("alice@example.test", PW)
     text = accounts_text(srv)
     assert PW not in text
-    lines = [l for l in text.splitlines() if l.strip()]
+    lines = account_lines(srv)
     assert len(lines) == 1, lines
     assert re.match(r"^alice@example\.test:\{CRYPT\}\$y\$\S+$", lines[0]), lines[0]
 
@@ -70,12 +75,12 @@ def test_del_unknown_exits_1(tmp_path):
 
 def test_passwd_changes_hash(tmp_path):
     srv = Ferry(tmp_path / "f", users=("alice", "bob"))
-    before = dict(l.split(":", 1) for l in accounts_text(srv).splitlines() if l.strip())
+    before = dict(l.split(":", 1) for l in account_lines(srv))
     r = srv.cli("user", "passwd", "alice@example.test", input="n3w-passw0rd\n")
     assert r.returncode == 0, r.stderr
     text = accounts_text(srv)
     assert "n3w-passw0rd" not in text
-    after = dict(l.split(":", 1) for l in text.splitlines() if l.strip())
+    after = dict(l.split(":", 1) for l in account_lines(srv))
     assert set(after) == {"alice@example.test", "bob@example.test"}
     assert after["alice@example.test"] != before["alice@example.test"]
     assert after["alice@example.test"].startswith("{CRYPT}$y$")

@@ -830,29 +830,37 @@ TEST_F(SmtpSession, DataAfterBdatLastIsNewTransaction) {
     expect_one(send("DATA"), 503, "5.5.1");
 }
 
-TEST_F(SmtpSession, BadBdatSyntaxCloses) {
+TEST_F(SmtpSession, BadBdatSyntax) {
+    // Like Postfix: an unreadable size is a syntax error; nothing is read as a chunk and the session goes on
+    // (any chunk octets then read as bad commands and run into the error limit).
     to_rcpt();
-    for (const char* arg : {"BDAT", "BDAT abc", "BDAT 10 LASTX", "BDAT 99999999999999999999"}) {
-        FakePolicy p;
-        Session s(test_settings(), p);
-        s.on_command("EHLO c.test");
-        s.on_command("MAIL FROM:<a@b.test>");
-        s.on_command("RCPT TO:<c@example.test>");
-        const Step step = checked(s.on_command(arg));
-        ASSERT_EQ(step.replies.size(), 2u) << arg;
-        EXPECT_EQ(step.replies[0].code, 501);
-        EXPECT_EQ(step.replies[0].enhanced, "5.5.4");
-        EXPECT_EQ(step.replies[1].code, 421);
-        EXPECT_EQ(step.replies[1].enhanced, "4.7.0");
-        EXPECT_EQ(step.next, Next::close);
-        EXPECT_EQ(s.state(), SessionState::closed);
+    std::size_t errors = session.error_count();
+    for (const char* arg : {"BDAT", "BDAT abc", "BDAT 10 LASTX", "BDAT -1", "BDAT 99999999999999999999"}) {
+        const Step s = send(arg);
+        expect_one(s, 501, "5.5.4");
+        EXPECT_EQ(wire(s), "501 5.5.4 Syntax: BDAT size [LAST]\r\n");
+        EXPECT_EQ(s.chunk_size, 0u);
+        EXPECT_FALSE(s.discard_chunk);
+        EXPECT_EQ(session.state(), SessionState::rcpt) << arg;
+        EXPECT_EQ(session.error_count(), ++errors);
     }
-    // Before MAIL too: without a size the next command cannot be found.
-    const Step s = send("RSET");
-    expect_one(s, 250, "2.0.0");
-    const Step bad = send("BDAT x");
-    EXPECT_EQ(bad.next, Next::close);
-    EXPECT_EQ(session.state(), SessionState::closed);
+    EXPECT_EQ(session.transaction().bdat_octets, 0u);
+    // A good BDAT afterwards works.
+    const Step ok = send("BDAT 3");
+    EXPECT_TRUE(ok.replies.empty());
+    EXPECT_EQ(ok.next, Next::bdat_chunk);
+    EXPECT_EQ(ok.chunk_size, 3u);
+}
+
+TEST_F(SmtpSession, BadBdatSyntaxInsideSequence) {
+    to_rcpt();
+    send("BDAT 3");
+    checked(session.on_chunk_end(ContentFlaws{}));
+    expect_one(send("BDAT x"), 501, "5.5.4");
+    EXPECT_EQ(session.state(), SessionState::bdat);
+    const Step last = send("BDAT 1 LAST");
+    EXPECT_EQ(last.next, Next::bdat_chunk);
+    EXPECT_EQ(checked(session.on_chunk_end(ContentFlaws{})).next, Next::commit);
 }
 
 TEST_F(SmtpSessionStrict, BadBdatAtErrorLimitSaysGoodbyeOnce) {
