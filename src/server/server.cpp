@@ -2,6 +2,8 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -9,7 +11,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <list>
 
 #include "delivery/router.hpp"
@@ -179,6 +183,18 @@ private:
     bool stopping_ = false;
 };
 
+// One server per data_dir: a second one would delete the first one's messages in incoming/ at recovery.
+// The lock lives as long as the process (the descriptor is never closed).
+void lock_data_dir(const std::filesystem::path& data_dir) {
+    const auto lock_file = data_dir / "serve.lock";
+    const int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error(fmt::format("cannot open {}: {}", lock_file.string(), std::strerror(errno)));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0)
+        throw std::runtime_error(fmt::format("{} is in use by another ferry serve", data_dir.string()));
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd, 0) == 0) util::write_all(fd, pid);
+}
+
 // Each session holds a descriptor: take the hard limit so `connections` is not capped by a default of 1024.
 void raise_descriptor_limit() {
     rlimit lim{};
@@ -194,6 +210,7 @@ int serve(config::Config config) {
     raise_descriptor_limit();
     util::make_dirs(config.data_dir);
     util::make_dirs(config.mail_dir());
+    lock_data_dir(config.data_dir);
     Server server(std::move(config));
     return server.run();
 }

@@ -247,3 +247,39 @@ def test_logging(server):
     server.wait_mail("alice")
     server.wait_log(rf"{qid}.*from=<logger@client\.test>")
     server.wait_log(rf"{qid}.*alice@example\.test.*status=sent|{qid}.*status=sent.*alice@example\.test")
+
+
+def test_queue_ids_distinct(server):
+    ids = set()
+    with server.connect() as c:
+        c.ehlo()
+        for i in range(20):
+            ids.add(c.send_message("sender@client.test", ["alice@example.test"], make_message(f"id{i}")))
+        c.quit()
+    assert len(ids) == 20
+    server.wait_mail("alice", count=20)
+
+
+def test_client_disconnect_mid_data_nothing_delivered(server):
+    c = server.connect()
+    c.ehlo()
+    c.expect("MAIL FROM:<sender@client.test>", 250, "2.1.0")
+    c.expect("RCPT TO:<bob@example.test>", 250, "2.1.5")
+    assert c.cmd("DATA").code == 354
+    c.send(b"Subject: cut off\r\n\r\nsome body\r\n")
+    c.close()
+    server.send("alice@example.test", subject="control")
+    server.wait_mail("alice")
+    time.sleep(0.5)
+    assert server.mail_files("bob") == []
+
+
+def test_empty_line_bodies_and_no_trailing_newline_headers(server):
+    """A message that is only headers (no body, no blank line) is delivered unchanged."""
+    content = b"Subject: headers only\r\nX-Test: 1\r\n"
+    with server.connect() as c:
+        c.ehlo()
+        c.send_message("sender@client.test", ["alice@example.test"], content)
+        c.quit()
+    [f] = server.wait_mail("alice")
+    assert parse_delivered(f.read_bytes())[4] == content

@@ -295,15 +295,16 @@ def test_text_line_length_very_long(ferry):
 
 
 def test_text_line_length_configured(ferry):
-    srv = ferry(limits={"text_line_length": 100})
+    # RFC 5321 4.5.3.1 makes 1000 the minimum, so a configured limit can only be larger
+    srv = ferry(limits={"text_line_length": 2000})
     with srv.connect() as c:
         c.ehlo()
         c.send_message("x@client.test", ["alice@example.test"],
-                       b"Subject: ok\r\n\r\n" + b"o" * 98 + b"\r\n")
+                       b"Subject: ok\r\n\r\n" + b"o" * 1998 + b"\r\n")
         c.expect("MAIL FROM:<x@client.test>", 250, "2.1.0")
         c.expect("RCPT TO:<alice@example.test>", 250, "2.1.5")
         assert c.cmd("DATA").code == 354
-        c.send(b"Subject: too long\r\n\r\n" + b"o" * 99 + b"\r\n.\r\n")
+        c.send(b"Subject: too long\r\n\r\n" + b"o" * 1999 + b"\r\n.\r\n")
         r = c.reply()
         assert r.is_(550, "5.6.0"), r
         c.quit()
@@ -314,10 +315,21 @@ def test_text_line_length_configured(ferry):
 
 
 def test_command_line_length_configured(ferry):
-    srv = ferry(limits={"command_line_length": 100})
+    # RFC 5321 4.5.3.1 makes 512 the minimum, so a configured limit can only be larger
+    srv = ferry(limits={"command_line_length": 1024})
     with srv.connect() as c:
         c.ehlo()
-        c.expect(b"NOOP " + b"x" * 93, 250, "2.0.0")   # 100 octets incl CRLF
-        c.expect(b"NOOP " + b"x" * 94, 500, "5.5.2")   # 101
+        c.expect(b"NOOP " + b"x" * 1017, 250, "2.0.0")   # 1024 octets incl CRLF
+        c.expect(b"NOOP " + b"x" * 1018, 500, "5.5.2")   # 1025
         c.expect("NOOP", 250, "2.0.0")
         c.quit()
+
+
+def test_limits_below_rfc_minimum_rejected(tmp_path):
+    """A config asking for less than RFC 5321's minimum line lengths is an error (exit 2)."""
+    from ferrytest import Ferry
+    for key, value in (("command_line_length", 100), ("text_line_length", 100)):
+        srv = Ferry(tmp_path / key, users=(), limits={key: value})
+        r = srv.cli("check-config")
+        assert r.returncode == 2, (key, r.returncode, r.stderr)
+        assert f"limits.{key}:".encode() in r.stderr

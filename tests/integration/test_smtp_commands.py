@@ -343,3 +343,47 @@ def test_every_reply_has_enhanced_code(srv):
             m = ENH_RE.match(text)
             assert m, f"{line!r}: reply line without enhanced status code: {r}"
             assert m.group(1) == str(r.code)[0], f"{line!r}: class mismatch {r}"
+
+
+def test_bare_postmaster_accepted(srv):
+    """RFC 5321 4.5.1: <Postmaster> without a domain must be accepted."""
+    c = session(srv)
+    c.expect("MAIL FROM:<x@client.test>", 250, "2.1.0")
+    c.expect("RCPT TO:<Postmaster>", 250, "2.1.5")
+    c.quit()
+
+
+def test_ehlo_resets_transaction(srv):
+    """RFC 5321 4.1.4: EHLO in the middle of a transaction clears it."""
+    c = session(srv)
+    c.expect("MAIL FROM:<x@client.test>", 250, "2.1.0")
+    c.ehlo("again.client.test")
+    c.expect("RCPT TO:<alice@example.test>", 503, "5.5.1")
+    c.expect("MAIL FROM:<x@client.test>", 250, "2.1.0")
+    c.quit()
+
+
+@pytest.mark.parametrize("line", [b"NO\x00OP", b"\xff\xfe\x00\x01garbage", b"\x1b[2J", b""])
+def test_garbage_command(srv, line):
+    c = session(srv)
+    r = c.cmd(line)
+    assert r.code in (500, 501) and r.enhanced in ("5.5.2", "5.5.4"), r
+    c.expect("NOOP", 250, "2.0.0")
+    c.quit()
+
+
+def test_random_garbage_does_not_kill_server(srv):
+    import random
+    rnd = random.Random(20240601)
+    for _ in range(5):
+        c = srv.connect()
+        try:
+            for _ in range(8):
+                junk = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 300)))
+                c.send(junk.replace(b"\r\n", b"") + b"\r\n")
+        except OSError:
+            pass  # the error limit may close the session first
+        c.close()
+    c = session(srv)
+    c.expect("NOOP", 250, "2.0.0")
+    c.quit()
