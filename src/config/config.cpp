@@ -742,13 +742,6 @@ std::string read_file(const fs::path& file) {
 // ---------------------------------------------------------------------------------------------------------
 // Public functions
 
-std::string ascii_lower(std::string_view text) {
-    std::string out(text);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
-
 std::string domain_error(std::string_view domain) {
     if (domain.empty()) return "empty domain";
     if (domain.size() > kMaxDomainLength) return "longer than 255 octets";

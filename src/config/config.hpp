@@ -1,6 +1,8 @@
 // Validated configuration: what `ferry serve` runs on. Loaded from TOML by load_config().
 #pragma once
 
+#include "util/ascii.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -111,6 +113,6 @@ std::string domain_error(std::string_view domain);
 std::string address_error(std::string_view address);
 
 // ASCII lower-casing (UTF-8 octets untouched), the form in which domains, aliases and accounts are stored.
-std::string ascii_lower(std::string_view text);
+using util::ascii_lower;
 
 }  // namespace ferry::config

@@ -170,13 +170,6 @@ std::size_t find_outside_literal(std::string_view s, char c) {
 
 }  // namespace
 
-std::string ascii_lower(std::string_view text) {
-    std::string out(text);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
-
 bool is_valid_domain(std::string_view d) {
     if (d.empty() || d.size() > kMaxDomainLength) return false;
     std::size_t label_start = 0;

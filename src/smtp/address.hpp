@@ -1,6 +1,8 @@
 // Mailbox and path syntax of RFC 5321 4.1.2, extended for UTF-8 by RFC 6531 3.3. Pure parsing, no I/O.
 #pragma once
 
+#include "util/ascii.hpp"
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,6 +50,6 @@ PathParse parse_path(std::string_view text, bool allow_null);
 std::optional<Mailbox> parse_mailbox(std::string_view text);
 
 bool is_valid_domain(std::string_view domain);   // RFC 5321 Domain, with U-labels allowed (RFC 6531)
-std::string ascii_lower(std::string_view text);
+using util::ascii_lower;
 
 }  // namespace ferry::smtp
