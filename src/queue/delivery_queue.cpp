@@ -51,6 +51,7 @@ std::set<std::string> read_done(const fs::path& file) {
 
 // Records recipients that are final, so a retry or a restart does not deliver them twice.
 void append_done(const fs::path& file, const std::vector<std::string>& recipients) {
+    const bool created = !fs::exists(file);
     const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) return;
     std::string text;
@@ -58,6 +59,7 @@ void append_done(const fs::path& file, const std::vector<std::string>& recipient
     util::write_all(fd, text);
     ::fdatasync(fd);
     ::close(fd);
+    if (created) util::fsync_dir(file.parent_path());
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "smtp/command.hpp"
 
 namespace ferry::smtp {
@@ -73,6 +75,10 @@ Step Session::error(int code, std::string enhanced, std::string text) {
 }
 
 Step Session::on_command(std::string_view line) {
+    // A CR or NUL inside a command is never legitimate (RFC 5321 2.3.8, 4.1.1) and would otherwise travel
+    // into headers we write (Received: carries the EHLO name).
+    if (line.find_first_of(std::string_view("\r\0", 2)) != std::string_view::npos)
+        return error(500, "5.5.2", "Error: bare <CR> or NUL in command");
     const Command cmd = parse_command(line);
     // Inside a BDAT sequence only a few commands make sense (RFC 3030 2: the sequence ends with BDAT LAST).
     if (state_ == SessionState::bdat) {
@@ -115,7 +121,12 @@ Step Session::on_bare_lf_command() {
 }
 
 Step Session::handle_helo(std::string_view arg, bool extended) {
-    if (arg.empty() || arg.find(' ') != std::string_view::npos)
+    // The name goes into the Received: header: printable ASCII or UTF-8 octets only, no spaces or controls.
+    const bool printable = std::all_of(arg.begin(), arg.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u > 0x20 && u != 0x7F;
+    });
+    if (arg.empty() || !printable)
         return error(501, "5.5.4", extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
     helo_ = std::string(arg);
     esmtp_ = extended;

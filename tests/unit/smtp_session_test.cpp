@@ -1098,3 +1098,25 @@ TEST_F(SmtpSessionLenient, EveryReplyHasEnhancedCodeExceptGreetingEhloAnd354) {
 
 }  // namespace
 }  // namespace ferry::smtp
+
+// Header injection: the EHLO name lands in Received:, so control characters never get that far.
+TEST(SmtpSessionInjection, BareCrOrNulInCommandIsRefused) {
+    struct AcceptAll : ferry::smtp::RecipientPolicy {
+        ferry::smtp::RecipientVerdict check_recipient(const ferry::smtp::Mailbox&) override {
+            return ferry::smtp::RecipientVerdict::accept;
+        }
+    } policy;
+    ferry::smtp::Session s(ferry::smtp::SessionSettings{"mx.example.test"}, policy);
+    auto r = s.on_command("EHLO evil\rX-Injected: yes");
+    ASSERT_EQ(r.replies.size(), 1u);
+    EXPECT_EQ(r.replies[0].code, 500);
+    EXPECT_EQ(r.replies[0].enhanced, "5.5.2");
+    r = s.on_command(std::string("NOOP\0x", 6));
+    EXPECT_EQ(r.replies[0].code, 500);
+    r = s.on_command("EHLO bad\tname");
+    EXPECT_EQ(r.replies[0].code, 501);
+    EXPECT_EQ(r.replies[0].enhanced, "5.5.4");
+    r = s.on_command("EHLO client.test");
+    EXPECT_EQ(r.replies[0].code, 250);
+    EXPECT_EQ(s.helo_name(), "client.test");
+}
