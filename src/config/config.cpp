@@ -101,6 +101,7 @@ local = ["example.test"]
 # max_retry = "1h"             # longest wait between two attempts
 # lifetime = "5d"              # after this long in the queue a message bounces
 # delivery_workers = 2
+# sync = "filesystem"          # "filesystem": one syncfs per batch; "files": fsync each file and folder
 )toml";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -310,7 +311,7 @@ constexpr std::string_view kLimitsKeys[] = {"command_line_length", "text_line_le
                                             "message_size",        "command_timeout",    "data_timeout"};
 constexpr std::string_view kDnsKeys[] = {"resolver", "timeout"};
 constexpr std::string_view kOutboundKeys[] = {"port", "relay_host"};
-constexpr std::string_view kQueueKeys[] = {"min_retry", "max_retry", "lifetime", "delivery_workers"};
+constexpr std::string_view kQueueKeys[] = {"min_retry", "max_retry", "lifetime", "delivery_workers", "sync"};
 
 // ---------------------------------------------------------------------------------------------------------
 // The loader
@@ -665,6 +666,11 @@ void Loader::read_queue(const toml::table& root, Config& cfg) const {
     if (auto v = get_seconds(*t, "queue", "lifetime")) q.lifetime = *v;
     if (auto v = get_integer(*t, "queue", "delivery_workers", 1, kMaxDeliveryWorkers, "an integer 1-64"))
         q.delivery_workers = static_cast<std::size_t>(*v);
+    if (auto v = get_string(*t, "queue", "sync")) {
+        if (*v == "filesystem") q.sync = SyncMode::filesystem;
+        else if (*v == "files") q.sync = SyncMode::files;
+        else fail(*t->get("sync"), "queue.sync", quote_value(*v) + " is not one of \"filesystem\", \"files\"");
+    }
     if (q.max_retry < q.min_retry) {
         const toml::node* at = t->get("max_retry") ? t->get("max_retry") : t->get("min_retry");
         fail(*at, t->get("max_retry") ? "queue.max_retry" : "queue.min_retry",

@@ -51,11 +51,17 @@ struct OutboundSettings {
     std::string relay_host;   // empty: deliver by MX
 };
 
+// How a batch of spool or Maildir files is made durable. `filesystem`: one syncfs(2) per batch step, a single
+// journal commit however many files (fastest; also flushes unrelated dirty data on that filesystem).
+// `files`: fdatasync each file and fsync each directory touched (for a filesystem shared with busy writers).
+enum class SyncMode { filesystem, files };
+
 struct QueueSettings {
     std::chrono::seconds min_retry{5 * 60};
     std::chrono::seconds max_retry{60 * 60};
     std::chrono::seconds lifetime{5 * 24 * 3600};
     std::size_t delivery_workers = 2;    // threads doing local delivery
+    SyncMode sync = SyncMode::filesystem;
 };
 
 struct Config {

@@ -54,32 +54,40 @@ bool ensure_maildir(const fs::path& dir, std::string& why) {
 // Transient unless the failure can only be fixed by an operator changing something permanent.
 DeliveryResult fail(std::string reason) { return DeliveryResult{false, false, std::move(reason)}; }
 
+std::string unique_name(std::string_view hostname, std::size_t size) {
+    static std::atomic<unsigned> counter{0};
+    static const pid_t pid = ::getpid();
+    static const std::string host = safe_host(hostname);
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    const auto usec = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
+    return fmt::format("{}.M{}P{}Q{}.{},S={}", usec / 1000000, usec % 1000000, pid, counter.fetch_add(1), host, size);
+}
+
 }  // namespace
 
 fs::path maildir_path(const fs::path& mail_root, std::string_view domain, std::string_view local) {
     return mail_root / encode_component(domain) / encode_component(local);
 }
 
-DeliveryResult deliver_to_maildir(const fs::path& maildir, std::string_view hostname, std::string_view headers,
-                                  int content_fd, off_t offset, std::size_t length) {
-    static std::atomic<unsigned> counter{0};
-    std::string why;
-    if (!ensure_maildir(maildir, why)) return fail(why);
+DeliveryResult write_maildir_file(const fs::path& maildir, std::string_view hostname, std::string_view headers,
+                                  int content_fd, off_t offset, std::size_t length, bool sync_file, MaildirFile& out) {
+    const std::string base = unique_name(hostname, headers.size() + length);
+    out.tmp = maildir / "tmp" / base;
+    out.dst = maildir / "new" / base;
+    out.new_dir = maildir / "new";
 
-    const auto now = std::chrono::system_clock::now().time_since_epoch();
-    const auto usec = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
-    const std::size_t total = headers.size() + length;
-    const std::string base = fmt::format("{}.M{}P{}Q{}.{},S={}", usec / 1000000, usec % 1000000, ::getpid(),
-                                         counter.fetch_add(1), safe_host(hostname), total);
-    const fs::path tmp = maildir / "tmp" / base;
-    const fs::path dst = maildir / "new" / base;
-
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return fail(fmt::format("cannot create {}: {}", tmp.string(), std::strerror(errno)));
+    // The Maildir usually exists: try first, create on ENOENT (saves three stat calls per copy).
+    int fd = ::open(out.tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT) {
+        std::string why;
+        if (!ensure_maildir(maildir, why)) return fail(why);
+        fd = ::open(out.tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    }
+    if (fd < 0) return fail(fmt::format("cannot create {}: {}", out.tmp.string(), std::strerror(errno)));
     auto failed = [&](const char* step) {
-        const std::string reason = fmt::format("{} {}: {}", step, tmp.string(), std::strerror(errno));
+        const std::string reason = fmt::format("{} {}: {}", step, out.tmp.string(), std::strerror(errno));
         ::close(fd);
-        ::unlink(tmp.c_str());
+        ::unlink(out.tmp.c_str());
         return fail(reason);
     };
     if (util::write_all(fd, headers)) return failed("write");
@@ -95,19 +103,23 @@ DeliveryResult deliver_to_maildir(const fs::path& maildir, std::string_view host
         }
         left -= static_cast<std::size_t>(n);
     }
-    if (::fsync(fd) != 0) return failed("fsync");
+    if (sync_file && ::fsync(fd) != 0) return failed("fsync");
     if (::close(fd) != 0) {
-        ::unlink(tmp.c_str());
-        return fail(fmt::format("close {}: {}", tmp.string(), std::strerror(errno)));
+        ::unlink(out.tmp.c_str());
+        return fail(fmt::format("close {}: {}", out.tmp.string(), std::strerror(errno)));
     }
-    if (::rename(tmp.c_str(), dst.c_str()) != 0) {
-        const std::string reason = fmt::format("rename {}: {}", dst.string(), std::strerror(errno));
-        ::unlink(tmp.c_str());
-        return fail(reason);
-    }
-    if (auto ec = util::fsync_dir(maildir / "new"))
-        return fail(fmt::format("fsync {}: {}", (maildir / "new").string(), ec.message()));
     return DeliveryResult{true, false, {}};
 }
+
+DeliveryResult publish_maildir_file(const MaildirFile& file) {
+    if (::rename(file.tmp.c_str(), file.dst.c_str()) != 0) {
+        const std::string reason = fmt::format("rename {}: {}", file.dst.string(), std::strerror(errno));
+        ::unlink(file.tmp.c_str());
+        return fail(reason);
+    }
+    return DeliveryResult{true, false, {}};
+}
+
+void discard_maildir_file(const MaildirFile& file) { ::unlink(file.tmp.c_str()); }
 
 }  // namespace ferry::delivery

@@ -1,5 +1,5 @@
-// Maildir delivery (https://cr.yp.to/proto/maildir.html, Dovecot-compatible names): write into tmp/,
-// fsync, rename into new/, fsync new/. Only then is the copy delivered.
+// Maildir delivery (https://cr.yp.to/proto/maildir.html, Dovecot-compatible names) in two steps, so a batch
+// of copies shares its syncs: write into tmp/ (content durable before anyone sees it), then rename into new/.
 #pragma once
 
 #include <filesystem>
@@ -15,13 +15,25 @@ struct DeliveryResult {
     std::string reason;
 };
 
+// A copy written into tmp/ and where it goes in new/.
+struct MaildirFile {
+    std::filesystem::path tmp, dst, new_dir;
+};
+
 // The folder for a local mailbox: mail_root/<domain>/<local>, with '/', '%' and a leading '.' of the local
 // part %-encoded so no address can name a path outside its domain folder.
 std::filesystem::path maildir_path(const std::filesystem::path& mail_root, std::string_view domain,
                                    std::string_view local);
 
-// Delivers `headers` followed by `length` octets of content read from content_fd at `offset`.
-DeliveryResult deliver_to_maildir(const std::filesystem::path& maildir, std::string_view hostname,
-                                  std::string_view headers, int content_fd, off_t offset, std::size_t length);
+// Writes `headers` and then `length` octets of content_fd at `offset` into maildir/tmp/<unique name>, creating
+// the Maildir when needed; with sync_file the file is fsync()ed before returning.
+DeliveryResult write_maildir_file(const std::filesystem::path& maildir, std::string_view hostname,
+                                  std::string_view headers, int content_fd, off_t offset, std::size_t length,
+                                  bool sync_file, MaildirFile& out);
+
+// Moves a written copy into new/ (call once its content is durable): readers see it from now on.
+DeliveryResult publish_maildir_file(const MaildirFile& file);
+
+void discard_maildir_file(const MaildirFile& file);
 
 }  // namespace ferry::delivery

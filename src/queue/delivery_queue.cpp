@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <memory>
 
 #include "delivery/maildir.hpp"
 #include "spool/envelope.hpp"
@@ -19,6 +20,10 @@ namespace ferry::queue {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Messages one worker delivers together, sharing two syncs. Large enough to amortise a journal commit,
+// small enough that one slow mailbox does not hold many others back.
+constexpr std::size_t kDeliveryBatch = 64;
 
 // Reads the spool file head until the envelope's terminating empty line.
 std::optional<spool::ParsedEnvelope> read_envelope(int fd) {
@@ -117,31 +122,39 @@ void DeliveryQueue::schedule(const std::string& queue_id, Clock::time_point due)
 
 void DeliveryQueue::work() {
     std::unique_lock lock(mutex_);
+    std::vector<std::string> batch;
     for (;;) {
         if (stopping_) return;
         if (due_.empty()) {
             wake_.wait(lock);
             continue;
         }
-        const auto first = due_.begin();
-        if (first->first > Clock::now()) {
-            wake_.wait_until(lock, first->first);
+        if (due_.begin()->first > Clock::now()) {
+            wake_.wait_until(lock, due_.begin()->first);
             continue;
         }
-        const std::string id = first->second;
-        due_.erase(first);
-        const int attempts = ++entries_[id].attempts;
+        // Take every due message up to the batch size: their copies share two syncs.
+        batch.clear();
+        const auto now = Clock::now();
+        while (!due_.empty() && due_.begin()->first <= now && batch.size() < kDeliveryBatch) {
+            batch.push_back(due_.begin()->second);
+            due_.erase(due_.begin());
+        }
         lock.unlock();
-        Outcome outcome = Outcome::deferred;
+        std::vector<Outcome> outcomes(batch.size(), Outcome::deferred);
         try {
-            outcome = deliver(id);
+            outcomes = deliver(batch);
         } catch (const std::exception& e) {
-            spdlog::error("delivery id={} failed: {}", id, e.what());
+            spdlog::error("delivery batch of {} failed: {}", batch.size(), e.what());
         }
         lock.lock();
-        if (outcome == Outcome::done) {
-            entries_.erase(id);
-        } else {
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            const std::string& id = batch[i];
+            if (outcomes[i] == Outcome::done) {
+                entries_.erase(id);
+                continue;
+            }
+            const int attempts = ++entries_[id].attempts;
             const auto due = Clock::now() + retry_delay(attempts, settings_.min_retry, settings_.max_retry);
             entries_[id].due = due;
             due_.emplace(due, id);
@@ -149,85 +162,194 @@ void DeliveryQueue::work() {
     }
 }
 
-DeliveryQueue::Outcome DeliveryQueue::deliver(const std::string& queue_id) {
-    const fs::path file = spool_.queue_file(queue_id);
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        spdlog::error("delivery id={} cannot open spool file: {}", queue_id, std::strerror(errno));
-        return errno == ENOENT ? Outcome::done : Outcome::deferred;
-    }
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }
-    } closer{fd};
-    const auto parsed = read_envelope(fd);
-    if (!parsed) {
-        // Unreadable spool files are kept for the operator, never delivered half-understood.
-        spdlog::error("delivery id={} spool file has no valid envelope; left in {}", queue_id, file.string());
-        return Outcome::deferred;
-    }
-    const spool::Envelope& env = parsed->envelope;
-    const off_t content_offset = static_cast<off_t>(parsed->content_offset);
-    const std::size_t content_length = static_cast<std::size_t>(fs::file_size(file)) - parsed->content_offset;
-    const fs::path done_file = file.string() + ".done";
-    std::set<std::string> done = read_done(done_file);
-    const auto age = std::time(nullptr) - env.arrival;
-    const bool expired = age > settings_.lifetime.count();
+namespace {
 
-    std::vector<std::string> newly_final;
-    std::set<std::string> delivered_here;   // one copy per final mailbox, however many ways it is reached
+// One message of a delivery batch.
+struct BatchMessage {
+    std::string id;
+    int fd = -1;
+    spool::Envelope envelope;
+    off_t content_offset = 0;
+    std::size_t content_length = 0;
+    std::time_t age = 0;
+    bool expired = false;
+    bool usable = false;                   // envelope read; otherwise deferred untouched
+    std::set<std::string> done;            // from the .done record: "rcpt" or "rcpt>destination"
+    std::vector<std::string> newly_done;   // to append to the .done record
     bool deferred = false;
-    for (const std::string& rcpt : env.recipients) {
-        if (done.count(rcpt)) continue;
-        const delivery::Route route = router_.resolve(rcpt);
-        std::string failure;
-        bool permanent = false;
-        if (!route.error.empty()) {
-            failure = route.error;
-            permanent = route.permanent;
+    ~BatchMessage() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+// One copy for one final mailbox.
+struct Copy {
+    std::size_t message;      // index into the batch
+    std::size_t recipient;    // index into that message's envelope recipients
+    delivery::Destination destination;
+    delivery::MaildirFile file;
+    bool ok = true;
+    std::string failure;
+};
+
+}  // namespace
+
+std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std::string>& queue_ids) {
+    const bool per_file = settings_.sync == config::SyncMode::files;
+    std::vector<std::unique_ptr<BatchMessage>> messages;
+    std::vector<Copy> copies;
+    // Per message and recipient: why it failed (empty: no failure) and whether permanently.
+    std::vector<std::vector<std::pair<std::string, bool>>> failures;
+
+    // 1. Read each envelope, route each recipient, write each copy into tmp/.
+    for (const std::string& id : queue_ids) {
+        auto m = std::make_unique<BatchMessage>();
+        m->id = id;
+        const fs::path file = spool_.queue_file(id);
+        m->fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        const std::size_t mi = messages.size();
+        failures.emplace_back();
+        if (m->fd < 0) {
+            spdlog::error("delivery id={} cannot open spool file: {}", id, std::strerror(errno));
+            m->deferred = errno != ENOENT;   // gone: somebody (ferry queue delete) removed it
+            messages.push_back(std::move(m));
+            continue;
         }
-        for (const auto& dest : route.destinations) {
-            if (!failure.empty()) break;
-            if (delivered_here.count(dest.address)) continue;
-            if (dest.kind == delivery::Destination::Kind::remote) {
-                failure = "remote delivery is not available in this version";
-                break;
-            }
-            const std::string headers =
-                fmt::format("Return-Path: <{}>\r\nDelivered-To: {}\r\n", env.sender, dest.address);
-            const auto t0 = std::chrono::steady_clock::now();
-            const delivery::DeliveryResult r = delivery::deliver_to_maildir(
-                delivery::maildir_path(settings_.mail_root, dest.domain, dest.local), settings_.hostname, headers, fd,
-                content_offset, content_length);
-            const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            if (!r.ok) {
-                failure = r.reason;
-                permanent = r.permanent;
-                break;
-            }
-            delivered_here.insert(dest.address);
-            spdlog::info("delivered id={} to=<{}> orig_to=<{}> relay=maildir delay={}s took={:.3f}s status=sent",
-                         queue_id, dest.address, rcpt, age, took);
+        const auto parsed = read_envelope(m->fd);
+        if (!parsed) {
+            // Unreadable spool files are kept for the operator, never delivered half-understood.
+            spdlog::error("delivery id={} spool file has no valid envelope; left in {}", id, file.string());
+            m->deferred = true;
+            messages.push_back(std::move(m));
+            continue;
         }
-        if (failure.empty()) {
-            newly_final.push_back(rcpt);
-        } else if (permanent || expired) {
-            // DSN bounces to the sender come with the outbound issue; until then the log is the record.
-            spdlog::warn("delivery id={} to=<{}> status=bounced reason=\"{}\"", queue_id, rcpt,
-                         expired ? "expired in queue: " + failure : failure);
-            newly_final.push_back(rcpt);
+        m->usable = true;
+        m->envelope = parsed->envelope;
+        m->content_offset = static_cast<off_t>(parsed->content_offset);
+        m->content_length = static_cast<std::size_t>(fs::file_size(file)) - parsed->content_offset;
+        m->done = read_done(file.string() + ".done");
+        m->age = std::time(nullptr) - m->envelope.arrival;
+        m->expired = m->age > settings_.lifetime.count();
+        failures.back().assign(m->envelope.recipients.size(), {});
+
+        std::set<std::string> copied;   // one copy per final mailbox, however many ways it is reached
+        for (std::size_t ri = 0; ri < m->envelope.recipients.size(); ++ri) {
+            const std::string& rcpt = m->envelope.recipients[ri];
+            if (m->done.count(rcpt)) continue;
+            const delivery::Route route = router_.resolve(rcpt);
+            auto& [failure, permanent] = failures[mi][ri];
+            if (!route.error.empty()) {
+                failure = route.error;
+                permanent = route.permanent;
+                continue;
+            }
+            for (const auto& dest : route.destinations) {
+                if (m->done.count(rcpt + ">" + dest.address) || !copied.insert(dest.address).second) continue;
+                if (dest.kind == delivery::Destination::Kind::remote) {
+                    failure = "remote delivery is not available in this version";
+                    continue;
+                }
+                Copy c{mi, ri, dest, {}, true, {}};
+                const std::string headers =
+                    fmt::format("Return-Path: <{}>\r\nDelivered-To: {}\r\n", m->envelope.sender, dest.address);
+                const auto r = delivery::write_maildir_file(
+                    delivery::maildir_path(settings_.mail_root, dest.domain, dest.local), settings_.hostname,
+                    headers, m->fd, m->content_offset, m->content_length, per_file, c.file);
+                if (!r.ok) {
+                    failure = r.reason;
+                    permanent = r.permanent;
+                    copied.erase(dest.address);
+                    continue;
+                }
+                copies.push_back(std::move(c));
+            }
+        }
+        messages.push_back(std::move(m));
+    }
+
+    // 2. Content durable before any copy becomes visible; 3. into new/; 4. the renames durable.
+    auto fail_all = [&](const std::string& why) {
+        for (auto& c : copies)
+            if (c.ok) {
+                c.ok = false;
+                c.failure = why;
+            }
+    };
+    if (!copies.empty() && !per_file) {
+        if (const auto ec = util::sync_filesystem(messages[copies.front().message]->fd)) {
+            fail_all("syncfs: " + ec.message());
+            for (auto& c : copies) delivery::discard_maildir_file(c.file);
+        }
+    }
+    std::set<fs::path> new_dirs;
+    for (auto& c : copies) {
+        if (!c.ok) continue;
+        const auto r = delivery::publish_maildir_file(c.file);
+        if (!r.ok) {
+            c.ok = false;
+            c.failure = r.reason;
         } else {
-            spdlog::warn("delivery id={} to=<{}> status=deferred reason=\"{}\"", queue_id, rcpt, failure);
-            deferred = true;
+            new_dirs.insert(c.file.new_dir);
         }
     }
-    if (!deferred) {
-        spool_.remove(queue_id);
-        spdlog::info("removed id={}", queue_id);
-        return Outcome::done;
+    if (!new_dirs.empty()) {
+        std::error_code ec;
+        if (per_file) {
+            for (const auto& d : new_dirs)
+                if (auto e = util::fsync_dir(d)) ec = e;
+        } else {
+            ec = util::sync_filesystem(messages[copies.front().message]->fd);
+        }
+        // The copies are in new/ and may be read already; a failed barrier only means a retry could
+        // duplicate them, so say so rather than pretend they are not there.
+        if (ec) spdlog::error("delivery batch: sync after rename failed: {}", ec.message());
     }
-    if (!newly_final.empty()) append_done(done_file, newly_final);
-    return Outcome::deferred;
+
+    // 5. Per recipient: final when every copy landed (or it failed for good); per message: remove or retry.
+    for (const auto& c : copies) {
+        BatchMessage& m = *messages[c.message];
+        const std::string& rcpt = m.envelope.recipients[c.recipient];
+        if (c.ok) {
+            spdlog::info("delivered id={} to=<{}> orig_to=<{}> relay=maildir delay={}s status=sent", m.id,
+                         c.destination.address, rcpt, m.age);
+            m.newly_done.push_back(rcpt + ">" + c.destination.address);
+        } else if (failures[c.message][c.recipient].first.empty()) {
+            failures[c.message][c.recipient] = {c.failure, false};
+        }
+    }
+    std::vector<Outcome> outcomes;
+    for (std::size_t mi = 0; mi < messages.size(); ++mi) {
+        BatchMessage& m = *messages[mi];
+        if (!m.usable) {
+            outcomes.push_back(m.deferred ? Outcome::deferred : Outcome::done);
+            continue;
+        }
+        for (std::size_t ri = 0; ri < m.envelope.recipients.size(); ++ri) {
+            const std::string& rcpt = m.envelope.recipients[ri];
+            if (m.done.count(rcpt)) continue;
+            const auto& [failure, permanent] = failures[mi][ri];
+            if (failure.empty()) {
+                m.newly_done.push_back(rcpt);
+            } else if (permanent || m.expired) {
+                // DSN bounces to the sender come with the outbound issue; until then the log is the record.
+                spdlog::warn("delivery id={} to=<{}> status=bounced reason=\"{}\"", m.id, rcpt,
+                             m.expired ? "expired in queue: " + failure : failure);
+                m.newly_done.push_back(rcpt);
+            } else {
+                spdlog::warn("delivery id={} to=<{}> status=deferred reason=\"{}\"", m.id, rcpt, failure);
+                m.deferred = true;
+            }
+        }
+        if (!m.deferred) {
+            spool_.remove(m.id);
+            spdlog::info("removed id={}", m.id);
+            outcomes.push_back(Outcome::done);
+        } else {
+            if (!m.newly_done.empty()) append_done(spool_.queue_file(m.id).string() + ".done", m.newly_done);
+            outcomes.push_back(Outcome::deferred);
+        }
+    }
+    return outcomes;
 }
 
 }  // namespace ferry::queue

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "config/config.hpp"
 #include "delivery/router.hpp"
 #include "spool/spool.hpp"
 
@@ -19,6 +20,7 @@ namespace ferry::queue {
 
 struct QueueSettings {
     std::filesystem::path mail_root;
+    config::SyncMode sync = config::SyncMode::filesystem;
     std::string hostname;
     std::chrono::seconds min_retry{300};
     std::chrono::seconds max_retry{3600};
@@ -48,7 +50,8 @@ private:
     enum class Outcome { done, deferred };
 
     void work();
-    Outcome deliver(const std::string& queue_id);
+    // Delivers a batch of messages with shared syncs; returns one outcome per id, in order.
+    std::vector<Outcome> deliver(const std::vector<std::string>& queue_ids);
     void schedule(const std::string& queue_id, Clock::time_point due);
 
     spool::Spool& spool_;

@@ -42,8 +42,15 @@ std::string_view role_name(config::ListenerRole role) {
 }
 
 queue::QueueSettings queue_settings(const config::Config& c) {
-    return queue::QueueSettings{c.mail_dir(), c.hostname, c.queue.min_retry, c.queue.max_retry, c.queue.lifetime,
-                                c.queue.delivery_workers};
+    queue::QueueSettings q;
+    q.mail_root = c.mail_dir();
+    q.sync = c.queue.sync;
+    q.hostname = c.hostname;
+    q.min_retry = c.queue.min_retry;
+    q.max_retry = c.queue.max_retry;
+    q.lifetime = c.queue.lifetime;
+    q.workers = c.queue.delivery_workers;
+    return q;
 }
 
 // Started as root with `user` set: hand the data over to that account and become it (after binding ports).
@@ -68,7 +75,7 @@ public:
     explicit Server(config::Config cfg)
         : config_(std::make_shared<const config::Config>(std::move(cfg))),
           directory_(config_->local_domains, config_->aliases, config_->accounts_file()),
-          spool_(config_->spool_dir()),
+          spool_(config_->spool_dir(), config_->queue.sync),
           committer_(spool_),
           router_(directory_),
           queue_(spool_, router_, queue_settings(*config_)),

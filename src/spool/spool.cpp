@@ -15,9 +15,16 @@ namespace fs = std::filesystem;
 // Content is handed to the kernel in blocks of this size: few syscalls, bounded memory per session.
 constexpr std::size_t kWriteBufferSize = 64 * 1024;
 
-Spool::Spool(fs::path root) : root_(std::move(root)), incoming_(root_ / "incoming"), queue_(root_ / "queue") {
+Spool::Spool(fs::path root, config::SyncMode sync)
+    : root_(std::move(root)), incoming_(root_ / "incoming"), queue_(root_ / "queue"), sync_(sync) {
     util::make_dirs(incoming_);
     util::make_dirs(queue_);
+    queue_fd_ = ::open(queue_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (queue_fd_ < 0) throw std::system_error(util::last_error(), "cannot open " + queue_.string());
+}
+
+Spool::~Spool() {
+    if (queue_fd_ >= 0) ::close(queue_fd_);
 }
 
 std::vector<std::string> Spool::recover() {
@@ -116,20 +123,31 @@ void Committer::run() {
             batch.assign(std::make_move_iterator(pending_.begin()), std::make_move_iterator(pending_.end()));
             pending_.clear();
         }
-        // Every file of the batch first reaches the disk, then its name moves into queue/, then one fsync
-        // of queue/ makes all the renames durable together.
+        // Every file of the batch first reaches the disk, then its name moves into queue/, then the renames
+        // reach the disk: two barriers for the whole batch. Never rename before the content is durable, or a
+        // crash could leave a truncated message in queue/ that recovery would deliver.
+        const bool per_file = spool_.sync_mode() == config::SyncMode::files;
         results.assign(batch.size(), std::error_code{});
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            MessageWriter& w = *batch[i].writer;
+            results[i] = w.flush();
+            if (!results[i] && per_file && ::fdatasync(w.fd()) != 0) results[i] = util::last_error();
+        }
+        if (!per_file) {
+            if (const auto ec = util::sync_filesystem(spool_.queue_dir_fd()))
+                for (auto& r : results)
+                    if (!r) r = ec;
+        }
         bool any_renamed = false;
         for (std::size_t i = 0; i < batch.size(); ++i) {
             MessageWriter& w = *batch[i].writer;
-            std::error_code ec = w.flush();
-            if (!ec && ::fdatasync(w.fd()) != 0) ec = util::last_error();
-            if (!ec && ::rename(w.temp_path().c_str(), w.final_path().c_str()) != 0) ec = util::last_error();
-            if (!ec) any_renamed = true;
-            results[i] = ec;
+            if (results[i]) continue;
+            if (::rename(w.temp_path().c_str(), w.final_path().c_str()) != 0) results[i] = util::last_error();
+            else any_renamed = true;
         }
         std::error_code dir_ec;
-        if (any_renamed) dir_ec = util::fsync_dir(spool_.queue_dir());
+        if (any_renamed)
+            dir_ec = per_file ? util::fsync_dir(spool_.queue_dir()) : util::sync_filesystem(spool_.queue_dir_fd());
         for (std::size_t i = 0; i < batch.size(); ++i) {
             MessageWriter& w = *batch[i].writer;
             std::error_code ec = results[i] ? results[i] : dir_ec;

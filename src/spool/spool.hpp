@@ -1,6 +1,7 @@
 // The durable spool: spool/incoming/ holds messages being received, spool/queue/ holds committed ones.
-// A message is committed (and only then acknowledged with 250) after its file is fdatasync()ed, renamed
-// into queue/, and queue/ fsync()ed. Commits of concurrent sessions share the directory fsync (group commit).
+// A message is committed (and only then acknowledged with 250) after its content is on disk, its file renamed
+// into queue/, and that rename on disk too. Commits of concurrent sessions share the syncs (group commit):
+// with SyncMode::filesystem a whole batch costs two syncfs(2) calls, however many messages it holds.
 #pragma once
 
 #include <condition_variable>
@@ -14,13 +15,21 @@
 #include <thread>
 #include <vector>
 
+#include "config/config.hpp"
 #include "spool/envelope.hpp"
 
 namespace ferry::spool {
 
 class Spool {
 public:
-    explicit Spool(std::filesystem::path root);   // creates root/incoming and root/queue (mode 0700)
+    // Creates root/incoming and root/queue (mode 0700).
+    Spool(std::filesystem::path root, config::SyncMode sync);
+    ~Spool();
+    Spool(const Spool&) = delete;
+    Spool& operator=(const Spool&) = delete;
+
+    config::SyncMode sync_mode() const { return sync_; }
+    int queue_dir_fd() const { return queue_fd_; }
 
     const std::filesystem::path& incoming_dir() const { return incoming_; }
     const std::filesystem::path& queue_dir() const { return queue_; }
@@ -36,6 +45,8 @@ public:
 
 private:
     std::filesystem::path root_, incoming_, queue_;
+    config::SyncMode sync_;
+    int queue_fd_ = -1;
 };
 
 // One message being received into incoming/<id>. Writes are buffered; the destructor discards an

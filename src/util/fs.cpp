@@ -31,6 +31,11 @@ std::error_code fsync_dir(const std::filesystem::path& dir) {
     return ec;
 }
 
+std::error_code sync_filesystem(int fd) {
+    if (::syncfs(fd) != 0) return last_error();
+    return {};
+}
+
 void make_dirs(const std::filesystem::path& dir, unsigned mode) {
     std::filesystem::create_directories(dir);
     std::filesystem::permissions(dir, static_cast<std::filesystem::perms>(mode),
