@@ -1,0 +1,123 @@
+#!/usr/bin/python3
+"""Turns one bench run folder (results.tsv from bench-peers.sh, latency.tsv, idle.tsv, ferry_rss.tsv) into the
+markdown report written to bench/results/latest.md."""
+import csv
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+
+TARGETS = ["ferry", "postfix-maildir", "opensmtpd-maildir", "postfix-discard", "opensmtpd-discard", "smtp-sink"]
+
+
+def read_tsv(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return list(csv.reader(f, delimiter="\t"))
+
+
+def fnum(x):
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def main(run):
+    rows = list(csv.DictReader(open(os.path.join(run, "results.tsv")), delimiter="\t")) \
+        if os.path.exists(os.path.join(run, "results.tsv")) else []
+    cells = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        cells[(r["mode"], int(r["size"]), int(r["conc"]))][r["target"]].append(r)
+
+    def med(rs, key):
+        vals = [fnum(r[key]) for r in rs if fnum(r[key]) is not None]
+        return statistics.median(vals) if vals else None
+
+    out = []
+    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True,
+                         text=True).stdout.strip()
+    out.append(f"# Ferry benchmark — {os.path.basename(run)}")
+    out.append("")
+    out.append(f"Machine: {os.cpu_count()} cores ({cpu}), kernel {platform.release()}, "
+               f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB. "
+               "All servers on 127.0.0.1, driven in the same run by Postfix's smtp-source "
+               "(`bench-peers.sh`, targets interleaved per cell). Ferry: `[queue] sync = \"filesystem\"` (default); "
+               "a 250 only after the spool file and its rename are on disk; Maildir copies on disk before new/.")
+    out.append("")
+    out.append("accept / e2e = messages per second (smtp-source wall time / until delivered and spool empty); "
+               "cpu = server CPU ms per message; ratio = Ferry ÷ postfix-maildir. `*` = capped run.")
+    out.append("")
+    for (mode, size, conc) in sorted(cells):
+        pass
+    modes = sorted({k[0] for k in cells})
+    sizes = sorted({k[1] for k in cells})
+    for mode in modes:
+        for size in sizes:
+            concs = sorted({k[2] for k in cells if k[0] == mode and k[1] == size})
+            if not concs:
+                continue
+            out.append(f"## {mode}, {size // 1024} KiB")
+            out.append("")
+            out.append("| target | " + " | ".join(f"-s {c}" for c in concs) + " |")
+            out.append("|---|" + "---|" * len(concs))
+            for t in TARGETS:
+                line = []
+                present = False
+                for c in concs:
+                    rs = cells[(mode, size, c)].get(t, [])
+                    if not rs:
+                        line.append("–")
+                        continue
+                    present = True
+                    a, e, cp = med(rs, "accept_mps"), med(rs, "e2e_mps"), med(rs, "cpu_ms_per_msg")
+                    capped = "*" if any("capped" in r["status"] for r in rs) else ""
+                    bad = " ⚠" if any("delivered!=sent" in r["status"] or "fail" in r["status"] for r in rs) else ""
+                    line.append(f"{a:.0f}/{e:.0f}{capped} ({cp:.2f}){bad}" if cp is not None else f"{a:.0f}/{e:.0f}{capped}")
+                if present:
+                    out.append(f"| {t} | " + " | ".join(line) + " |")
+            ratio_e, ratio_c = [], []
+            for c in concs:
+                f_ = cells[(mode, size, c)].get("ferry", [])
+                p_ = cells[(mode, size, c)].get("postfix-maildir", [])
+                if f_ and p_:
+                    ratio_e.append(f"{med(f_, 'e2e_mps') / med(p_, 'e2e_mps'):.2f}×")
+                    fc, pc = med(f_, "cpu_ms_per_msg"), med(p_, "cpu_ms_per_msg")
+                    ratio_c.append(f"{fc / pc:.2f}×" if fc and pc else "–")
+                else:
+                    ratio_e.append("–")
+                    ratio_c.append("–")
+            out.append("| **ratio e2e** | " + " | ".join(ratio_e) + " |")
+            out.append("| **ratio cpu/msg** | " + " | ".join(ratio_c) + " |")
+            out.append("")
+
+    lat = read_tsv(os.path.join(run, "latency.tsv"))
+    if lat:
+        out.append("## Latency, connect → 250 after the final dot (1 KiB, one message per connection)")
+        out.append("")
+        out.append("| target | sessions | messages | p50 ms | p90 ms | p99 ms | max ms | errors |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for r in lat:
+            out.append("| " + " | ".join(r) + " |")
+        out.append("")
+    idle = dict((r[0], r[1]) for r in read_tsv(os.path.join(run, "idle.tsv")) if len(r) == 2)
+    rss = dict((r[0], r[1]) for r in read_tsv(os.path.join(run, "ferry_rss.tsv")) if len(r) == 2)
+    if idle or rss:
+        out.append("## Memory")
+        out.append("")
+        if "ferry_peak_rss_kib" in rss:
+            out.append(f"- Ferry peak RSS over the whole matrix (VmHWM): {int(rss['ferry_peak_rss_kib']) / 1024:.1f} MiB")
+        if idle:
+            out.append(f"- {idle.get('idle_connections')} idle sessions ({idle.get('greeted')} greeted): "
+                       f"RSS {int(idle.get('rss_before_kib', 0)) / 1024:.1f} MiB before, "
+                       f"{int(idle.get('rss_idle_kib', 0)) / 1024:.1f} MiB with them open "
+                       f"({idle.get('rss_per_session_bytes')} bytes per session)")
+        out.append("")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
