@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= 2
 CONFIG ?= examples/ferry.toml
 
-.PHONY: all setup build run test unit clean
+.PHONY: all setup build run test unit clean fuzz bench
 
 all: build
 
@@ -25,6 +25,27 @@ test: build
 
 unit: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -R '^[A-Za-z]+\.' -E '^integration\.'
+
+# libFuzzer targets (tests/fuzz/): a clang + ASan/UBSan build in $(FUZZ_BUILD_DIR), then each target runs for
+# FUZZ_SECONDS on a scratch copy of its seed corpus; fails when any target finds a crash (inputs under
+# $(FUZZ_BUILD_DIR)/fuzz/artifacts/). FUZZ_TARGETS picks some, e.g. `make fuzz FUZZ_TARGETS=fuzz_session`.
+FUZZ_BUILD_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?=
+
+fuzz: setup
+	@scripts/setup fuzz
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD_DIR) -G Ninja -DFERRY_FUZZ=ON
+	cmake --build $(FUZZ_BUILD_DIR) --target fuzz_targets -j $(JOBS)
+	tests/fuzz/run_fuzzers.sh $(FUZZ_BUILD_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Ferry against Postfix and OpenSMTPD in one run (bench/run; needs root and ../shared/peers). Never part of
+# `make test`. Writes bench/results/latest.md. BENCH_ARGS passes options to bench-peers.sh.
+bench: build
+	@scripts/setup bench
+	cmake --build $(BUILD_DIR) --target ferry_micro -j $(JOBS)
+	$(BUILD_DIR)/ferry_micro --benchmark_min_time=0.2 | tee bench/results/micro-latest.txt
+	bench/run
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -200,6 +200,8 @@ bool parse_port(std::string_view text, std::uint32_t& port) {
 }
 
 bool is_ip_address(std::string_view host, bool& v6) {
+    // inet_pton stops at a NUL: "127.0.0.1\0junk" would pass as an IPv4 address.
+    if (host.find('\0') != std::string_view::npos) return false;
     std::string h(host);
     unsigned char buf[16];
     if (inet_pton(AF_INET, h.c_str(), buf) == 1) { v6 = false; return true; }
@@ -379,6 +381,9 @@ private:
         if (!node) return std::nullopt;
         if (!node->is_string())
             fail(*node, join_key(prefix, key), std::string("expected a string, got ") + type_name(node->type()));
+        // TOML allows "\u0000"; paths, user and host names go to C APIs that would stop reading there.
+        if (node->as_string()->get().find('\0') != std::string::npos)
+            fail(*node, join_key(prefix, key), "contains a NUL character (\\u0000)");
         return node->as_string()->get();
     }
 

@@ -119,7 +119,9 @@ LocalPart parse_local_part(std::string_view s) {
         out.ok = true;
         return out;
     }
-    const auto at = s.rfind('@');
+    // A dot-string holds no '@', so the first one ends it; the domain may hold more, inside a
+    // General-address-literal (dcontent includes '@', RFC 5321 4.1.3), as in joe@[x-tag:a@b].
+    const auto at = s.find('@');
     if (at == std::string_view::npos || at == 0) return out;
     out.value = std::string(s.substr(0, at));
     if (!is_dot_string(out.value)) return out;
@@ -129,6 +131,8 @@ LocalPart parse_local_part(std::string_view s) {
 }
 
 bool is_domain_or_literal(std::string_view d) {
+    // RFC 5321 4.5.3.1.2: 255 octets for "a domain name or number", so address literals too.
+    if (d.size() > kMaxDomainLength) return false;
     return d.size() && d.front() == '[' ? is_address_literal(d) : is_valid_domain(d);
 }
 
@@ -223,12 +227,23 @@ PathParse parse_path(std::string_view text, bool allow_null) {
     out.error = PathError::syntax;
     if (text.empty() || text.front() != '<') return out;
     const auto close = [&]() -> std::size_t {
-        // The closing '>' is the first one outside a quoted string.
+        // The closing '>' is the first one outside a quoted string and outside an address literal: a
+        // General-address-literal may hold '>' and '"' (dcontent, RFC 5321 4.1.3), as in <joe@[x-tag:>]>.
         bool quoted = false;
+        bool literal = false;
         for (std::size_t i = 1; i < text.size(); ++i) {
-            if (quoted && text[i] == '\\') { ++i; continue; }
-            if (text[i] == '"') quoted = !quoted;
-            else if (!quoted && text[i] == '>') return i;
+            if (literal) {
+                if (text[i] == ']') literal = false;
+            } else if (quoted) {
+                if (text[i] == '\\') ++i;
+                else if (text[i] == '"') quoted = false;
+            } else if (text[i] == '"') {
+                quoted = true;
+            } else if (text[i] == '[') {
+                literal = true;
+            } else if (text[i] == '>') {
+                return i;
+            }
         }
         return std::string_view::npos;
     }();

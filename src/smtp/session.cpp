@@ -22,6 +22,21 @@ std::vector<std::string> ehlo_lines(const SessionSettings& s) {
 
 constexpr std::string_view kHelp = "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP";
 
+// Client text quoted back in a reply. A reply line is at most 512 octets (RFC 5321 4.5.3.1.5) while a command
+// line may be longer (limits.command_line_length), so the quote is cut short; octets that are not printable
+// ASCII (UTF-8 in an esmtp-value) show as '?', since reply text is ASCII (RFC 5321 4.2).
+constexpr std::size_t kMaxQuotedParameter = 64;
+
+std::string quoted_parameter(std::string_view text) {
+    std::string out;
+    for (const char c : text.substr(0, kMaxQuotedParameter)) {
+        const auto u = static_cast<unsigned char>(c);
+        out.push_back(u > 0x20 && u < 0x7F ? c : '?');
+    }
+    if (text.size() > kMaxQuotedParameter) out += "...";
+    return out;
+}
+
 }  // namespace
 
 std::string_view to_string(SessionState state) {
@@ -153,7 +168,7 @@ Step Session::handle_mail(std::string_view arg) {
         return error(501, "5.1.7", "Bad sender address syntax");
     Transaction tx;
     for (const EsmtpParam& p : m.params) {
-        if (!esmtp_) return error(555, "5.5.4", "Unsupported option: " + p.keyword);
+        if (!esmtp_) return error(555, "5.5.4", "Unsupported option: " + quoted_parameter(p.keyword));
         if (p.keyword == "SIZE" && p.value) {   // RFC 1870 6
             const std::string& v = *p.value;
             if (v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos)
@@ -165,11 +180,11 @@ Step Session::handle_mail(std::string_view arg) {
         } else if (p.keyword == "BODY" && p.value) {   // RFC 6152
             const std::string v = ascii_lower(*p.value);
             if (v == "8bitmime") tx.body_8bit = true;
-            else if (v != "7bit") return error(555, "5.5.4", "Unsupported option: BODY=" + *p.value);
+            else if (v != "7bit") return error(555, "5.5.4", "Unsupported option: BODY=" + quoted_parameter(*p.value));
         } else if (p.keyword == "SMTPUTF8" && !p.value) {   // RFC 6531 3.4
             tx.smtputf8 = true;
         } else {
-            return error(555, "5.5.4", "Unsupported option: " + p.keyword);
+            return error(555, "5.5.4", "Unsupported option: " + quoted_parameter(p.keyword));
         }
     }
     if (m.path.mailbox && m.path.mailbox->utf8 && !tx.smtputf8)
@@ -193,7 +208,7 @@ Step Session::handle_rcpt(std::string_view arg) {
     case ArgError::bad_address: return error(501, "5.1.3", "Bad recipient address syntax");
     case ArgError::bad_parameter: return error(501, "5.5.4", "Bad RCPT parameter syntax");
     }
-    if (!r.params.empty()) return error(555, "5.5.4", "Unsupported option: " + r.params.front().keyword);
+    if (!r.params.empty()) return error(555, "5.5.4", "Unsupported option: " + quoted_parameter(r.params.front().keyword));
     // RFC 5321 4.5.3.1.8: more than the limit gets 452 (not an error toward the hard limit: clients retry).
     if (tx_.recipients.size() >= settings_.max_recipients)
         return reply(Reply(452, "4.5.3", "Error: too many recipients"));

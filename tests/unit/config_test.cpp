@@ -274,6 +274,16 @@ TEST_F(ConfigFileTest, BadPort) {
     EXPECT_EQ(msg, at_line(4) + "dns.resolver: \"127.0.0.1:0\" is not host:port (port must be 1-65535)");
 }
 
+// Found by fuzz_config: data_dir = "/\u0000d_line_lenvar/lib/ferry" loaded, and open(2) would have used "/".
+TEST_F(ConfigFileTest, NulCharacterInStringRejected) {
+    std::string msg = error_of("data_dir = \"/\\u0000var\"\n" + kListen);
+    EXPECT_EQ(msg, at_line(1) + "data_dir: contains a NUL character (\\u0000)");
+    msg = error_of("[[listen]]\naddress = \"127.0.0.1\\u0000x:25\"\n");
+    EXPECT_EQ(msg, at_line(2) + "listen[0].address: contains a NUL character (\\u0000)");
+    msg = error_of(kListen + "[dns]\nresolver = \"127.0.0.1:53\\u0000\"\n");
+    EXPECT_EQ(msg, at_line(4) + "dns.resolver: contains a NUL character (\\u0000)");
+}
+
 TEST_F(ConfigFileTest, BadRoleAndLogLevel) {
     std::string msg = error_of("[[listen]]\naddress = \"127.0.0.1:25\"\nrole = \"smtp\"\n");
     EXPECT_EQ(msg, at_line(3) + "listen[0].role: \"smtp\" is not a role (use mx, submission or submissions)");

@@ -211,6 +211,40 @@ TEST(SmtpAddress, GeneralAddressLiteral) {
     EXPECT_EQ(parse_ok("<joe@[x-tag:some-content]>").domain, "[x-tag:some-content]");
 }
 
+// Found by fuzz_address ("6@[ipvD6:>2]"): parse_mailbox accepted it, but inside angle brackets the '>' of the
+// literal was taken as the end of the path. dcontent (RFC 5321 4.1.3) includes '>' and '"'.
+TEST(SmtpAddress, GeneralAddressLiteralWithAngleBracketOrQuote) {
+    EXPECT_EQ(parse_ok("<6@[ipvD6:>2]>").domain, "[ipvD6:>2]");
+    EXPECT_EQ(parse_ok("<joe@[x:\"]>").domain, "[x:\"]");
+    const auto bare = parse_mailbox("6@[ipvD6:>2]");
+    ASSERT_TRUE(bare.has_value());
+    EXPECT_EQ(parse_ok("<" + bare->to_string() + ">"), *bare);
+    EXPECT_EQ(parse_error("<joe@[x:>"), PathError::syntax);   // an unclosed literal never ends the path
+}
+
+// Found by fuzz_address ("\"Postmaster\"@[z:@-:>:]"): the canonical form Postmaster@[z:@-:>:] no longer parsed,
+// because the local part was split at the last '@', which sat inside the literal.
+TEST(SmtpAddress, AtSignInsideGeneralAddressLiteral) {
+    const Mailbox mb = parse_ok("<\"Postmaster\"@[z:@-:>:]>");
+    EXPECT_EQ(mb.local, "Postmaster");
+    EXPECT_EQ(mb.domain, "[z:@-:>:]");
+    EXPECT_EQ(mb.to_string(), "Postmaster@[z:@-:>:]");
+    const auto again = parse_mailbox(mb.to_string());
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(*again, mb);
+    EXPECT_EQ(parse_ok("<joe@[x-tag:a@b]>").local, "joe");
+    EXPECT_EQ(parse_error("<joe@x@y.test>"), PathError::syntax);
+}
+
+// Found by fuzz_address: parse_mailbox took "0@[-:.GGG...]" with a 303-octet general address literal.
+TEST(SmtpAddress, AddressLiteralOver255OctetsRejected) {
+    const std::string literal = "[x-tag:" + std::string(247, 'a') + "]";   // 255 octets
+    ASSERT_EQ(literal.size(), kMaxDomainLength);
+    ASSERT_TRUE(parse_mailbox("joe@" + literal).has_value());
+    const std::string longer = "[x-tag:" + std::string(248, 'a') + "]";
+    EXPECT_FALSE(parse_mailbox("joe@" + longer).has_value());
+}
+
 TEST(SmtpAddress, BadAddressLiterals) {
     for (const char* bad : {"<joe@[1.2.3.256]>", "<joe@[1.2.3]>", "<joe@[1.2.3.4.5]>", "<joe@[]>",
                             "<joe@[IPv6:1.2.3.4]>", "<joe@[IPv6:::g]>", "<joe@[IPv6:1:2:3:4:5:6:7:8:9]>",

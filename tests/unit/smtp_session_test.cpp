@@ -337,6 +337,21 @@ TEST_F(SmtpSession, UnknownMailParameter) {
     EXPECT_EQ(session.state(), SessionState::ready);
 }
 
+// Found by fuzz_session's reply check: a 485-octet keyword in a 512-octet MAIL line came back in a 518-octet
+// "555 5.5.4 Unsupported option: ..." line, over the 512 of RFC 5321 4.5.3.1.5 (longer still with a larger
+// limits.command_line_length). The quote is cut to 64 octets and kept to printable ASCII.
+TEST_F(SmtpSession, LongOrNonAsciiParameterQuotedShort) {
+    ehlo();
+    const std::string keyword(485, 'A');
+    const Step s = send("MAIL FROM:<a@b.c> " + keyword);
+    expect_one(s, 555, "5.5.4");
+    EXPECT_EQ(wire(s), "555 5.5.4 Unsupported option: " + std::string(64, 'A') + "...\r\n");
+    EXPECT_EQ(wire(send("MAIL FROM:<a@b.c> BODY=\xC3\xA9t\xC3\xA9")), "555 5.5.4 Unsupported option: BODY=??t??\r\n");
+    EXPECT_EQ(wire(send("MAIL FROM:<a@b.c>")), "250 2.1.0 Ok\r\n");
+    const Step r = send("RCPT TO:<bob@example.test> " + std::string(300, 'x') + "=1");
+    EXPECT_EQ(wire(r), "555 5.5.4 Unsupported option: " + std::string(64, 'X') + "...\r\n");
+}
+
 TEST_F(SmtpSession, ParamsAfterHeloRejected) {
     expect_one(send("HELO client.test"), 250, "");
     expect_one(send("MAIL FROM:<alice@sender.test> SIZE=10"), 555, "5.5.4");

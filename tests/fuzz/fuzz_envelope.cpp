@@ -1,0 +1,35 @@
+// spool::parse_envelope on arbitrary spool-file heads, and the round trip serialize -> parse of what it returns.
+#include <cstddef>
+#include <cstdint>
+
+#include "fuzz_check.hpp"
+#include "spool/envelope.hpp"
+
+using namespace ferry;
+
+namespace {
+
+bool same(const spool::Envelope& a, const spool::Envelope& b) {
+    return a.queue_id == b.queue_id && a.arrival == b.arrival && a.client == b.client && a.sender == b.sender &&
+           a.recipients == b.recipients;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::string_view head = fuzz::as_text(data, size);
+    const auto parsed = spool::parse_envelope(head);
+    if (!parsed) return 0;
+    const spool::Envelope& env = parsed->envelope;
+    FUZZ_CHECK(parsed->content_offset <= head.size());
+    FUZZ_CHECK(parsed->content_offset >= 2 && head.substr(parsed->content_offset - 2, 2) == "\n\n");
+    FUZZ_CHECK(!env.queue_id.empty() && !env.recipients.empty());
+
+    const std::string text = spool::serialize_envelope(env);
+    const auto again = spool::parse_envelope(text + std::string(head.substr(parsed->content_offset)));
+    FUZZ_CHECK(again.has_value());
+    FUZZ_CHECK(again->content_offset == text.size());
+    FUZZ_CHECK(same(again->envelope, env));
+    FUZZ_CHECK(spool::serialize_envelope(again->envelope) == text);
+    return 0;
+}
