@@ -474,6 +474,15 @@ class Ferry:
     def mail_files(self, localpart, domain=DOMAIN):
         return maildir_files(self.data_dir, domain, localpart)
 
+    def rcpt_reply(self, addr):
+        """The reply to RCPT TO:<addr> in a fresh session (MAIL FROM a remote sender)."""
+        with self.connect() as c:
+            c.ehlo()
+            c.expect("MAIL FROM:<x@client.test>", 250, "2.1.0")
+            r = c.cmd(f"RCPT TO:<{addr}>")
+            c.quit()
+        return r
+
     def wait_mail(self, localpart, count=1, timeout=10.0, domain=DOMAIN):
         return wait_for_maildir(self.data_dir, domain, localpart, count=count, timeout=timeout,
                                 log=lambda: self.log)

@@ -5,12 +5,7 @@ from ferrytest import Ferry, make_message
 
 
 def rcpt_reply(srv, rcpt):
-    with srv.connect() as c:
-        c.ehlo()
-        c.expect("MAIL FROM:<s@client.test>", 250, "2.1.0")
-        r = c.cmd(f"RCPT TO:<{rcpt}>")
-        c.quit()
-    return r
+    return srv.rcpt_reply(rcpt)
 
 
 def test_sighup_applies_new_alias_and_domain(tmp_path):

@@ -94,12 +94,7 @@ def test_utf8_user(tmp_path):
 
 
 def rcpt_code(srv, addr):
-    with srv.connect() as c:
-        c.ehlo()
-        c.expect("MAIL FROM:<x@client.test>", 250, "2.1.0")
-        r = c.cmd(f"RCPT TO:<{addr}>")
-        c.quit()
-    return r
+    return srv.rcpt_reply(addr)
 
 
 def poll_rcpt(srv, addr, code, timeout):
