@@ -1,7 +1,6 @@
 #include "delivery/maildir.hpp"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>

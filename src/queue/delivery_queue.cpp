@@ -96,26 +96,11 @@ void DeliveryQueue::stop() {
     workers_.clear();
 }
 
-std::size_t DeliveryQueue::size() {
-    std::lock_guard lock(mutex_);
-    return entries_.size();
-}
-
 void DeliveryQueue::submit(const std::string& queue_id) {
     {
         std::lock_guard lock(mutex_);
-        if (entries_.count(queue_id)) return;
-        entries_[queue_id] = Entry{0, Clock::now()};
+        if (!attempts_.emplace(queue_id, 0).second) return;   // already queued
         due_.emplace(Clock::now(), queue_id);
-    }
-    wake_.notify_one();
-}
-
-void DeliveryQueue::schedule(const std::string& queue_id, Clock::time_point due) {
-    {
-        std::lock_guard lock(mutex_);
-        entries_[queue_id].due = due;
-        due_.emplace(due, queue_id);
     }
     wake_.notify_one();
 }
@@ -151,13 +136,11 @@ void DeliveryQueue::work() {
         for (std::size_t i = 0; i < batch.size(); ++i) {
             const std::string& id = batch[i];
             if (outcomes[i] == Outcome::done) {
-                entries_.erase(id);
+                attempts_.erase(id);
                 continue;
             }
-            const int attempts = ++entries_[id].attempts;
-            const auto due = Clock::now() + retry_delay(attempts, settings_.min_retry, settings_.max_retry);
-            entries_[id].due = due;
-            due_.emplace(due, id);
+            const int attempts = ++attempts_[id];
+            due_.emplace(Clock::now() + retry_delay(attempts, settings_.min_retry, settings_.max_retry), id);
         }
     }
 }

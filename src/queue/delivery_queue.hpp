@@ -39,20 +39,14 @@ public:
     void start();
     void submit(const std::string& queue_id);   // thread-safe; due now
     void stop();                                 // workers finish the message in hand, then exit
-    std::size_t size();
 
 private:
     using Clock = std::chrono::steady_clock;
-    struct Entry {
-        int attempts = 0;
-        Clock::time_point due;
-    };
     enum class Outcome { done, deferred };
 
     void work();
     // Delivers a batch of messages with shared syncs; returns one outcome per id, in order.
     std::vector<Outcome> deliver(const std::vector<std::string>& queue_ids);
-    void schedule(const std::string& queue_id, Clock::time_point due);
 
     spool::Spool& spool_;
     delivery::Router& router_;
@@ -60,8 +54,8 @@ private:
 
     std::mutex mutex_;
     std::condition_variable wake_;
-    std::map<std::string, Entry> entries_;              // every message the queue knows about
-    std::multimap<Clock::time_point, std::string> due_;   // those waiting for a worker
+    std::map<std::string, int> attempts_;               // every message the queue knows about: attempts so far
+    std::multimap<Clock::time_point, std::string> due_;   // those waiting for a worker, by due time
     bool stopping_ = false;
     std::vector<std::thread> workers_;
 };

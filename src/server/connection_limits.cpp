@@ -29,9 +29,4 @@ void ConnectionLimits::set_limits(std::size_t max_total, std::size_t max_per_ip)
     max_per_ip_ = max_per_ip;
 }
 
-std::size_t ConnectionLimits::total() {
-    std::lock_guard lock(mutex_);
-    return total_;
-}
-
 }  // namespace ferry::server

@@ -16,7 +16,6 @@ public:
     Verdict acquire(const std::string& ip);   // counts the session when ok
     void release(const std::string& ip);
     void set_limits(std::size_t max_total, std::size_t max_per_ip);
-    std::size_t total();
 
 private:
     std::mutex mutex_;

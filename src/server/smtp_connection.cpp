@@ -216,7 +216,7 @@ asio::awaitable<void> SmtpConnection::say_goodbye(ReadResult why, smtp::Session&
         co_return;
     }
     arm_timer(std::chrono::duration_cast<std::chrono::milliseconds>(kGoodbyeTimeout));
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_), kNoThrow);
+    co_await asio::async_write(socket_, asio::buffer(out_), kNoThrow);   // best effort: we close either way
     disarm_timer();
     out_.clear();
 }

@@ -64,7 +64,6 @@ MessageWriter::~MessageWriter() {
 }
 
 std::error_code MessageWriter::append(std::string_view content) {
-    content_size_ += content.size();
     if (error_) return error_;
     if (buffer_.size() + content.size() > kWriteBufferSize) {
         if (auto ec = flush()) return ec;

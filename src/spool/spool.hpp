@@ -63,7 +63,6 @@ public:
     void discard();
 
     const std::string& queue_id() const { return queue_id_; }
-    std::uint64_t content_size() const { return content_size_; }
     int fd() const { return fd_; }
     const std::filesystem::path& temp_path() const { return temp_path_; }
     const std::filesystem::path& final_path() const { return final_path_; }
@@ -74,7 +73,6 @@ private:
     std::filesystem::path temp_path_, final_path_;
     int fd_ = -1;
     std::string buffer_;
-    std::uint64_t content_size_ = 0;
     bool committed_ = false;
     std::error_code error_;
 };
