@@ -199,9 +199,10 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
             continue;
         }
         const auto parsed = read_envelope(m->fd);
-        if (!parsed) {
+        const auto length = spool::committed_length(m->fd);
+        if (!parsed || !length || *length < parsed->content_offset) {
             // Unreadable spool files are kept for the operator, never delivered half-understood.
-            spdlog::error("delivery id={} spool file has no valid envelope; left in {}", id, file.string());
+            spdlog::error("delivery id={} spool file has no valid envelope or trailer; left in {}", id, file.string());
             m->deferred = true;
             messages.push_back(std::move(m));
             continue;
@@ -209,7 +210,7 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
         m->usable = true;
         m->envelope = parsed->envelope;
         m->content_offset = static_cast<off_t>(parsed->content_offset);
-        m->content_length = static_cast<std::size_t>(fs::file_size(file)) - parsed->content_offset;
+        m->content_length = static_cast<std::size_t>(*length - parsed->content_offset);
         m->done = read_done(file.string() + ".done");
         m->age = std::time(nullptr) - m->envelope.arrival;
         m->expired = m->age > settings_.lifetime.count();

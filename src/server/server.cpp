@@ -190,7 +190,8 @@ private:
     bool stopping_ = false;
 };
 
-// One server per data_dir: a second one would delete the first one's messages in incoming/ at recovery.
+// One server per data_dir: at recovery a second one would take the first one's messages still being received
+// for partial files, and delete them.
 // The lock lives as long as the process (the descriptor is never closed).
 void lock_data_dir(const std::filesystem::path& data_dir) {
     const auto lock_file = data_dir / "serve.lock";

@@ -197,7 +197,7 @@ asio::awaitable<void> SmtpConnection::serve() {
         }
         ++commands_;
         open = co_await perform(session, std::move(step));
-        // A transaction that ended without a commit (RSET, error, EHLO) leaves nothing behind in incoming/.
+        // A transaction that ended without a commit (RSET, error, EHLO) leaves nothing behind in the spool.
         if (writer_ && session.state() != smtp::SessionState::bdat) end_message();
     }
     spdlog::info("disconnect client={} commands={} messages={} errors={}", client_, commands_, messages_,

@@ -1,11 +1,17 @@
 #include "spool/spool.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "spool/queue_id.hpp"
+#include "spool/trailer.hpp"
 #include "util/fs.hpp"
 
 namespace ferry::spool {
@@ -15,9 +21,48 @@ namespace fs = std::filesystem;
 // Content is handed to the kernel in blocks of this size: few syscalls, bounded memory per session.
 constexpr std::size_t kWriteBufferSize = 64 * 1024;
 
+namespace {
+
+enum class FileState { committed, partial, corrupt };
+
+// What start-up finds in a spool file: sealed and intact, never sealed (the crash came first), or sealed but
+// not matching its bytes.
+FileState check_file(int fd) {
+    const auto length = committed_length(fd);
+    if (!length) return FileState::partial;
+    std::uint32_t crc = 0;
+    std::string buf(1 << 20, '\0');
+    for (std::uint64_t off = 0; off < *length;) {
+        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), *length - off));
+        const ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return FileState::corrupt;
+        crc = crc32_update(crc, std::string_view(buf.data(), static_cast<std::size_t>(n)));
+        off += static_cast<std::uint64_t>(n);
+    }
+    std::string tail(kTrailerSize, '\0');
+    if (::pread(fd, tail.data(), tail.size(), static_cast<off_t>(*length)) != static_cast<ssize_t>(tail.size()))
+        return FileState::corrupt;
+    const auto trailer = parse_trailer(tail);
+    return trailer && trailer->crc == crc ? FileState::committed : FileState::corrupt;
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> committed_length(int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(kTrailerSize)) return std::nullopt;
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    std::string tail(kTrailerSize, '\0');
+    const off_t at = static_cast<off_t>(size - kTrailerSize);
+    if (::pread(fd, tail.data(), tail.size(), at) != static_cast<ssize_t>(tail.size())) return std::nullopt;
+    const auto trailer = parse_trailer(tail);
+    if (!trailer || trailer->length != size - kTrailerSize) return std::nullopt;
+    return trailer->length;
+}
+
 Spool::Spool(fs::path root, config::SyncMode sync)
-    : root_(std::move(root)), incoming_(root_ / "incoming"), queue_(root_ / "queue"), sync_(sync) {
-    util::make_dirs(incoming_);
+    : root_(std::move(root)), queue_(root_ / "queue"), corrupt_(root_ / "corrupt"), sync_(sync) {
     util::make_dirs(queue_);
     queue_fd_ = ::open(queue_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (queue_fd_ < 0) throw std::system_error(util::last_error(), "cannot open " + queue_.string());
@@ -28,16 +73,40 @@ Spool::~Spool() {
 }
 
 std::vector<std::string> Spool::recover() {
-    for (const auto& entry : fs::directory_iterator(incoming_)) {
-        std::error_code ec;
-        fs::remove(entry.path(), ec);
-    }
-    util::fsync_dir(incoming_);
     std::vector<std::string> ids;
+    bool removed = false;
     for (const auto& entry : fs::directory_iterator(queue_)) {
         const std::string name = entry.path().filename().string();
-        if (is_queue_id(name)) ids.push_back(name);
+        if (!is_queue_id(name)) continue;   // .done records go with their message
+        const int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            spdlog::error("recovery: cannot open {}: {}", entry.path().string(), std::strerror(errno));
+            continue;
+        }
+        const FileState state = check_file(fd);
+        ::close(fd);
+        switch (state) {
+        case FileState::committed:
+            ids.push_back(name);
+            break;
+        case FileState::partial:
+            spdlog::info("recovery: discarded id={}: never committed (the 250 was not sent)", name);
+            remove(name);
+            removed = true;
+            break;
+        case FileState::corrupt: {
+            util::make_dirs(corrupt_);
+            std::error_code ec;
+            fs::rename(entry.path(), corrupt_ / name, ec);
+            spdlog::error("recovery: id={} does not match its commit trailer (data lost by the filesystem?); "
+                          "moved to {}{}",
+                          name, (corrupt_ / name).string(), ec ? ": " + ec.message() : "");
+            removed = true;
+            break;
+        }
+        }
     }
+    if (removed) util::fsync_dir(queue_);
     std::sort(ids.begin(), ids.end());   // queue ids sort by arrival time
     return ids;
 }
@@ -49,13 +118,11 @@ void Spool::remove(const std::string& queue_id) {
 }
 
 MessageWriter::MessageWriter(Spool& spool, const Envelope& envelope)
-    : queue_id_(envelope.queue_id),
-      temp_path_(spool.incoming_dir() / envelope.queue_id),
-      final_path_(spool.queue_file(envelope.queue_id)) {
-    fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd_ < 0) throw std::system_error(util::last_error(), "cannot create " + temp_path_.string());
-    buffer_ = serialize_envelope(envelope);
+    : queue_id_(envelope.queue_id), path_(spool.queue_file(envelope.queue_id)) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd_ < 0) throw std::system_error(util::last_error(), "cannot create " + path_.string());
     buffer_.reserve(kWriteBufferSize);
+    append(serialize_envelope(envelope));
 }
 
 MessageWriter::~MessageWriter() {
@@ -65,12 +132,20 @@ MessageWriter::~MessageWriter() {
 
 std::error_code MessageWriter::append(std::string_view content) {
     if (error_) return error_;
+    crc_ = crc32_update(crc_, content);
+    length_ += content.size();
     if (buffer_.size() + content.size() > kWriteBufferSize) {
         if (auto ec = flush()) return ec;
         if (content.size() >= kWriteBufferSize) return error_ = util::write_all(fd_, content);
     }
     buffer_.append(content);
     return {};
+}
+
+std::error_code MessageWriter::seal() {
+    if (error_) return error_;
+    buffer_ += make_trailer(Trailer{length_, crc_});
+    return flush();
 }
 
 std::error_code MessageWriter::flush() {
@@ -86,7 +161,7 @@ void MessageWriter::discard() {
     if (fd_ >= 0) {
         ::close(fd_);
         fd_ = -1;
-        ::unlink(temp_path_.c_str());
+        ::unlink(path_.c_str());
     }
 }
 
@@ -122,40 +197,25 @@ void Committer::run() {
             batch.assign(std::make_move_iterator(pending_.begin()), std::make_move_iterator(pending_.end()));
             pending_.clear();
         }
-        // Every file of the batch first reaches the disk, then its name moves into queue/, then the renames
-        // reach the disk: two barriers for the whole batch. Never rename before the content is durable, or a
-        // crash could leave a truncated message in queue/ that recovery would deliver.
+        // Each file is sealed with its trailer, then one barrier makes the whole batch durable: a syncfs of the
+        // spool's filesystem, or an fdatasync per file and one fsync of queue/ for the new names. Nothing is
+        // acknowledged before the barrier returns.
         const bool per_file = spool_.sync_mode() == config::SyncMode::files;
         results.assign(batch.size(), std::error_code{});
+        bool any_sealed = false;
         for (std::size_t i = 0; i < batch.size(); ++i) {
             MessageWriter& w = *batch[i].writer;
-            results[i] = w.flush();
+            results[i] = w.seal();
             if (!results[i] && per_file && ::fdatasync(w.fd()) != 0) results[i] = util::last_error();
+            any_sealed = any_sealed || !results[i];
         }
-        if (!per_file) {
-            if (const auto ec = util::sync_filesystem(spool_.queue_dir_fd()))
-                for (auto& r : results)
-                    if (!r) r = ec;
-        }
-        bool any_renamed = false;
+        std::error_code sync_ec;
+        if (any_sealed)
+            sync_ec = per_file ? util::fsync_dir(spool_.queue_dir()) : util::sync_filesystem(spool_.queue_dir_fd());
         for (std::size_t i = 0; i < batch.size(); ++i) {
-            MessageWriter& w = *batch[i].writer;
-            if (results[i]) continue;
-            if (::rename(w.temp_path().c_str(), w.final_path().c_str()) != 0) results[i] = util::last_error();
-            else any_renamed = true;
-        }
-        std::error_code dir_ec;
-        if (any_renamed)
-            dir_ec = per_file ? util::fsync_dir(spool_.queue_dir()) : util::sync_filesystem(spool_.queue_dir_fd());
-        for (std::size_t i = 0; i < batch.size(); ++i) {
-            MessageWriter& w = *batch[i].writer;
-            std::error_code ec = results[i] ? results[i] : dir_ec;
-            if (!ec) {
-                w.mark_committed();
-            } else if (!results[i]) {
-                // Renamed but the directory sync failed: take it back so it is neither acked nor delivered.
-                ::unlink(w.final_path().c_str());
-            }
+            // A failed message stays uncommitted: its writer removes the file, and the client gets a 451.
+            const std::error_code ec = results[i] ? results[i] : sync_ec;
+            if (!ec) batch[i].writer->mark_committed();
             batch[i].done(ec);
         }
         batch.clear();

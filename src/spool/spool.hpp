@@ -1,15 +1,17 @@
-// The durable spool: spool/incoming/ holds messages being received, spool/queue/ holds committed ones.
-// A message is committed (and only then acknowledged with 250) after its content is on disk, its file renamed
-// into queue/, and that rename on disk too. Commits of concurrent sessions share the syncs (group commit):
-// with SyncMode::filesystem a whole batch costs two syncfs(2) calls, however many messages it holds.
+// The durable spool: spool/queue/<id> holds every message, from its first byte received to its removal after
+// delivery. A message is committed (and only then acknowledged with 250) once its file, ending with the commit
+// trailer (spool/trailer.hpp), is on disk. Commits of concurrent sessions share one barrier (group commit):
+// with SyncMode::filesystem a whole batch costs one syncfs(2) call, however many messages it holds.
 #pragma once
 
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -22,7 +24,7 @@ namespace ferry::spool {
 
 class Spool {
 public:
-    // Creates root/incoming and root/queue (mode 0700).
+    // Creates root/queue (mode 0700).
     Spool(std::filesystem::path root, config::SyncMode sync);
     ~Spool();
     Spool(const Spool&) = delete;
@@ -31,12 +33,13 @@ public:
     config::SyncMode sync_mode() const { return sync_; }
     int queue_dir_fd() const { return queue_fd_; }
 
-    const std::filesystem::path& incoming_dir() const { return incoming_; }
     const std::filesystem::path& queue_dir() const { return queue_; }
+    const std::filesystem::path& corrupt_dir() const { return corrupt_; }
     std::filesystem::path queue_file(const std::string& queue_id) const { return queue_ / queue_id; }
 
-    // Start-up recovery: deletes partial files in incoming/ (never acknowledged, RFC 5321 6.1 does not apply)
-    // and returns the ids of committed messages in queue/, oldest first.
+    // Start-up recovery. Reads every spool file: one without a trailer is a message that was never acknowledged
+    // (RFC 5321 6.1 does not apply) and is deleted; one whose trailer does not match its bytes is moved to
+    // corrupt/ and logged. Returns the ids of committed messages, oldest first.
     std::vector<std::string> recover();
 
     // Removes a message whose every recipient is final. The unlink need not be synced: a message that
@@ -44,13 +47,17 @@ public:
     void remove(const std::string& queue_id);
 
 private:
-    std::filesystem::path root_, incoming_, queue_;
+    std::filesystem::path root_, queue_, corrupt_;
     config::SyncMode sync_;
     int queue_fd_ = -1;
 };
 
-// One message being received into incoming/<id>. Writes are buffered; the destructor discards an
-// uncommitted file.
+// The committed content of a spool file: the bytes before its trailer. nullopt if the file does not end with
+// a trailer that matches its size (the CRC is checked by Spool::recover, not here).
+std::optional<std::uint64_t> committed_length(int fd);
+
+// One message being received into queue/<id>. Writes are buffered and summed into the trailer's CRC as they
+// are made; the destructor discards an uncommitted file.
 class MessageWriter {
 public:
     MessageWriter(Spool& spool, const Envelope& envelope);   // throws std::system_error
@@ -59,26 +66,29 @@ public:
     MessageWriter& operator=(const MessageWriter&) = delete;
 
     std::error_code append(std::string_view content);
-    std::error_code flush();
+    // Writes the trailer after everything appended: the file is complete, and committed once synced.
+    std::error_code seal();
     void discard();
 
     const std::string& queue_id() const { return queue_id_; }
     int fd() const { return fd_; }
-    const std::filesystem::path& temp_path() const { return temp_path_; }
-    const std::filesystem::path& final_path() const { return final_path_; }
     void mark_committed() { committed_ = true; }
 
 private:
+    std::error_code flush();
+
     std::string queue_id_;
-    std::filesystem::path temp_path_, final_path_;
+    std::filesystem::path path_;
     int fd_ = -1;
     std::string buffer_;
+    std::uint64_t length_ = 0;   // bytes appended so far, envelope included
+    std::uint32_t crc_ = 0;
     bool committed_ = false;
     std::error_code error_;
 };
 
-// The group-commit thread. submit() hands over a fully written message; `done` runs on the committer thread
-// once the message is durable in queue/ (or failed: then the file is removed).
+// The group-commit thread. submit() hands over a fully received message; `done` runs on the committer thread
+// once the message is sealed and durable (or failed: then the writer removes the file).
 class Committer {
 public:
     using Callback = std::function<void(std::error_code)>;

@@ -1,9 +1,11 @@
-// spool::parse_envelope on arbitrary spool-file heads, and the round trip serialize -> parse of what it returns.
+// spool::parse_envelope on arbitrary spool-file heads, and the round trip serialize -> parse of what it returns;
+// spool::parse_trailer on the input's last bytes, which must print back to exactly what it parsed.
 #include <cstddef>
 #include <cstdint>
 
 #include "fuzz_check.hpp"
 #include "spool/envelope.hpp"
+#include "spool/trailer.hpp"
 
 using namespace ferry;
 
@@ -18,6 +20,10 @@ bool same(const spool::Envelope& a, const spool::Envelope& b) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view head = fuzz::as_text(data, size);
+    if (head.size() >= spool::kTrailerSize) {
+        const std::string_view tail = head.substr(head.size() - spool::kTrailerSize);
+        if (const auto trailer = spool::parse_trailer(tail)) FUZZ_CHECK(spool::make_trailer(*trailer) == tail);
+    }
     const auto parsed = spool::parse_envelope(head);
     if (!parsed) return 0;
     const spool::Envelope& env = parsed->envelope;

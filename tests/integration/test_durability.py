@@ -176,3 +176,27 @@ def test_sigterm_mid_data_then_restart(ferry):
     time.sleep(0.5)
     files = srv.mail_files("alice")
     assert len(files) == 1 and header_value(files[0].read_bytes(), "Subject") == "control"
+
+
+def test_spool_file_damaged_on_disk_is_quarantined_not_delivered(ferry):
+    """A queued file whose bytes no longer match its commit trailer is moved to spool/corrupt/ at start-up
+    and logged; it is neither delivered nor deleted."""
+    srv = ferry(queue={"min_retry": "1s"})
+    md = block_mailbox(srv)
+    qid = srv.send("alice@example.test", content=make_message("damaged", body="original body\r\n"))
+    assert srv.stop() == 0
+    spooled = srv.data_dir / "spool" / "queue" / qid
+    data = spooled.read_bytes()
+    assert b"original body" in data
+    spooled.write_bytes(data.replace(b"original body", b"0riginal body"))
+    md.unlink()
+    srv.start()
+    srv.wait_log(rf"recovery: id={qid} does not match its commit trailer")
+    srv.send("alice@example.test", subject="control")
+    [f] = srv.wait_mail("alice")
+    time.sleep(1.0)
+    assert [header_value(p.read_bytes(), "Subject") for p in srv.mail_files("alice")] == ["control"]
+    assert (srv.data_dir / "spool" / "corrupt" / qid).read_bytes() == data.replace(b"original body",
+                                                                                    b"0riginal body")
+    assert not spooled.exists()
+

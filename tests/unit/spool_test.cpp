@@ -1,0 +1,148 @@
+#include "spool/spool.hpp"
+#include "spool/trailer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <future>
+#include <sstream>
+
+namespace fs = std::filesystem;
+using namespace ferry;
+using spool::kTrailerSize;
+
+namespace {
+
+TEST(SpoolTrailer, RoundTrip) {
+    const spool::Trailer t{0x0123456789abcdefULL, 0xcbf43926U};
+    const std::string text = spool::make_trailer(t);
+    ASSERT_EQ(text.size(), kTrailerSize);
+    EXPECT_EQ(text, "Ferry-End: 0123456789abcdef cbf43926\n");
+    const auto back = spool::parse_trailer(text);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->length, t.length);
+    EXPECT_EQ(back->crc, t.crc);
+}
+
+TEST(SpoolTrailer, RejectsAnythingElse) {
+    const std::string good = "Ferry-End: 0000000000000010 0000abcd\n";
+    ASSERT_TRUE(spool::parse_trailer(good));
+    EXPECT_FALSE(spool::parse_trailer(good.substr(1)));                     // too short
+    EXPECT_FALSE(spool::parse_trailer("x" + good.substr(1)));               // wrong prefix
+    EXPECT_FALSE(spool::parse_trailer("Ferry-End: 0000000000000010 0000ABCD\n"));   // upper case
+    EXPECT_FALSE(spool::parse_trailer("Ferry-End: 000000000000001g 0000abcd\n"));   // not hex
+    EXPECT_FALSE(spool::parse_trailer("Ferry-End: 0000000000000010-0000abcd\n"));   // separator
+    EXPECT_FALSE(spool::parse_trailer("Ferry-End: 0000000000000010 0000abcd\r"));   // terminator
+    EXPECT_FALSE(spool::parse_trailer(std::string(kTrailerSize, '\0')));
+}
+
+TEST(SpoolTrailer, Crc32IsTheStandardOneAndRuns) {
+    EXPECT_EQ(spool::crc32_update(0, "123456789"), 0xcbf43926U);   // the CRC-32 check value
+    EXPECT_EQ(spool::crc32_update(spool::crc32_update(0, "1234"), "56789"), 0xcbf43926U);
+    EXPECT_EQ(spool::crc32_update(0, ""), 0U);
+}
+
+class SpoolTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::string tmpl = (fs::temp_directory_path() / "ferry-spool-test-XXXXXX").string();
+        ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+
+    static spool::Envelope envelope(const std::string& id) {
+        return spool::Envelope{id, 1700000000, "192.0.2.1", "a@example.test", {"b@example.test"}};
+    }
+    static std::string read(const fs::path& p) {
+        std::ifstream in(p, std::ios::binary);
+        std::stringstream s;
+        s << in.rdbuf();
+        return s.str();
+    }
+    static void write(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
+
+    // Receives and commits one message through the real committer; returns the commit result.
+    std::error_code commit(spool::Spool& sp, const std::string& id, const std::string& content) {
+        spool::Committer committer(sp);
+        spool::MessageWriter writer(sp, envelope(id));
+        EXPECT_FALSE(writer.append(content));
+        std::promise<std::error_code> done;
+        committer.submit(writer, [&](std::error_code ec) { done.set_value(ec); });
+        return done.get_future().get();
+    }
+
+    std::optional<std::uint64_t> length_of(const fs::path& p) {
+        const int fd = ::open(p.c_str(), O_RDONLY);
+        if (fd < 0) return std::nullopt;
+        const auto n = spool::committed_length(fd);
+        ::close(fd);
+        return n;
+    }
+
+    fs::path dir_;
+};
+
+TEST_F(SpoolTest, CommittedFileIsEnvelopeContentAndTrailer) {
+    for (const auto mode : {config::SyncMode::filesystem, config::SyncMode::files}) {
+        spool::Spool sp(dir_ / "spool", mode);
+        const std::string id = mode == config::SyncMode::files ? "AAAAAAAAAAAAAAB" : "AAAAAAAAAAAAAAA";
+        const std::string content = "Subject: x\r\n\r\n" + std::string(200000, 'y') + "\r\n";
+        ASSERT_FALSE(commit(sp, id, content));
+        const fs::path file = sp.queue_file(id);
+        const std::string bytes = read(file);
+        const std::string head = spool::serialize_envelope(envelope(id));
+        ASSERT_EQ(bytes.size(), head.size() + content.size() + kTrailerSize);
+        EXPECT_EQ(bytes.substr(0, head.size()), head);
+        EXPECT_EQ(bytes.substr(head.size(), content.size()), content);
+        const auto trailer = spool::parse_trailer(bytes.substr(bytes.size() - kTrailerSize));
+        ASSERT_TRUE(trailer);
+        EXPECT_EQ(trailer->length, head.size() + content.size());
+        EXPECT_EQ(trailer->crc, spool::crc32_update(0, head + content));
+        EXPECT_EQ(length_of(file), head.size() + content.size());
+    }
+}
+
+TEST_F(SpoolTest, UncommittedWriterLeavesNothing) {
+    spool::Spool sp(dir_ / "spool", config::SyncMode::filesystem);
+    {
+        spool::MessageWriter writer(sp, envelope("AAAAAAAAAAAAAAC"));
+        ASSERT_FALSE(writer.append(std::string(100000, 'z')));
+        EXPECT_TRUE(fs::exists(sp.queue_file("AAAAAAAAAAAAAAC")));
+        EXPECT_FALSE(length_of(sp.queue_file("AAAAAAAAAAAAAAC")));   // no trailer yet
+    }
+    EXPECT_FALSE(fs::exists(sp.queue_file("AAAAAAAAAAAAAAC")));
+}
+
+TEST_F(SpoolTest, RecoveryKeepsCommittedDropsPartialQuarantinesCorrupt) {
+    spool::Spool sp(dir_ / "spool", config::SyncMode::filesystem);
+    ASSERT_FALSE(commit(sp, "AAAAAAAAAAAAAAD", "Subject: kept\r\n\r\nbody\r\n"));
+    ASSERT_FALSE(commit(sp, "AAAAAAAAAAAAAAE", "Subject: corrupt\r\n\r\nbody\r\n"));
+    ASSERT_FALSE(commit(sp, "AAAAAAAAAAAAAAF", "Subject: cut\r\n\r\nbody\r\n"));
+    ASSERT_FALSE(commit(sp, "AAAAAAAAAAAAAAG", "Subject: kept too\r\n\r\nbody\r\n"));
+
+    // A flipped content byte: the trailer no longer matches.
+    std::string bytes = read(sp.queue_file("AAAAAAAAAAAAAAE"));
+    bytes[bytes.find("body")] = 'B';
+    write(sp.queue_file("AAAAAAAAAAAAAAE"), bytes);
+    // A file cut inside its trailer, as a crash during the commit would leave it; and one never sealed whose
+    // content ends like a trailer of the wrong length.
+    bytes = read(sp.queue_file("AAAAAAAAAAAAAAF"));
+    write(sp.queue_file("AAAAAAAAAAAAAAF"), bytes.substr(0, bytes.size() - 3));
+    write(sp.queue_file("AAAAAAAAAAAAAAH"),
+          spool::serialize_envelope(envelope("AAAAAAAAAAAAAAH")) + "x\r\n" + spool::make_trailer({5, 0}));
+    write(sp.queue_file("AAAAAAAAAAAAAAD.done"), "b@example.test\n");
+
+    const auto ids = sp.recover();
+    EXPECT_EQ(ids, (std::vector<std::string>{"AAAAAAAAAAAAAAD", "AAAAAAAAAAAAAAG"}));
+    EXPECT_FALSE(fs::exists(sp.queue_file("AAAAAAAAAAAAAAF")));
+    EXPECT_FALSE(fs::exists(sp.queue_file("AAAAAAAAAAAAAAH")));
+    EXPECT_FALSE(fs::exists(sp.queue_file("AAAAAAAAAAAAAAE")));
+    EXPECT_TRUE(fs::exists(sp.corrupt_dir() / "AAAAAAAAAAAAAAE"));
+    EXPECT_TRUE(fs::exists(sp.queue_file("AAAAAAAAAAAAAAD.done")));
+}
+
+}  // namespace
