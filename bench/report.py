@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Turns one bench run folder (results.tsv from bench-peers.sh, latency.tsv, idle.tsv, ferry_rss.tsv) into the
+"""Turns one bench run folder (results.tsv from bench-peers.sh, memory.tsv, latency.tsv, idle.tsv) into the
 markdown report written to bench/results/latest.md."""
 import csv
 import os
@@ -32,6 +32,11 @@ def main(run):
     cells = defaultdict(lambda: defaultdict(list))
     for r in rows:
         cells[(r["mode"], int(r["size"]), int(r["conc"]))][r["target"]].append(r)
+    mem_rows = list(csv.DictReader(open(os.path.join(run, "memory.tsv")), delimiter="\t")) \
+        if os.path.exists(os.path.join(run, "memory.tsv")) else []
+    mem = defaultdict(lambda: defaultdict(list))   # cell -> target -> rows
+    for r in mem_rows:
+        mem[(r["mode"], int(r["size"]), int(r["conc"]))][r["target"]].append(r)
 
     def med(rs, key):
         vals = [fnum(r[key]) for r in rs if fnum(r[key]) is not None]
@@ -46,13 +51,17 @@ def main(run):
                f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB. "
                "All servers on 127.0.0.1, driven in the same run by Postfix's smtp-source "
                "(`bench-peers.sh`, targets interleaved per cell). Ferry: `[queue] sync = \"filesystem\"` (default); "
-               "a 250 only after the spool file and its rename are on disk; Maildir copies on disk before new/.")
+               "a 250 only after the spool file, sealed with its commit trailer, is on disk (syncfs); Maildir "
+               "copies on disk before their rename into new/, and that rename on disk before the spool file "
+               "goes. Postfix: queue file fsync before 250, Maildir fsync (its defaults).")
     out.append("")
     out.append("accept / e2e = messages per second (smtp-source wall time / until delivered and spool empty); "
-               "cpu = server CPU ms per message; ratio = Ferry ÷ postfix-maildir. `*` = capped run.")
+               "cpu = server CPU ms per message; ratio = Ferry ÷ postfix-maildir. `*` = capped run. "
+               "Figures are medians over the repetitions. Peak memory = the highest sum of PSS over the "
+               "server's process tree, sampled every 100 ms during the cell (PSS splits shared pages between "
+               "the processes sharing them; postfix-* and opensmtpd-* rows are the same process tree "
+               "with a different recipient).")
     out.append("")
-    for (mode, size, conc) in sorted(cells):
-        pass
     modes = sorted({k[0] for k in cells})
     sizes = sorted({k[1] for k in cells})
     for mode in modes:
@@ -93,6 +102,23 @@ def main(run):
             out.append("| **ratio e2e** | " + " | ".join(ratio_e) + " |")
             out.append("| **ratio cpu/msg** | " + " | ".join(ratio_c) + " |")
             out.append("")
+            if any(mem[(mode, size, c)] for c in concs):
+                out.append(f"Peak memory, MiB ({mode}, {size // 1024} KiB)")
+                out.append("")
+                out.append("| target | " + " | ".join(f"-s {c}" for c in concs) + " |")
+                out.append("|---|" + "---|" * len(concs))
+                for t in TARGETS:
+                    vals = [med(mem[(mode, size, c)].get(t, []), "peak_pss_kib") for c in concs]
+                    if any(v is not None for v in vals):
+                        out.append(f"| {t} | " + " | ".join(f"{v / 1024:.1f}" if v is not None else "–"
+                                                           for v in vals) + " |")
+                ratio_m = []
+                for c in concs:
+                    fm = med(mem[(mode, size, c)].get("ferry", []), "peak_pss_kib")
+                    pm = med(mem[(mode, size, c)].get("postfix-maildir", []), "peak_pss_kib")
+                    ratio_m.append(f"{fm / pm:.2f}×" if fm and pm else "–")
+                out.append("| **ratio memory** | " + " | ".join(ratio_m) + " |")
+                out.append("")
 
     lat = read_tsv(os.path.join(run, "latency.tsv"))
     if lat:
@@ -104,12 +130,12 @@ def main(run):
             out.append("| " + " | ".join(r) + " |")
         out.append("")
     idle = dict((r[0], r[1]) for r in read_tsv(os.path.join(run, "idle.tsv")) if len(r) == 2)
-    rss = dict((r[0], r[1]) for r in read_tsv(os.path.join(run, "ferry_rss.tsv")) if len(r) == 2)
-    if idle or rss:
+    hwm = [int(r["ferry_vmhwm_kib"]) for r in mem_rows if r["target"] == "ferry" and r["ferry_vmhwm_kib"]]
+    if idle or hwm:
         out.append("## Memory")
         out.append("")
-        if "ferry_peak_rss_kib" in rss:
-            out.append(f"- Ferry peak RSS over the whole matrix (VmHWM): {int(rss['ferry_peak_rss_kib']) / 1024:.1f} MiB")
+        if hwm:
+            out.append(f"- Ferry peak RSS over the whole matrix (highest per-cell VmHWM): {max(hwm) / 1024:.1f} MiB")
         if idle:
             out.append(f"- {idle.get('idle_connections')} idle sessions ({idle.get('greeted')} greeted): "
                        f"RSS {int(idle.get('rss_before_kib', 0)) / 1024:.1f} MiB before, "

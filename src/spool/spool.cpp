@@ -1,6 +1,7 @@
 #include "spool/spool.hpp"
 
 #include <fcntl.h>
+#include <stdio.h>   // renameat2
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "spool/envelope.hpp"
 #include "spool/queue_id.hpp"
 #include "spool/trailer.hpp"
 #include "util/fs.hpp"
@@ -23,28 +25,35 @@ constexpr std::size_t kWriteBufferSize = 64 * 1024;
 
 namespace {
 
-enum class FileState { committed, partial, corrupt };
+enum class FileState { committed, partial, stale, corrupt };
 
-// What start-up finds in a spool file: sealed and intact, never sealed (the crash came first), or sealed but
-// not matching its bytes.
-FileState check_file(int fd) {
+// What start-up finds in a spool file: sealed and intact, never sealed (the crash came first), sealed but
+// holding an earlier message (a reused file whose truncation the crash undid), or sealed but not matching its
+// bytes.
+FileState check_file(int fd, const std::string& name) {
     const auto length = committed_length(fd);
     if (!length) return FileState::partial;
     std::uint32_t crc = 0;
+    std::string head;   // the first block, which holds the envelope
     std::string buf(1 << 20, '\0');
     for (std::uint64_t off = 0; off < *length;) {
         const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), *length - off));
         const ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return FileState::corrupt;
-        crc = crc32_update(crc, std::string_view(buf.data(), static_cast<std::size_t>(n)));
+        const std::string_view got(buf.data(), static_cast<std::size_t>(n));
+        if (off == 0) head = got;
+        crc = crc32_update(crc, got);
         off += static_cast<std::uint64_t>(n);
     }
     std::string tail(kTrailerSize, '\0');
     if (::pread(fd, tail.data(), tail.size(), static_cast<off_t>(*length)) != static_cast<ssize_t>(tail.size()))
         return FileState::corrupt;
     const auto trailer = parse_trailer(tail);
-    return trailer && trailer->crc == crc ? FileState::committed : FileState::corrupt;
+    if (!trailer || trailer->crc != crc) return FileState::corrupt;
+    const auto envelope = parse_envelope(head);
+    if (!envelope) return FileState::corrupt;
+    return envelope->envelope.queue_id == name ? FileState::committed : FileState::stale;
 }
 
 }  // namespace
@@ -62,10 +71,21 @@ std::optional<std::uint64_t> committed_length(int fd) {
 }
 
 Spool::Spool(fs::path root, config::SyncMode sync)
-    : root_(std::move(root)), queue_(root_ / "queue"), corrupt_(root_ / "corrupt"), sync_(sync) {
+    : root_(std::move(root)),
+      queue_(root_ / "queue"),
+      corrupt_(root_ / "corrupt"),
+      free_(root_ / "free"),
+      sync_(sync) {
     util::make_dirs(queue_);
+    util::make_dirs(free_);
     queue_fd_ = ::open(queue_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (queue_fd_ < 0) throw std::system_error(util::last_error(), "cannot open " + queue_.string());
+    for (const auto& entry : fs::directory_iterator(free_)) {
+        std::string name = entry.path().filename().string();
+        std::error_code ec;
+        if (is_queue_id(name) && free_names_.size() < kFreeFiles) free_names_.push_back(std::move(name));
+        else fs::remove(entry.path(), ec);
+    }
 }
 
 Spool::~Spool() {
@@ -83,7 +103,7 @@ std::vector<std::string> Spool::recover() {
             spdlog::error("recovery: cannot open {}: {}", entry.path().string(), std::strerror(errno));
             continue;
         }
-        const FileState state = check_file(fd);
+        const FileState state = check_file(fd, name);
         ::close(fd);
         switch (state) {
         case FileState::committed:
@@ -91,6 +111,11 @@ std::vector<std::string> Spool::recover() {
             break;
         case FileState::partial:
             spdlog::info("recovery: discarded id={}: never committed (the 250 was not sent)", name);
+            remove(name);
+            removed = true;
+            break;
+        case FileState::stale:
+            spdlog::info("recovery: discarded id={}: a reused file still holding a delivered message", name);
             remove(name);
             removed = true;
             break;
@@ -113,14 +138,46 @@ std::vector<std::string> Spool::recover() {
 
 void Spool::remove(const std::string& queue_id) {
     std::error_code ec;
-    fs::remove(queue_ / queue_id, ec);
     fs::remove(queue_ / (queue_id + ".done"), ec);
+    const fs::path file = queue_ / queue_id;
+    bool keep;
+    {
+        std::lock_guard lock(free_mutex_);
+        keep = free_names_.size() < kFreeFiles;
+    }
+    // Emptied first, so free/ never holds message content, nor its disk space.
+    if (keep && ::truncate(file.c_str(), 0) == 0 && ::rename(file.c_str(), (free_ / queue_id).c_str()) == 0) {
+        std::lock_guard lock(free_mutex_);
+        free_names_.push_back(queue_id);
+        return;
+    }
+    fs::remove(file, ec);
+}
+
+int Spool::create_file(const std::string& queue_id) {
+    const fs::path path = queue_ / queue_id;
+    for (;;) {
+        std::string name;
+        {
+            std::lock_guard lock(free_mutex_);
+            if (free_names_.empty()) break;
+            name = std::move(free_names_.back());
+            free_names_.pop_back();
+        }
+        const fs::path old = free_ / name;
+        const int fd = ::open(old.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+        if (fd >= 0 && ::renameat2(AT_FDCWD, old.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0) return fd;
+        if (fd >= 0) ::close(fd);
+        ::unlink(old.c_str());   // unusable: drop it and try the next one
+    }
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::system_error(util::last_error(), "cannot create " + path.string());
+    return fd;
 }
 
 MessageWriter::MessageWriter(Spool& spool, const Envelope& envelope)
     : queue_id_(envelope.queue_id), path_(spool.queue_file(envelope.queue_id)) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd_ < 0) throw std::system_error(util::last_error(), "cannot create " + path_.string());
+    fd_ = spool.create_file(queue_id_);
     buffer_.reserve(kWriteBufferSize);
     append(serialize_envelope(envelope));
 }

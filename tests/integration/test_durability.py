@@ -14,9 +14,11 @@ def block_mailbox(srv, local="alice"):
 
 
 def wait_spool_empty(srv, timeout=5.0):
+    """No message left in the spool. Emptied files kept in spool/free/ for reuse hold nothing."""
     deadline = time.monotonic() + timeout
     while True:
-        left = files_under(srv.data_dir / "spool")
+        left = [p for p in files_under(srv.data_dir / "spool")
+                if p.parent.name != "free" or p.stat().st_size != 0]
         if not left:
             return
         if time.monotonic() > deadline:
@@ -33,7 +35,7 @@ def test_kill9_after_250_message_survives(ferry):
         qid = c.send_message("sender@client.test", ["alice@example.test"], content)
         srv.kill9()
     assert md.is_file()
-    assert files_under(srv.data_dir / "spool"), "nothing in the spool after a 250"
+    assert files_under(srv.data_dir / "spool" / "queue"), "nothing in the spool queue after a 250"
     md.unlink()
     srv.start()
     [f] = srv.wait_mail("alice", timeout=15)
@@ -200,3 +202,27 @@ def test_spool_file_damaged_on_disk_is_quarantined_not_delivered(ferry):
                                                                                     b"0riginal body")
     assert not spooled.exists()
 
+
+
+def test_reused_spool_file_carries_nothing_of_the_previous_message(ferry):
+    """Delivered spool files are emptied and reused for later messages: a small message written into the file of
+    a large one is delivered byte-exact, and after a restart the reused files still work."""
+    srv = ferry()
+    big = make_message("big", body="B" * 998 + "\r\n" + ("b" * 78 + "\r\n") * 3000)
+    srv.send("alice@example.test", content=big)
+    srv.wait_mail("alice")
+    wait_spool_empty(srv)
+    free = list((srv.data_dir / "spool" / "free").iterdir())
+    assert free and all(p.stat().st_size == 0 for p in free), "delivered spool file not kept empty for reuse"
+    inode = free[0].stat().st_ino
+    small = make_message("small", body="tiny\r\n")
+    qid = srv.send("bob@example.test", content=small)
+    [f] = srv.wait_mail("bob")
+    *_, rest = parse_delivered(f.read_bytes())
+    assert rest == small
+    wait_spool_empty(srv)
+    assert (srv.data_dir / "spool" / "free" / qid).stat().st_ino == inode, "the free file was not reused"
+    srv.restart()
+    srv.send("bob@example.test", subject="after restart")
+    srv.wait_mail("bob", count=2)
+    wait_spool_empty(srv)

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -143,6 +144,50 @@ TEST_F(SpoolTest, RecoveryKeepsCommittedDropsPartialQuarantinesCorrupt) {
     EXPECT_FALSE(fs::exists(sp.queue_file("AAAAAAAAAAAAAAE")));
     EXPECT_TRUE(fs::exists(sp.corrupt_dir() / "AAAAAAAAAAAAAAE"));
     EXPECT_TRUE(fs::exists(sp.queue_file("AAAAAAAAAAAAAAD.done")));
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(SpoolTest, DeliveredFilesAreEmptiedAndReused) {
+    spool::Spool sp(dir_ / "spool", config::SyncMode::filesystem);
+    ASSERT_FALSE(commit(sp, "AAAAAAAAAAAAAAJ", std::string(300000, 'x')));
+    sp.remove("AAAAAAAAAAAAAAJ");
+    EXPECT_FALSE(fs::exists(sp.queue_file("AAAAAAAAAAAAAAJ")));
+    const fs::path freed = dir_ / "spool" / "free" / "AAAAAAAAAAAAAAJ";
+    ASSERT_TRUE(fs::exists(freed));
+    EXPECT_EQ(fs::file_size(freed), 0u);
+    struct stat before {};
+    ASSERT_EQ(::stat(freed.c_str(), &before), 0);
+
+    ASSERT_FALSE(commit(sp, "AAAAAAAAAAAAAAK", "small\r\n"));
+    struct stat after {};
+    ASSERT_EQ(::stat(sp.queue_file("AAAAAAAAAAAAAAK").c_str(), &after), 0);
+    EXPECT_EQ(after.st_ino, before.st_ino);
+    EXPECT_FALSE(fs::exists(freed));
+    const std::string head = spool::serialize_envelope(envelope("AAAAAAAAAAAAAAK"));
+    EXPECT_EQ(read(sp.queue_file("AAAAAAAAAAAAAAK")),
+              head + "small\r\n" + spool::make_trailer({head.size() + 7, spool::crc32_update(0, head + "small\r\n")}));
+
+    // The free list survives a restart.
+    sp.remove("AAAAAAAAAAAAAAK");
+    spool::Spool again(dir_ / "spool", config::SyncMode::filesystem);
+    ASSERT_FALSE(commit(again, "AAAAAAAAAAAAAAL", "again\r\n"));
+    struct stat third {};
+    ASSERT_EQ(::stat(again.queue_file("AAAAAAAAAAAAAAL").c_str(), &third), 0);
+    EXPECT_EQ(third.st_ino, before.st_ino);
+}
+
+TEST_F(SpoolTest, RecoveryDropsAReusedFileThatStillHoldsItsDeliveredMessage) {
+    spool::Spool sp(dir_ / "spool", config::SyncMode::filesystem);
+    ASSERT_FALSE(commit(sp, "AAAAAAAAAAAAAAM", "Subject: delivered long ago\r\n\r\nbody\r\n"));
+    // A crash lost the truncation of a reused file but kept its rename to the new id.
+    fs::rename(sp.queue_file("AAAAAAAAAAAAAAM"), sp.queue_file("AAAAAAAAAAAAAAN"));
+    ASSERT_FALSE(commit(sp, "AAAAAAAAAAAAAAP", "Subject: live\r\n\r\nbody\r\n"));
+    EXPECT_EQ(sp.recover(), (std::vector<std::string>{"AAAAAAAAAAAAAAP"}));
+    EXPECT_FALSE(fs::exists(sp.queue_file("AAAAAAAAAAAAAAN")));
+    EXPECT_FALSE(fs::exists(sp.corrupt_dir() / "AAAAAAAAAAAAAAN"));
 }
 
 }  // namespace
