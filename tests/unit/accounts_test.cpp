@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "temp_dir_test.hpp"
+
 #include <crypt.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,15 +21,8 @@ using ferry::accounts::verify_password;
 
 namespace {
 
-class AccountsTest : public ::testing::Test {
+class AccountsTest : public ferry::testing::TempDirTest {
 protected:
-    void SetUp() override {
-        std::string tmpl = (fs::temp_directory_path() / "ferry-accounts-test-XXXXXX").string();
-        ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override { fs::remove_all(dir_); }
-
     std::string read(const fs::path& p) {
         std::ifstream in(p);
         std::stringstream s;
@@ -47,8 +42,6 @@ protected:
         ADD_FAILURE() << "no exception";
         return {};
     }
-
-    fs::path dir_;
 };
 
 std::string sha512_crypt(const char* password) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "temp_dir_test.hpp"
+
 #include <unistd.h>
 
 #include <fstream>
@@ -16,15 +18,8 @@ using ferry::config::ListenerRole;
 
 namespace {
 
-class ConfigFileTest : public ::testing::Test {
+class ConfigFileTest : public ferry::testing::TempDirTest {
 protected:
-    void SetUp() override {
-        std::string tmpl = (fs::temp_directory_path() / "ferry-config-test-XXXXXX").string();
-        ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override { fs::remove_all(dir_); }
-
     fs::path write(const std::string& name, const std::string& text) {
         fs::path p = dir_ / name;
         fs::create_directories(p.parent_path());
@@ -51,7 +46,6 @@ protected:
 
     std::string at_line(int line) { return (dir_ / "ferry.toml").string() + ":" + std::to_string(line) + ": "; }
 
-    fs::path dir_;
 };
 
 const std::string kListen = "[[listen]]\naddress = \"127.0.0.1:2525\"\n";

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "temp_dir_test.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -46,15 +48,8 @@ TEST(SpoolTrailer, Crc32IsTheStandardOneAndRuns) {
     EXPECT_EQ(spool::crc32_update(0, ""), 0U);
 }
 
-class SpoolTest : public ::testing::Test {
+class SpoolTest : public ferry::testing::TempDirTest {
 protected:
-    void SetUp() override {
-        std::string tmpl = (fs::temp_directory_path() / "ferry-spool-test-XXXXXX").string();
-        ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override { fs::remove_all(dir_); }
-
     static spool::Envelope envelope(const std::string& id) {
         return spool::Envelope{id, 1700000000, "192.0.2.1", "a@example.test", {"b@example.test"}};
     }
@@ -83,8 +78,6 @@ protected:
         ::close(fd);
         return n;
     }
-
-    fs::path dir_;
 };
 
 TEST_F(SpoolTest, CommittedFileIsEnvelopeContentAndTrailer) {
