@@ -234,6 +234,12 @@ asio::awaitable<bool> SmtpConnection::perform(smtp::Session& session, smtp::Step
         case Next::close:
             co_await flush();
             co_return false;
+        case Next::starttls:
+            // Not reachable yet: sessions are built with tls_offered = false until this layer does the
+            // handshake. Closing is the safe answer: no plaintext command is read after a 220 to STARTTLS.
+            spdlog::error("client={} STARTTLS accepted by the session but TLS is not available", client_);
+            co_await flush();
+            co_return false;
         case Next::data: {
             if (!co_await flush()) co_return false;
             const ReadResult r = co_await receive_dot_stuffed();

@@ -10,14 +10,16 @@ namespace ferry::smtp {
 namespace {
 
 // RFC 5321 4.5.3.2.1-2 and RFC 3030 2: advertised in EHLO, in this order.
-std::vector<std::string> ehlo_lines(const SessionSettings& s) {
-    return {s.hostname,
-            "PIPELINING",
-            fmt::format("SIZE {}", s.max_message_size),
-            "ENHANCEDSTATUSCODES",
-            "8BITMIME",
-            "SMTPUTF8",
-            "CHUNKING"};
+std::vector<std::string> ehlo_lines(const SessionSettings& s, bool tls_active) {
+    std::vector<std::string> lines{s.hostname,
+                                   "PIPELINING",
+                                   fmt::format("SIZE {}", s.max_message_size),
+                                   "ENHANCEDSTATUSCODES",
+                                   "8BITMIME",
+                                   "SMTPUTF8",
+                                   "CHUNKING"};
+    if (s.tls_offered && !tls_active) lines.emplace_back("STARTTLS");   // RFC 3207 4: never once TLS is up
+    return lines;
 }
 
 constexpr std::string_view kHelp = "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP";
@@ -59,8 +61,27 @@ Session::Session(SessionSettings settings, RecipientPolicy& policy)
 Reply Session::greeting() const { return Reply(220, "", settings_.hostname + " ESMTP Ferry"); }
 
 std::string_view Session::protocol() const {
+    // RFC 3848 (ESMTPS) and RFC 6531 3.7.3 (UTF8ESMTP, UTF8ESMTPS). SMTPUTF8 needs EHLO.
     if (!esmtp_) return "SMTP";
-    return tx_.smtputf8 ? "UTF8ESMTP" : "ESMTP";
+    if (tx_.smtputf8) return tls_ ? "UTF8ESMTPS" : "UTF8ESMTP";
+    return tls_ ? "ESMTPS" : "ESMTP";
+}
+
+void Session::on_tls_started() {
+    tls_ = true;
+    helo_.clear();
+    esmtp_ = false;
+    tx_ = Transaction{};
+    enter(SessionState::greeted);
+}
+
+Step Session::handle_starttls(std::string_view arg) {
+    if (tls_) return error(503, "5.5.1", "Error: TLS already active");
+    if (!settings_.tls_offered) return error(502, "5.5.1", "Error: command not implemented");
+    if (!arg.empty()) return error(501, "5.5.4", "Syntax: STARTTLS");
+    if (state_ != SessionState::greeted && state_ != SessionState::ready)
+        return error(503, "5.5.1", "Error: MAIL transaction in progress");
+    return reply(Reply(220, "2.0.0", "Ready to start TLS"), Next::starttls);
 }
 
 void Session::enter(SessionState next) { state_ = next; }
@@ -121,7 +142,7 @@ Step Session::on_command(std::string_view line) {
         return reply(Reply(252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery"));
     case Verb::help: return reply(Reply(214, "2.0.0", std::string(kHelp)));
     case Verb::expn: return error(502, "5.5.1", "Error: command not implemented");
-    case Verb::starttls: return error(502, "5.5.1", "Error: command not implemented");
+    case Verb::starttls: return handle_starttls(cmd.argument);
     case Verb::auth: return error(503, "5.5.1", "Error: authentication not enabled");
     case Verb::unknown: break;
     }
@@ -149,7 +170,7 @@ Step Session::handle_helo(std::string_view arg, bool extended) {
     reset_transaction();   // RFC 5321 4.1.4: EHLO/HELO resets any transaction
     Reply r;
     r.code = 250;
-    r.lines = extended ? ehlo_lines(settings_) : std::vector<std::string>{settings_.hostname};
+    r.lines = extended ? ehlo_lines(settings_, tls_) : std::vector<std::string>{settings_.hostname};
     return reply(std::move(r));
 }
 

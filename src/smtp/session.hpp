@@ -30,6 +30,7 @@ struct SessionSettings {
     std::size_t max_recipients = 100;
     std::size_t max_errors = 10;
     std::size_t max_text_line = 1000;
+    bool tls_offered = false;   // STARTTLS available on this connection (a certificate, not TLS yet)
 };
 
 struct Transaction {
@@ -50,6 +51,8 @@ enum class Next {
     data,         // read dot-stuffed content, then call on_data_end()
     bdat_chunk,   // read chunk_size octets (discard them when discard_chunk), then call on_chunk_end()
     commit,       // make the message durable, then call on_committed() or on_commit_failed()
+    starttls,     // send the replies, drop every octet received after the STARTTLS line (RFC 3207 4.2; the
+                  // CVE-2011-0411 injection), do the TLS handshake, then call on_tls_started()
     close,        // flush the replies and close the connection
 };
 
@@ -74,6 +77,9 @@ public:
     Step on_chunk_end(const ContentFlaws& flaws);   // after a BDAT chunk that was not discarded
     Step on_committed(std::string_view queue_id);
     Step on_commit_failed();
+    // TLS is up (after STARTTLS, or at connect on an implicit-TLS port): the session starts over and the
+    // client must say EHLO again (RFC 3207 4.2).
+    void on_tls_started();
     Reply on_timeout();
     Reply on_shutdown() const;
 
@@ -83,6 +89,7 @@ public:
     // RFC 5321 4.4 / RFC 6531 3.7.3 "with" protocol name for the Received header.
     std::string_view protocol() const;
     std::size_t error_count() const { return errors_; }
+    bool tls_active() const { return tls_; }
 
 private:
     Step handle_helo(std::string_view arg, bool extended);
@@ -91,6 +98,7 @@ private:
     Step handle_data(std::string_view arg);
     Step handle_bdat(std::string_view arg);
     Step handle_rset(std::string_view arg);
+    Step handle_starttls(std::string_view arg);
 
     Step reply(Reply r, Next next = Next::command);
     Step error(int code, std::string enhanced, std::string text);   // counts toward max_errors
@@ -102,6 +110,7 @@ private:
     SessionState state_ = SessionState::greeted;
     std::string helo_;
     bool esmtp_ = false;
+    bool tls_ = false;
     Transaction tx_;
     std::size_t errors_ = 0;
     std::uint64_t chunk_size_ = 0;   // the BDAT chunk being read

@@ -166,6 +166,7 @@ private:
         s.max_recipients = 5;
         s.max_errors = 10;
         s.max_text_line = 1000;
+        s.tls_offered = true;
         return s;
     }
 
@@ -184,7 +185,9 @@ private:
         FUZZ_CHECK(session_.transaction().recipients.size() <= settings_.max_recipients);
         FUZZ_CHECK(session_.error_count() <= settings_.max_errors);
         const std::string_view proto = session_.protocol();
-        FUZZ_CHECK(proto == "SMTP" || proto == "ESMTP" || proto == "UTF8ESMTP");
+        FUZZ_CHECK(proto == "SMTP" || proto == "ESMTP" || proto == "UTF8ESMTP" || proto == "ESMTPS" ||
+                   proto == "UTF8ESMTPS");
+        FUZZ_CHECK(proto.ends_with('S') == session_.tls_active());
         FUZZ_CHECK((step.next == smtp::Next::close) == (session_.state() == smtp::SessionState::closed));
         if (step.next == smtp::Next::close) FUZZ_CHECK(!step.replies.empty());
     }
@@ -201,6 +204,13 @@ private:
                 return true;
             case smtp::Next::close:
                 return false;
+            case smtp::Next::starttls:
+                FUZZ_CHECK(!session_.tls_active());
+                FUZZ_CHECK(step.replies.size() == 1 && step.replies[0].code == 220);
+                FUZZ_CHECK(session_.transaction().recipients.empty());
+                session_.on_tls_started();
+                FUZZ_CHECK(session_.tls_active() && session_.state() == smtp::SessionState::greeted);
+                return true;
             case smtp::Next::data:
                 FUZZ_CHECK(session_.state() == smtp::SessionState::data);
                 FUZZ_CHECK(step.replies.size() == 1 && step.replies[0].code == 354);

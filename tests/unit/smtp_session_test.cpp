@@ -1112,6 +1112,54 @@ TEST_F(SmtpSessionLenient, EveryReplyHasEnhancedCodeExceptGreetingEhloAnd354) {
 }
 
 }  // namespace
+// --- STARTTLS (RFC 3207) ------------------------------------------------------------------------------------
+
+class SmtpSessionTls : public SmtpSession {
+protected:
+    static SessionSettings with_tls() {
+        SessionSettings s = test_settings();
+        s.tls_offered = true;
+        return s;
+    }
+    SmtpSessionTls() : SmtpSession(with_tls()) {}
+
+    bool advertises_starttls() {
+        const Step s = send("EHLO client.test");
+        return wire(s).find("STARTTLS") != std::string::npos;
+    }
+};
+
+TEST_F(SmtpSessionTls, OfferedThenSessionStartsOverWithoutStarttls) {
+    EXPECT_TRUE(advertises_starttls());
+    expect_one(send("STARTTLS"), 220, "2.0.0", Next::starttls);
+    session.on_tls_started();
+    EXPECT_TRUE(session.tls_active());
+    EXPECT_EQ(session.state(), SessionState::greeted);
+    EXPECT_EQ(session.helo_name(), "");
+    // RFC 3207 4.2: the client must EHLO again; what it said before TLS counts for nothing.
+    expect_one(send("MAIL FROM:<alice@sender.test>"), 503, "5.5.1");
+    EXPECT_FALSE(advertises_starttls());
+    EXPECT_EQ(session.protocol(), "ESMTPS");
+    expect_one(send("STARTTLS"), 503, "5.5.1");
+    mail("MAIL FROM:<alice@sender.test> SMTPUTF8");
+    EXPECT_EQ(session.protocol(), "UTF8ESMTPS");
+}
+
+TEST_F(SmtpSessionTls, AllowedBeforeEhloRefusedInsideATransactionOrWithArguments) {
+    expect_one(send("STARTTLS now"), 501, "5.5.4");
+    ehlo();
+    mail();
+    expect_one(send("STARTTLS"), 503, "5.5.1");
+    expect_one(send("RSET"), 250, "2.0.0");
+    expect_one(send("STARTTLS"), 220, "2.0.0", Next::starttls);
+}
+
+TEST_F(SmtpSession, StarttlsNotOfferedWithoutCertificate) {
+    const Step s = send("EHLO client.test");
+    EXPECT_EQ(wire(s).find("STARTTLS"), std::string::npos);
+    expect_one(send("STARTTLS"), 502, "5.5.1");
+}
+
 }  // namespace ferry::smtp
 
 // Header injection: the EHLO name lands in Received:, so control characters never get that far.
