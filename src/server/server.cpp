@@ -21,6 +21,7 @@
 #include "queue/delivery_queue.hpp"
 #include "server/connection_limits.hpp"
 #include "server/smtp_connection.hpp"
+#include "server/tls_context.hpp"
 #include "spool/spool.hpp"
 #include "util/fs.hpp"
 
@@ -80,18 +81,19 @@ public:
           router_(directory_),
           queue_(spool_, router_, queue_settings(*config_)),
           limits_(config_->limits.connections, config_->limits.connections_per_ip),
-          services_{io_, directory_, spool_, committer_, queue_, limits_, {}},
+          services_{io_, directory_, spool_, committer_, queue_, limits_, {}, nullptr},
           signals_(io_, SIGTERM, SIGINT, SIGHUP) {}
 
     int run() {
+        // Before the privilege drop: the key may be readable by root only.
+        services_.tls = make_tls_context(*config_);
         for (const auto& l : config_->listeners) bind(l);
         drop_privileges(*config_);
         const auto recovered = spool_.recover();
         queue_.start();
         for (const auto& id : recovered) queue_.submit(id);
         if (!recovered.empty()) spdlog::info("recovered messages={} from spool", recovered.size());
-        for (auto& [acceptor, name] : acceptors_)
-            asio::co_spawn(io_, accept_loop(acceptor, name), asio::detached);
+        for (auto& a : acceptors_) asio::co_spawn(io_, accept_loop(a.acceptor, a.name, a.role), asio::detached);
         wait_for_signal();
         spdlog::info("ready hostname={} data_dir={}", config_->hostname, config_->data_dir.string());
         io_.run();
@@ -116,10 +118,10 @@ private:
         const auto local = acceptor.local_endpoint();
         std::string name = fmt::format("{}:{}", local.address().to_string(), local.port());
         spdlog::info("listening address={} role={}", name, role_name(l.role));
-        acceptors_.emplace_back(std::move(acceptor), std::move(name));
+        acceptors_.push_back(Acceptor{std::move(acceptor), std::move(name), l.role});
     }
 
-    asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name) {
+    asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, config::ListenerRole role) {
         for (;;) {
             auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
             if (stopping_) co_return;
@@ -131,7 +133,7 @@ private:
                 co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
                 continue;
             }
-            auto connection = std::make_shared<SmtpConnection>(std::move(socket), services_, config_, name);
+            auto connection = std::make_shared<SmtpConnection>(std::move(socket), services_, config_, name, role);
             asio::co_spawn(io_, [connection]() { return connection->run(); }, asio::detached);
         }
     }
@@ -146,9 +148,9 @@ private:
             }
             spdlog::info("signal={} stopping: no new connections, closing sessions", signal);
             stopping_ = true;
-            for (auto& [acceptor, name] : acceptors_) {
+            for (auto& a : acceptors_) {
                 error_code ignored;
-                acceptor.close(ignored);
+                a.acceptor.close(ignored);
             }
             // Copy: sessions remove themselves from `live` as they end.
             const std::vector<SmtpConnection*> live(services_.live.begin(), services_.live.end());
@@ -164,6 +166,8 @@ private:
         }
         try {
             config::Config fresh = config::load_config(config_->source);
+            auto tls = make_tls_context(fresh);   // a broken certificate refuses the whole reload
+            services_.tls = std::move(tls);
             directory_.update(fresh.local_domains, fresh.aliases);
             directory_.reload_accounts();
             limits_.set_limits(fresh.limits.connections, fresh.limits.connections_per_ip);
@@ -186,7 +190,12 @@ private:
     ConnectionLimits limits_;
     ServerServices services_;
     asio::signal_set signals_;
-    std::list<std::pair<tcp::acceptor, std::string>> acceptors_;
+    struct Acceptor {
+        tcp::acceptor acceptor;
+        std::string name;
+        config::ListenerRole role;
+    };
+    std::list<Acceptor> acceptors_;
     bool stopping_ = false;
 };
 

@@ -24,18 +24,23 @@ constexpr std::size_t kStoreBlock = 64 * 1024;
 // Largest single socket read; an idle session holds no read buffer at all.
 constexpr std::size_t kMaxRead = 64 * 1024;
 constexpr std::size_t kMinRead = 4096;
+// One TLS record carries at most 16 KiB of plaintext.
+constexpr std::size_t kTlsRead = 16 * 1024;
 // A goodbye (421) to a client that does not read must not hold up shutdown.
 constexpr auto kGoodbyeTimeout = std::chrono::seconds(2);
 
 }  // namespace
 
 SmtpConnection::SmtpConnection(tcp::socket socket, ServerServices& services,
-                               std::shared_ptr<const config::Config> config, std::string listener)
+                               std::shared_ptr<const config::Config> config, std::string listener,
+                               config::ListenerRole role)
     : socket_(std::move(socket)),
       timer_(socket_.get_executor()),
       services_(services),
       config_(std::move(config)),
-      listener_(std::move(listener)) {
+      listener_(std::move(listener)),
+      role_(role),
+      tls_context_(services.tls) {
     error_code ec;
     const auto remote = socket_.remote_endpoint(ec);
     client_ip_ = ec ? "unknown" : remote.address().to_string();
@@ -78,6 +83,19 @@ asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::read_more(std::chron
         in_pos_ = 0;
     }
     if (in_.empty() && in_.capacity() > kMaxRead) in_.shrink_to_fit();
+    if (tls_) {
+        // OpenSSL may hold decrypted octets the socket no longer shows as readable, so a TLS session reads
+        // through the stream (one TLS record at most) instead of waiting for readability first.
+        const std::size_t old = in_.size();
+        in_.resize(old + kTlsRead);
+        arm_timer(timeout);
+        auto [ec, n] = co_await tls_->async_read_some(asio::buffer(in_.data() + old, kTlsRead), kNoThrow);
+        disarm_timer();
+        in_.resize(old + (ec ? 0 : n));
+        if (!ec) co_return ReadResult::ok;
+        if (timed_out_) co_return ReadResult::timeout;
+        co_return stopping_ ? ReadResult::shutdown : ReadResult::closed;
+    }
     for (;;) {
         // Wait for readability first, so an idle session holds no buffer.
         arm_timer(timeout);
@@ -101,13 +119,40 @@ asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::read_more(std::chron
     }
 }
 
+asio::awaitable<error_code> SmtpConnection::write_out() {
+    if (tls_) {
+        auto [ec, n] = co_await asio::async_write(*tls_, asio::buffer(out_), kNoThrow);
+        co_return ec;
+    }
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_), kNoThrow);
+    co_return ec;
+}
+
 asio::awaitable<bool> SmtpConnection::flush() {
     if (out_.empty()) co_return true;
     arm_timer(config_->limits.command_timeout);
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_), kNoThrow);
+    const error_code ec = co_await write_out();
     disarm_timer();
     out_.clear();
     co_return !ec;
+}
+
+asio::awaitable<bool> SmtpConnection::start_tls() {
+    if (!tls_context_) co_return false;
+    tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
+    arm_timer(config_->limits.command_timeout);
+    auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, kNoThrow);
+    disarm_timer();
+    if (ec) {
+        spdlog::warn("tls handshake failed client={}: {}", client_, timed_out_ ? "timeout" : ec.message());
+        tls_.reset();
+        co_return false;
+    }
+    SSL* ssl = tls_->native_handle();
+    tls_version_ = SSL_get_version(ssl);
+    tls_cipher_ = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl));
+    spdlog::info("tls client={} version={} cipher={}", client_, tls_version_, tls_cipher_);
+    co_return true;
 }
 
 bool SmtpConnection::next_command(smtp::Session& session, smtp::Step& step) {
@@ -181,9 +226,15 @@ asio::awaitable<void> SmtpConnection::serve() {
     settings.max_recipients = cfg.limits.recipients;
     settings.max_errors = cfg.limits.errors;
     settings.max_text_line = cfg.limits.text_line_length;
+    settings.tls_offered = tls_context_ && role_ != config::ListenerRole::submissions;
     policy::LocalRecipientPolicy policy(services_.directory);
     smtp::Session session(std::move(settings), policy);
 
+    // Implicit TLS (RFC 8314): the handshake comes before the greeting; a plaintext client gets nothing.
+    if (role_ == config::ListenerRole::submissions) {
+        if (!co_await start_tls()) co_return;
+        session.on_tls_started();
+    }
     session.greeting().render_to(out_);
     bool open = co_await flush();
     while (open) {
@@ -216,7 +267,7 @@ asio::awaitable<void> SmtpConnection::say_goodbye(ReadResult why, smtp::Session&
         co_return;
     }
     arm_timer(std::chrono::duration_cast<std::chrono::milliseconds>(kGoodbyeTimeout));
-    co_await asio::async_write(socket_, asio::buffer(out_), kNoThrow);   // best effort: we close either way
+    co_await write_out();   // best effort: we close either way
     disarm_timer();
     out_.clear();
 }
@@ -235,11 +286,15 @@ asio::awaitable<bool> SmtpConnection::perform(smtp::Session& session, smtp::Step
             co_await flush();
             co_return false;
         case Next::starttls:
-            // Not reachable yet: sessions are built with tls_offered = false until this layer does the
-            // handshake. Closing is the safe answer: no plaintext command is read after a 220 to STARTTLS.
-            spdlog::error("client={} STARTTLS accepted by the session but TLS is not available", client_);
-            co_await flush();
-            co_return false;
+            if (!co_await flush()) co_return false;
+            // Whatever the client sent after STARTTLS in plaintext is dropped unread (CVE-2011-0411): only
+            // what arrives inside TLS is a command.
+            in_.clear();
+            in_pos_ = 0;
+            discarding_line_ = false;
+            if (!co_await start_tls()) co_return false;
+            session.on_tls_started();
+            co_return true;
         case Next::data: {
             if (!co_await flush()) co_return false;
             const ReadResult r = co_await receive_dot_stuffed();
@@ -300,7 +355,8 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
     const std::string date = util::rfc5322_date(env.arrival);
     const std::string received = smtp::received_header(smtp::ReceivedInfo{
         session.helo_name(), client_ip_, cfg.hostname, session.protocol(), env.queue_id,
-        env.recipients.size() == 1 ? std::string_view(env.recipients.front()) : std::string_view(), date});
+        env.recipients.size() == 1 ? std::string_view(env.recipients.front()) : std::string_view(), date,
+        tls_version_, tls_cipher_});
     if (writer_->append(received)) write_failed_ = true;
     return true;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include <chrono>
 #include <memory>
@@ -34,12 +35,13 @@ struct ServerServices {
     queue::DeliveryQueue& queue;
     ConnectionLimits& limits;
     std::set<SmtpConnection*> live;   // for shutdown; touched only on the io thread
+    std::shared_ptr<asio::ssl::context> tls;   // the current certificate; replaced on reload
 };
 
 class SmtpConnection : public std::enable_shared_from_this<SmtpConnection> {
 public:
     SmtpConnection(asio::ip::tcp::socket socket, ServerServices& services,
-                   std::shared_ptr<const config::Config> config, std::string listener);
+                   std::shared_ptr<const config::Config> config, std::string listener, config::ListenerRole role);
     ~SmtpConnection();
 
     asio::awaitable<void> run();
@@ -47,12 +49,15 @@ public:
 
 private:
     enum class ReadResult { ok, closed, timeout, shutdown };
+    using error_code_t = boost::system::error_code;
 
     asio::awaitable<void> serve();
     asio::awaitable<bool> perform(smtp::Session& session, smtp::Step step);
     bool next_command(smtp::Session& session, smtp::Step& step);
     asio::awaitable<ReadResult> read_more(std::chrono::milliseconds timeout);
     asio::awaitable<bool> flush();
+    asio::awaitable<error_code_t> write_out();
+    asio::awaitable<bool> start_tls();
     asio::awaitable<ReadResult> receive_dot_stuffed();
     asio::awaitable<ReadResult> receive_chunk(std::uint64_t size, bool keep);
     asio::awaitable<smtp::Step> commit(smtp::Session& session);
@@ -69,6 +74,10 @@ private:
     ServerServices& services_;
     std::shared_ptr<const config::Config> config_;
     std::string listener_;
+    config::ListenerRole role_;
+    std::shared_ptr<asio::ssl::context> tls_context_;                      // taken at accept
+    std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;        // once the handshake started
+    std::string tls_version_, tls_cipher_;
     std::string client_ip_, client_;   // "127.0.0.1" and "[127.0.0.1]:4711"
 
     std::string in_;           // received, not yet consumed octets start at in_pos_
