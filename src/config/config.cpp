@@ -22,6 +22,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
+bool is_loopback(const std::string& host) {
+    in_addr v4{};
+    in6_addr v6{};
+    if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    return ::inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+
 // RFC 5321 4.5.3.1.4 and 4.5.3.1.6: an implementation must accept lines at least this long (incl. CRLF).
 constexpr std::int64_t kMinCommandLineLength = 512;
 constexpr std::int64_t kMinTextLineLength = 1000;
@@ -62,6 +70,8 @@ role = "mx"
 # [[listen]]
 # address = "[::1]:2587"
 # role = "submission"
+# plaintext_auth = false       # AUTH before STARTTLS too (loopback addresses only)
+# sender_login_match = true    # users send only as their own address or an alias of theirs
 
 # Without a [tls] table Ferry generates a self-signed certificate into data_dir.
 # [tls]
@@ -305,7 +315,7 @@ std::vector<std::pair<const toml::key*, const toml::node*>> in_file_order(const 
 // The keys each table accepts.
 constexpr std::string_view kRootKeys[] = {"hostname", "data_dir", "user",     "log_level", "listen", "tls",
                                           "domains",  "limits",   "dns",      "outbound",  "queue",  "aliases"};
-constexpr std::string_view kListenKeys[] = {"address", "role"};
+constexpr std::string_view kListenKeys[] = {"address", "role", "plaintext_auth", "sender_login_match"};
 constexpr std::string_view kTlsKeys[] = {"certificate", "private_key"};
 constexpr std::string_view kDomainsKeys[] = {"local"};
 constexpr std::string_view kLimitsKeys[] = {"command_line_length", "text_line_length", "recipients",
@@ -385,6 +395,14 @@ private:
         if (node->as_string()->get().find('\0') != std::string::npos)
             fail(*node, join_key(prefix, key), "contains a NUL character (\\u0000)");
         return node->as_string()->get();
+    }
+
+    std::optional<bool> get_bool(const toml::table& t, const std::string& prefix, std::string_view key) const {
+        const toml::node* node = t.get(key);
+        if (!node) return std::nullopt;
+        if (!node->is_boolean())
+            fail(*node, join_key(prefix, key), std::string("expected true or false, got ") + type_name(node->type()));
+        return node->as_boolean()->get();
     }
 
     // An integer in [min, max]; `what` describes the range for the message.
@@ -551,6 +569,15 @@ void Loader::read_listeners(const toml::table& root, Config& cfg) const {
             else if (*role == "submissions") l.role = ListenerRole::submissions;
             else fail(*t.get("role"), prefix + ".role", quote_value(*role) + " is not a role (use mx, submission or submissions)");
         }
+        if (auto b = get_bool(t, prefix, "plaintext_auth")) {
+            // A password in clear text is acceptable only where nobody else can listen.
+            const bool a = is_loopback(l.host);
+            if (*b && !a)
+                fail(*t.get("plaintext_auth"), prefix + ".plaintext_auth",
+                     "allowed only on a loopback address (127.0.0.0/8 or ::1), not " + l.host);
+            l.plaintext_auth = *b;
+        }
+        if (auto b = get_bool(t, prefix, "sender_login_match")) l.sender_login_match = *b;
         cfg.listeners.push_back(std::move(l));
     }
 }

@@ -21,6 +21,8 @@ struct Listener {
     std::string host;           // "127.0.0.1", "::1", "0.0.0.0"
     std::uint16_t port = 0;     // 0 = let the kernel pick (tests)
     ListenerRole role = ListenerRole::mx;
+    bool plaintext_auth = false;       // AUTH before TLS too (loopback listeners only)
+    bool sender_login_match = true;    // an authenticated user sends only as an address it owns (553 5.7.1)
 };
 
 struct TlsSettings {

@@ -2,7 +2,7 @@
 
 #include <set>
 
-#include "policy/recipient_policy.hpp"
+#include "policy/mail_policy.hpp"
 
 namespace ferry::delivery {
 namespace {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "accounts/account_file.hpp"
+#include "accounts/password.hpp"
 #include "smtp/address.hpp"
 
 namespace ferry::policy {
@@ -54,6 +55,21 @@ bool LocalDirectory::has_account(const std::string& key) {
     return accounts_.count(key) != 0;
 }
 
+std::optional<std::string> LocalDirectory::authenticate(std::string_view login, std::string_view password) {
+    // A yescrypt hash of a random password: an unknown login is checked against it, so it takes as long.
+    static const std::string kDummyHash = accounts::hash_password("no such account");
+    const std::string key = key_of(login);
+    std::string stored;
+    {
+        std::lock_guard lock(mutex_);
+        refresh_if_changed();
+        if (auto it = accounts_.find(key); it != accounts_.end()) stored = it->second;
+    }
+    const bool ok = accounts::verify_password(password, stored.empty() ? kDummyHash : stored);
+    if (!ok || stored.empty()) return std::nullopt;
+    return key;
+}
+
 void LocalDirectory::reload_accounts() {
     std::lock_guard lock(mutex_);
     last_check_ = {};
@@ -75,8 +91,9 @@ void LocalDirectory::refresh_if_changed() {
     }
     if (mtime == accounts_mtime_ && size == accounts_size_) return;
     try {
-        std::set<std::string> loaded;
-        for (const auto& account : accounts::AccountFile(accounts_file_).load()) loaded.insert(key_of(account.address));
+        std::map<std::string, std::string> loaded;
+        for (const auto& account : accounts::AccountFile(accounts_file_).load())
+            loaded.emplace(key_of(account.address), account.password_hash);
         accounts_ = std::move(loaded);
         accounts_mtime_ = mtime;
         accounts_size_ = size;

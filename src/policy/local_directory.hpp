@@ -22,6 +22,9 @@ public:
     // Keys are lower-cased "local@domain" (ASCII case folding only).
     bool is_local_domain(const std::string& domain_lower);
     bool has_account(const std::string& key);
+    // SMTP AUTH: the account key when `login` names an account whose password is `password`. Slow on purpose
+    // (yescrypt): call it off the I/O thread. An unknown login costs the same as a wrong password.
+    std::optional<std::string> authenticate(std::string_view login, std::string_view password);
     std::optional<std::vector<std::string>> alias_targets(const std::string& key);
     std::string primary_domain();
     void reload_accounts();   // force a re-read (SIGHUP)
@@ -38,7 +41,7 @@ private:
     std::map<std::string, std::vector<std::string>> aliases_;
     std::filesystem::path accounts_file_;
 
-    std::set<std::string> accounts_;
+    std::map<std::string, std::string> accounts_;   // key -> stored password hash
     std::filesystem::file_time_type accounts_mtime_{};
     std::uintmax_t accounts_size_ = 0;
     std::chrono::steady_clock::time_point last_check_{};

@@ -81,7 +81,7 @@ public:
           router_(directory_),
           queue_(spool_, router_, queue_settings(*config_)),
           limits_(config_->limits.connections, config_->limits.connections_per_ip),
-          services_{io_, directory_, spool_, committer_, queue_, limits_, {}, nullptr},
+          services_{io_, directory_, spool_, committer_, queue_, limits_, {}, nullptr, auth_pool_, {}},
           signals_(io_, SIGTERM, SIGINT, SIGHUP) {}
 
     int run() {
@@ -93,10 +93,11 @@ public:
         queue_.start();
         for (const auto& id : recovered) queue_.submit(id);
         if (!recovered.empty()) spdlog::info("recovered messages={} from spool", recovered.size());
-        for (auto& a : acceptors_) asio::co_spawn(io_, accept_loop(a.acceptor, a.name, a.role), asio::detached);
+        for (auto& a : acceptors_) asio::co_spawn(io_, accept_loop(a.acceptor, a.name, a.settings), asio::detached);
         wait_for_signal();
         spdlog::info("ready hostname={} data_dir={}", config_->hostname, config_->data_dir.string());
         io_.run();
+        auth_pool_.join();
         committer_.stop();
         queue_.stop();
         spdlog::info("stopped");
@@ -118,10 +119,10 @@ private:
         const auto local = acceptor.local_endpoint();
         std::string name = fmt::format("{}:{}", local.address().to_string(), local.port());
         spdlog::info("listening address={} role={}", name, role_name(l.role));
-        acceptors_.push_back(Acceptor{std::move(acceptor), std::move(name), l.role});
+        acceptors_.push_back(Acceptor{std::move(acceptor), std::move(name), l});
     }
 
-    asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, config::ListenerRole role) {
+    asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, config::Listener settings) {
         for (;;) {
             auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
             if (stopping_) co_return;
@@ -133,7 +134,7 @@ private:
                 co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
                 continue;
             }
-            auto connection = std::make_shared<SmtpConnection>(std::move(socket), services_, config_, name, role);
+            auto connection = std::make_shared<SmtpConnection>(std::move(socket), services_, config_, name, settings);
             asio::co_spawn(io_, [connection]() { return connection->run(); }, asio::detached);
         }
     }
@@ -181,6 +182,7 @@ private:
     }
 
     asio::io_context io_{1};
+    asio::thread_pool auth_pool_{2};
     std::shared_ptr<const config::Config> config_;
     policy::LocalDirectory directory_;
     spool::Spool spool_;
@@ -193,7 +195,7 @@ private:
     struct Acceptor {
         tcp::acceptor acceptor;
         std::string name;
-        config::ListenerRole role;
+        config::Listener settings;
     };
     std::list<Acceptor> acceptors_;
     bool stopping_ = false;

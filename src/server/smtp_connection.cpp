@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <ctime>
 
-#include "policy/recipient_policy.hpp"
+#include "policy/mail_policy.hpp"
 #include "smtp/received_header.hpp"
 #include "spool/queue_id.hpp"
 #include "util/time_format.hpp"
@@ -29,17 +29,24 @@ constexpr std::size_t kTlsRead = 16 * 1024;
 // A goodbye (421) to a client that does not read must not hold up shutdown.
 constexpr auto kGoodbyeTimeout = std::chrono::seconds(2);
 
+// Client text in a log line: printable ASCII only, cut short, so it cannot forge lines or flood the log.
+std::string loggable(std::string_view text) {
+    std::string out;
+    for (const char c : text.substr(0, 64)) out.push_back(c > 0x20 && c < 0x7f ? c : '?');
+    return out;
+}
+
 }  // namespace
 
 SmtpConnection::SmtpConnection(tcp::socket socket, ServerServices& services,
                                std::shared_ptr<const config::Config> config, std::string listener,
-                               config::ListenerRole role)
+                               config::Listener settings)
     : socket_(std::move(socket)),
       timer_(socket_.get_executor()),
       services_(services),
       config_(std::move(config)),
       listener_(std::move(listener)),
-      role_(role),
+      settings_(std::move(settings)),
       tls_context_(services.tls) {
     error_code ec;
     const auto remote = socket_.remote_endpoint(ec);
@@ -155,6 +162,53 @@ asio::awaitable<bool> SmtpConnection::start_tls() {
     co_return true;
 }
 
+asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::read_auth_line(std::string& line) {
+    // RFC 4954 4: a SASL response line may be up to 12288 octets; longer ends the session.
+    constexpr std::size_t kMaxAuthLine = 12288;
+    for (;;) {
+        const std::string_view pending(in_.data() + in_pos_, in_.size() - in_pos_);
+        const auto lf = pending.find('\n');
+        if (lf != std::string_view::npos) {
+            line.assign(pending.substr(0, lf));
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            in_pos_ += lf + 1;
+            co_return ReadResult::ok;
+        }
+        if (pending.size() > kMaxAuthLine) {
+            spdlog::warn("auth client={}: response line too long, closing", client_);
+            co_return ReadResult::closed;
+        }
+        const ReadResult r = co_await read_more(config_->limits.command_timeout);
+        if (r != ReadResult::ok) co_return r;
+    }
+}
+
+asio::awaitable<smtp::Step> SmtpConnection::authenticate(smtp::Session& session) {
+    const accounts::Credentials creds = session.pending_credentials();
+    std::optional<std::string> user;
+    if (creds.authzid.empty() || creds.authzid == creds.authcid) {   // acting as somebody else: not offered
+        policy::LocalDirectory& directory = services_.directory;
+        user = co_await asio::co_spawn(
+            services_.auth_pool,
+            [&directory, &creds]() -> asio::awaitable<std::optional<std::string>> {
+                co_return directory.authenticate(creds.authcid, creds.password);
+            },
+            asio::use_awaitable);
+    }
+    if (user) {
+        services_.auth_throttle.succeeded(client_ip_);
+        spdlog::info("auth client={} user={}", client_, *user);
+    } else {
+        // The password is never logged; the login name is, sanitized, for the operator chasing a typo.
+        const auto delay = services_.auth_throttle.failed(client_ip_);
+        spdlog::warn("auth failed client={} login={} failures={}", client_, loggable(creds.authcid),
+                     services_.auth_throttle.failures(client_ip_));
+        asio::steady_timer wait(socket_.get_executor(), delay);
+        co_await wait.async_wait(kNoThrow);
+    }
+    co_return session.on_auth_result(user);
+}
+
 bool SmtpConnection::next_command(smtp::Session& session, smtp::Step& step) {
     const std::size_t limit = config_->limits.command_line_length;
     const std::string_view pending(in_.data() + in_pos_, in_.size() - in_pos_);
@@ -226,12 +280,16 @@ asio::awaitable<void> SmtpConnection::serve() {
     settings.max_recipients = cfg.limits.recipients;
     settings.max_errors = cfg.limits.errors;
     settings.max_text_line = cfg.limits.text_line_length;
-    settings.tls_offered = tls_context_ && role_ != config::ListenerRole::submissions;
-    policy::LocalRecipientPolicy policy(services_.directory);
+    const bool submission = settings_.role != config::ListenerRole::mx;
+    settings.tls_offered = tls_context_ && settings_.role != config::ListenerRole::submissions;
+    settings.auth_offered = submission;   // mx: servers do not log in; nobody relays through port 25
+    settings.auth_plaintext = settings_.plaintext_auth;
+    settings.auth_required = submission;
+    policy::LocalMailPolicy policy(services_.directory, settings_.sender_login_match);
     smtp::Session session(std::move(settings), policy);
 
     // Implicit TLS (RFC 8314): the handshake comes before the greeting; a plaintext client gets nothing.
-    if (role_ == config::ListenerRole::submissions) {
+    if (settings_.role == config::ListenerRole::submissions) {
         if (!co_await start_tls()) co_return;
         session.on_tls_started();
     }
@@ -295,6 +353,27 @@ asio::awaitable<bool> SmtpConnection::perform(smtp::Session& session, smtp::Step
             if (!co_await start_tls()) co_return false;
             session.on_tls_started();
             co_return true;
+        case Next::auth_response: {
+            if (!co_await flush()) co_return false;
+            std::string line;
+            const ReadResult r = co_await read_auth_line(line);
+            if (r != ReadResult::ok) {
+                co_await say_goodbye(r, session);
+                co_return false;
+            }
+            step = session.on_auth_response(line);
+            continue;
+        }
+        case Next::authenticate:
+            if (services_.auth_throttle.blocked(client_ip_)) {
+                spdlog::warn("auth refused client={}: too many failed logins", client_);
+                smtp::Reply(421, "4.7.0", config_->hostname + " Error: too many failed logins, try again later")
+                    .render_to(out_);
+                co_await flush();
+                co_return false;
+            }
+            step = co_await authenticate(session);
+            continue;
         case Next::data: {
             if (!co_await flush()) co_return false;
             const ReadResult r = co_await receive_dot_stuffed();

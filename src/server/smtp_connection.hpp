@@ -15,6 +15,7 @@
 #include "config/config.hpp"
 #include "policy/local_directory.hpp"
 #include "queue/delivery_queue.hpp"
+#include "server/auth_throttle.hpp"
 #include "server/connection_limits.hpp"
 #include "smtp/content_decoder.hpp"
 #include "smtp/session.hpp"
@@ -36,12 +37,14 @@ struct ServerServices {
     ConnectionLimits& limits;
     std::set<SmtpConnection*> live;   // for shutdown; touched only on the io thread
     std::shared_ptr<asio::ssl::context> tls;   // the current certificate; replaced on reload
+    asio::thread_pool& auth_pool;              // password checks (yescrypt is slow on purpose)
+    AuthThrottle auth_throttle;                // touched only on the io thread
 };
 
 class SmtpConnection : public std::enable_shared_from_this<SmtpConnection> {
 public:
     SmtpConnection(asio::ip::tcp::socket socket, ServerServices& services,
-                   std::shared_ptr<const config::Config> config, std::string listener, config::ListenerRole role);
+                   std::shared_ptr<const config::Config> config, std::string listener, config::Listener settings);
     ~SmtpConnection();
 
     asio::awaitable<void> run();
@@ -58,6 +61,8 @@ private:
     asio::awaitable<bool> flush();
     asio::awaitable<error_code_t> write_out();
     asio::awaitable<bool> start_tls();
+    asio::awaitable<ReadResult> read_auth_line(std::string& line);
+    asio::awaitable<smtp::Step> authenticate(smtp::Session& session);
     asio::awaitable<ReadResult> receive_dot_stuffed();
     asio::awaitable<ReadResult> receive_chunk(std::uint64_t size, bool keep);
     asio::awaitable<smtp::Step> commit(smtp::Session& session);
@@ -74,7 +79,7 @@ private:
     ServerServices& services_;
     std::shared_ptr<const config::Config> config_;
     std::string listener_;
-    config::ListenerRole role_;
+    config::Listener settings_;
     std::shared_ptr<asio::ssl::context> tls_context_;                      // taken at accept
     std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;        // once the handshake started
     std::string tls_version_, tls_cipher_;

@@ -10,7 +10,7 @@ namespace ferry::smtp {
 namespace {
 
 // RFC 5321 4.5.3.2.1-2 and RFC 3030 2: advertised in EHLO, in this order.
-std::vector<std::string> ehlo_lines(const SessionSettings& s, bool tls_active) {
+std::vector<std::string> ehlo_lines(const SessionSettings& s, bool tls_active, bool auth_available) {
     std::vector<std::string> lines{s.hostname,
                                    "PIPELINING",
                                    fmt::format("SIZE {}", s.max_message_size),
@@ -19,6 +19,7 @@ std::vector<std::string> ehlo_lines(const SessionSettings& s, bool tls_active) {
                                    "SMTPUTF8",
                                    "CHUNKING"};
     if (s.tls_offered && !tls_active) lines.emplace_back("STARTTLS");   // RFC 3207 4: never once TLS is up
+    if (auth_available) lines.emplace_back("AUTH PLAIN LOGIN");
     return lines;
 }
 
@@ -55,24 +56,75 @@ std::string_view to_string(SessionState state) {
     return "?";
 }
 
-Session::Session(SessionSettings settings, RecipientPolicy& policy)
+Session::Session(SessionSettings settings, MailPolicy& policy)
     : settings_(std::move(settings)), policy_(policy) {}
 
 Reply Session::greeting() const { return Reply(220, "", settings_.hostname + " ESMTP Ferry"); }
 
 std::string_view Session::protocol() const {
-    // RFC 3848 (ESMTPS) and RFC 6531 3.7.3 (UTF8ESMTP, UTF8ESMTPS). SMTPUTF8 needs EHLO.
+    // RFC 3848 (ESMTPS, ESMTPA, ESMTPSA) and RFC 6531 3.7.3 (the UTF8 ones). SMTPUTF8 needs EHLO.
     if (!esmtp_) return "SMTP";
-    if (tx_.smtputf8) return tls_ ? "UTF8ESMTPS" : "UTF8ESMTP";
-    return tls_ ? "ESMTPS" : "ESMTP";
+    static constexpr std::string_view kNames[2][2][2] = {
+        {{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+        {{"UTF8ESMTP", "UTF8ESMTPA"}, {"UTF8ESMTPS", "UTF8ESMTPSA"}}};
+    return kNames[tx_.smtputf8][tls_][!user_.empty()];
 }
 
 void Session::on_tls_started() {
     tls_ = true;
     helo_.clear();
     esmtp_ = false;
+    user_.clear();
+    sasl_.reset();
     tx_ = Transaction{};
     enter(SessionState::greeted);
+}
+
+Step Session::handle_auth(std::string_view arg) {
+    if (!settings_.auth_offered) return error(503, "5.5.1", "Error: authentication not enabled");
+    if (!auth_available()) return error(530, "5.7.0", "Must issue a STARTTLS command first");
+    if (state_ == SessionState::greeted || !esmtp_) return error(503, "5.5.1", "Error: send EHLO first");
+    if (!user_.empty()) return error(503, "5.5.1", "Error: already authenticated");
+    if (state_ != SessionState::ready) return error(503, "5.5.1", "Error: MAIL transaction in progress");
+    const auto space = arg.find(' ');
+    const std::string_view mechanism = arg.substr(0, space);
+    std::optional<std::string_view> initial;
+    if (space != std::string_view::npos) initial = arg.substr(space + 1);
+    if (mechanism.empty() || (initial && (initial->empty() || initial->find(' ') != std::string_view::npos)))
+        return error(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+    sasl_ = accounts::SaslExchange::start(mechanism);
+    if (!sasl_) return error(504, "5.5.4", "Unsupported authentication mechanism");
+    return sasl_step(sasl_->next(initial));
+}
+
+Step Session::sasl_step(const accounts::SaslExchange::Step& step) {
+    using Kind = accounts::SaslExchange::Step::Kind;
+    switch (step.kind) {
+    case Kind::challenge: return reply(Reply(334, "", step.challenge), Next::auth_response);
+    case Kind::done:
+        pending_ = step.credentials;
+        return Step{{}, Next::authenticate};
+    case Kind::malformed: break;
+    }
+    sasl_.reset();
+    return error(501, "5.5.2", "Error: malformed authentication data");
+}
+
+Step Session::on_auth_response(std::string_view line) {
+    if (!sasl_) return error(503, "5.5.1", "Error: no authentication in progress");
+    if (line == "*") {   // RFC 4954 4: the client cancels
+        sasl_.reset();
+        return error(501, "5.7.0", "Authentication aborted");
+    }
+    return sasl_step(sasl_->next(line));
+}
+
+Step Session::on_auth_result(const std::optional<std::string>& user) {
+    sasl_.reset();
+    pending_ = accounts::Credentials{};
+    if (!user) return error(535, "5.7.8", "Error: authentication failed");
+    user_ = *user;
+    return reply(Reply(235, "2.7.0", "Authentication successful"));
 }
 
 Step Session::handle_starttls(std::string_view arg) {
@@ -143,7 +195,7 @@ Step Session::on_command(std::string_view line) {
     case Verb::help: return reply(Reply(214, "2.0.0", std::string(kHelp)));
     case Verb::expn: return error(502, "5.5.1", "Error: command not implemented");
     case Verb::starttls: return handle_starttls(cmd.argument);
-    case Verb::auth: return error(503, "5.5.1", "Error: authentication not enabled");
+    case Verb::auth: return handle_auth(cmd.argument);
     case Verb::unknown: break;
     }
     return error(500, "5.5.2", "Error: command not recognized");
@@ -170,13 +222,14 @@ Step Session::handle_helo(std::string_view arg, bool extended) {
     reset_transaction();   // RFC 5321 4.1.4: EHLO/HELO resets any transaction
     Reply r;
     r.code = 250;
-    r.lines = extended ? ehlo_lines(settings_, tls_) : std::vector<std::string>{settings_.hostname};
+    r.lines = extended ? ehlo_lines(settings_, tls_, auth_available()) : std::vector<std::string>{settings_.hostname};
     return reply(std::move(r));
 }
 
 Step Session::handle_mail(std::string_view arg) {
     if (state_ == SessionState::greeted) return error(503, "5.5.1", "Error: send HELO/EHLO first");
     if (state_ != SessionState::ready) return error(503, "5.5.1", "Error: nested MAIL command");
+    if (settings_.auth_required && user_.empty()) return error(530, "5.7.0", "Authentication required");
     MailArguments m = parse_mail_arguments(arg);
     switch (m.error) {
     case ArgError::none: break;
@@ -187,6 +240,9 @@ Step Session::handle_mail(std::string_view arg) {
     }
     if (m.path.mailbox && m.path.mailbox->domain.empty())
         return error(501, "5.1.7", "Bad sender address syntax");
+    if (!user_.empty() && !policy_.sender_allowed(m.path, user_))
+        return error(553, "5.7.1", "<" + (m.path.mailbox ? m.path.mailbox->to_string() : std::string()) +
+                                       ">: Sender address rejected: not owned by user " + user_);
     Transaction tx;
     for (const EsmtpParam& p : m.params) {
         if (!esmtp_) return error(555, "5.5.4", "Unsupported option: " + quoted_parameter(p.keyword));
@@ -236,7 +292,7 @@ Step Session::handle_rcpt(std::string_view arg) {
     const Mailbox& rcpt = *r.path.mailbox;
     if (rcpt.utf8 && !tx_.smtputf8) return error(553, "5.6.7", "Must declare SMTPUTF8 to send unicode address");
     const std::string shown = "<" + rcpt.to_string() + ">";
-    switch (policy_.check_recipient(rcpt)) {
+    switch (policy_.check_recipient(rcpt, user_)) {
     case RecipientVerdict::accept: break;
     case RecipientVerdict::unknown_user:
         return error(550, "5.1.1", shown + ": Recipient address rejected: User unknown in local recipient table");

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "accounts/sasl.hpp"
 #include "smtp/address.hpp"
 #include "smtp/content_decoder.hpp"
 #include "smtp/reply.hpp"
@@ -17,11 +18,14 @@ namespace ferry::smtp {
 
 enum class RecipientVerdict { accept, unknown_user, relay_denied, temporary_failure };
 
-// Asked once per RCPT: does this recipient exist here, or may it be relayed?
-class RecipientPolicy {
+// What the session asks about a transaction. `user` is the authenticated account, "" without AUTH.
+class MailPolicy {
 public:
-    virtual ~RecipientPolicy() = default;
-    virtual RecipientVerdict check_recipient(const Mailbox& recipient) = 0;
+    virtual ~MailPolicy() = default;
+    // Once per RCPT: does this recipient exist here, or may it be relayed?
+    virtual RecipientVerdict check_recipient(const Mailbox& recipient, const std::string& user) = 0;
+    // At MAIL of an authenticated session: may `user` send as `sender` (Postfix's reject_sender_login_mismatch)?
+    virtual bool sender_allowed(const Path& sender, const std::string& user) = 0;
 };
 
 struct SessionSettings {
@@ -31,6 +35,9 @@ struct SessionSettings {
     std::size_t max_errors = 10;
     std::size_t max_text_line = 1000;
     bool tls_offered = false;   // STARTTLS available on this connection (a certificate, not TLS yet)
+    bool auth_offered = false;  // AUTH on this listener (RFC 4954) ...
+    bool auth_plaintext = false;   // ... also before TLS (off: AUTH only inside TLS)
+    bool auth_required = false;    // MAIL only after AUTH (submission ports): 530 5.7.0
 };
 
 struct Transaction {
@@ -53,6 +60,8 @@ enum class Next {
     commit,       // make the message durable, then call on_committed() or on_commit_failed()
     starttls,     // send the replies, drop every octet received after the STARTTLS line (RFC 3207 4.2; the
                   // CVE-2011-0411 injection), do the TLS handshake, then call on_tls_started()
+    auth_response,   // send the 334 challenge, read one line (not a command), call on_auth_response()
+    authenticate,    // check pending_credentials() (off the I/O thread), then call on_auth_result()
     close,        // flush the replies and close the connection
 };
 
@@ -66,7 +75,7 @@ struct Step {
 
 class Session {
 public:
-    Session(SessionSettings settings, RecipientPolicy& policy);
+    Session(SessionSettings settings, MailPolicy& policy);
 
     Reply greeting() const;
 
@@ -80,6 +89,10 @@ public:
     // TLS is up (after STARTTLS, or at connect on an implicit-TLS port): the session starts over and the
     // client must say EHLO again (RFC 3207 4.2).
     void on_tls_started();
+    Step on_auth_response(std::string_view line);   // a line sent after a 334, without its CRLF
+    // The outcome of checking pending_credentials(): the account that logged in, or nullopt.
+    Step on_auth_result(const std::optional<std::string>& user);
+    const accounts::Credentials& pending_credentials() const { return pending_; }
     Reply on_timeout();
     Reply on_shutdown() const;
 
@@ -90,6 +103,7 @@ public:
     std::string_view protocol() const;
     std::size_t error_count() const { return errors_; }
     bool tls_active() const { return tls_; }
+    const std::string& authenticated_user() const { return user_; }   // "" before a successful AUTH
 
 private:
     Step handle_helo(std::string_view arg, bool extended);
@@ -99,6 +113,9 @@ private:
     Step handle_bdat(std::string_view arg);
     Step handle_rset(std::string_view arg);
     Step handle_starttls(std::string_view arg);
+    Step handle_auth(std::string_view arg);
+    Step sasl_step(const accounts::SaslExchange::Step& step);
+    bool auth_available() const { return settings_.auth_offered && (tls_ || settings_.auth_plaintext); }
 
     Step reply(Reply r, Next next = Next::command);
     Step error(int code, std::string enhanced, std::string text);   // counts toward max_errors
@@ -106,11 +123,14 @@ private:
     void reset_transaction();
 
     SessionSettings settings_;
-    RecipientPolicy& policy_;
+    MailPolicy& policy_;
     SessionState state_ = SessionState::greeted;
     std::string helo_;
     bool esmtp_ = false;
     bool tls_ = false;
+    std::string user_;                           // authenticated account
+    std::optional<accounts::SaslExchange> sasl_;   // an AUTH exchange in progress
+    accounts::Credentials pending_;              // credentials waiting for on_auth_result()
     Transaction tx_;
     std::size_t errors_ = 0;
     std::uint64_t chunk_size_ = 0;   // the BDAT chunk being read

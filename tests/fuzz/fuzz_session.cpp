@@ -26,9 +26,10 @@ namespace {
 constexpr std::string_view kHost = "mx.example.test";
 constexpr std::size_t kCommandLineLimit = 512;   // config default, RFC 5321 4.5.3.1.4 (CRLF included)
 
-class HashPolicy : public smtp::RecipientPolicy {
+class HashPolicy : public smtp::MailPolicy {
 public:
-    smtp::RecipientVerdict check_recipient(const smtp::Mailbox& recipient) override {
+    bool sender_allowed(const smtp::Path&, const std::string&) override { return true; }
+    smtp::RecipientVerdict check_recipient(const smtp::Mailbox& recipient, const std::string&) override {
         std::uint32_t h = 2166136261u;   // FNV-1a
         for (unsigned char c : recipient.key()) h = (h ^ c) * 16777619u;
         switch (h % 8) {
@@ -127,7 +128,10 @@ smtp::ContentFlaws flaws_from(unsigned char bits) {
 
 class Driver {
 public:
-    explicit Driver(std::string_view input) : in_(input), session_(settings(), policy_) {}
+    // An input starting with '!' drives a submission session (AUTH required before MAIL); any other an mx-like
+    // one, so the transaction paths stay reachable without a valid AUTH.
+    explicit Driver(std::string_view input)
+        : in_(input), settings_(settings(!input.empty() && input[0] == '!')), session_(settings_, policy_) {}
 
     void run() {
         check_reply(session_.greeting(), true);
@@ -159,7 +163,7 @@ public:
     }
 
 private:
-    static smtp::SessionSettings settings() {
+    static smtp::SessionSettings settings(bool submission) {
         smtp::SessionSettings s;
         s.hostname = std::string(kHost);
         s.max_message_size = 100000;
@@ -167,6 +171,8 @@ private:
         s.max_errors = 10;
         s.max_text_line = 1000;
         s.tls_offered = true;
+        s.auth_offered = true;
+        s.auth_required = submission;
         return s;
     }
 
@@ -179,16 +185,21 @@ private:
     void check_step(const smtp::Step& step, bool helo) {
         for (const smtp::Reply& r : step.replies) {
             const bool helo_ok = helo && r.code == 250;
-            check_reply(r, helo_ok || r.code == 354);
+            check_reply(r, helo_ok || r.code == 354 || r.code == 334);   // 334: a bare SASL challenge
             if (r.code == 354) FUZZ_CHECK(step.next == smtp::Next::data);
         }
         FUZZ_CHECK(session_.transaction().recipients.size() <= settings_.max_recipients);
         FUZZ_CHECK(session_.error_count() <= settings_.max_errors);
         const std::string_view proto = session_.protocol();
-        FUZZ_CHECK(proto == "SMTP" || proto == "ESMTP" || proto == "UTF8ESMTP" || proto == "ESMTPS" ||
-                   proto == "UTF8ESMTPS");
+        const bool authenticated = !session_.authenticated_user().empty();
+        FUZZ_CHECK(proto == "SMTP" || proto.find("ESMTP") != std::string_view::npos);
         // RFC 3848 names exist for ESMTP only: HELO over TLS stays "SMTP".
-        FUZZ_CHECK(proto.ends_with('S') == (session_.tls_active() && proto != "SMTP"));
+        if (proto != "SMTP") {
+            FUZZ_CHECK(proto.ends_with('A') == authenticated);
+            FUZZ_CHECK((proto.find("ESMTPS") != std::string_view::npos) == session_.tls_active());
+        }
+        // A transaction on a submission session exists only after AUTH.
+        if (settings_.auth_required && !session_.transaction().recipients.empty()) FUZZ_CHECK(authenticated);
         FUZZ_CHECK((step.next == smtp::Next::close) == (session_.state() == smtp::SessionState::closed));
         if (step.next == smtp::Next::close) FUZZ_CHECK(!step.replies.empty());
     }
@@ -212,6 +223,27 @@ private:
                 session_.on_tls_started();
                 FUZZ_CHECK(session_.tls_active() && session_.state() == smtp::SessionState::greeted);
                 return true;
+            case smtp::Next::auth_response: {
+                // The next input line is the client's SASL response, as SmtpConnection reads it.
+                FUZZ_CHECK(step.replies.size() == 1 && step.replies[0].code == 334);
+                const auto nl = in_.find('\n', pos_);
+                if (nl == std::string_view::npos) return false;
+                std::string_view line = in_.substr(pos_, nl - pos_);
+                if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+                pos_ = nl + 1;
+                step = session_.on_auth_response(line);
+                continue;
+            }
+            case smtp::Next::authenticate: {
+                FUZZ_CHECK(step.replies.empty());
+                FUZZ_CHECK(!session_.pending_credentials().authcid.empty());
+                unsigned char ok = 0;
+                if (!next_octet(ok)) return false;
+                step = session_.on_auth_result((ok & 1) ? std::optional<std::string>("user@example.test")
+                                                        : std::nullopt);
+                FUZZ_CHECK(session_.pending_credentials().password.empty());
+                continue;
+            }
             case smtp::Next::data:
                 FUZZ_CHECK(session_.state() == smtp::SessionState::data);
                 FUZZ_CHECK(step.replies.size() == 1 && step.replies[0].code == 354);
@@ -257,7 +289,7 @@ private:
     std::string_view in_;
     std::size_t pos_ = 0;
     HashPolicy policy_;
-    smtp::SessionSettings settings_ = settings();
+    smtp::SessionSettings settings_;
     smtp::Session session_;
     unsigned char last_bits_ = 0;
     bool in_bdat_message_ = false;

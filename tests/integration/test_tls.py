@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ferrytest import free_port, header_value, make_message
+from ferrytest import DEFAULT_PASSWORD, free_port, header_value, make_message
 
 
 def client_context(**kw):
@@ -111,9 +111,10 @@ def test_implicit_tls_port_with_smtplib(ferry):
         s.ehlo("client.test")
         assert not s.has_extn("starttls")
         assert s.docmd("STARTTLS")[0] == 503
-        s.sendmail("sender@client.test", ["bob@example.test"], make_message("implicit"))
+        s.login("alice@example.test", DEFAULT_PASSWORD)
+        s.sendmail("alice@example.test", ["bob@example.test"], make_message("implicit"))
     [f] = srv.wait_mail("bob")
-    assert " with ESMTPS id " in header_value(f.read_bytes(), "Received")
+    assert " with ESMTPSA id " in header_value(f.read_bytes(), "Received")
 
 
 def test_plaintext_client_on_implicit_tls_port_gets_no_smtp(ferry):
@@ -175,13 +176,14 @@ def test_configured_certificate_is_served_and_reloaded_on_sighup(ferry, tmp_path
     # A session open across the reload keeps working.
     s = smtplib.SMTP_SSL("127.0.0.1", srv.tls_port, context=client_context(), timeout=10)
     s.ehlo("client.test")
+    s.login("alice@example.test", DEFAULT_PASSWORD)
     live_cert.write_bytes(two_cert.read_bytes())
     live_key.write_bytes(two_key.read_bytes())
     srv.hup()
     srv.wait_log(r"reload: configuration .* applied")
     assert served_certificate(srv.tls_port, starttls=False) == der_two
     assert served_certificate(srv.port, starttls=True) == der_two
-    s.sendmail("sender@client.test", ["alice@example.test"], make_message("across reload"))
+    s.sendmail("alice@example.test", ["alice@example.test"], make_message("across reload"))
     s.quit()
     srv.wait_mail("alice")
 
@@ -194,9 +196,11 @@ def test_configured_certificate_is_served_and_reloaded_on_sighup(ferry, tmp_path
 
 def test_swaks_starttls_and_implicit_tls(ferry):
     srv = tls_server(ferry)
-    for args, who in ((["--server", f"127.0.0.1:{srv.port}", "--tls"], "alice"),
-                      (["--server", f"127.0.0.1:{srv.tls_port}", "--tlsc"], "bob")):
-        r = subprocess.run(["swaks", "--to", f"{who}@example.test", "--from", "sender@client.test",
+    auth = ["--auth", "PLAIN", "--auth-user", "bob@example.test", "--auth-password", DEFAULT_PASSWORD]
+    for args, who, sender in ((["--server", f"127.0.0.1:{srv.port}", "--tls"], "alice", "sender@client.test"),
+                              (["--server", f"127.0.0.1:{srv.tls_port}", "--tlsc", *auth], "bob",
+                               "bob@example.test")):
+        r = subprocess.run(["swaks", "--to", f"{who}@example.test", "--from", sender,
                             "--helo", "client.test", *args], capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "TLS started" in r.stdout
@@ -207,8 +211,10 @@ def test_curl_smtp_ssl_reqd_and_smtps(ferry, tmp_path):
     srv = tls_server(ferry)
     body = tmp_path / "mail.txt"
     body.write_bytes(make_message("via curl"))
-    for url in (f"smtp://127.0.0.1:{srv.port}", f"smtps://127.0.0.1:{srv.tls_port}"):
-        r = subprocess.run(["curl", "-sS", "--ssl-reqd", "-k", url, "--mail-from", "sender@client.test",
+    for url, login, sender in ((f"smtp://127.0.0.1:{srv.port}", [], "sender@client.test"),
+                               (f"smtps://127.0.0.1:{srv.tls_port}",
+                                ["--user", f"alice@example.test:{DEFAULT_PASSWORD}"], "alice@example.test")):
+        r = subprocess.run(["curl", "-sS", "--ssl-reqd", "-k", url, *login, "--mail-from", sender,
                             "--mail-rcpt", "alice@example.test", "-T", str(body)],
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stderr

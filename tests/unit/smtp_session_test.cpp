@@ -13,9 +13,13 @@ namespace {
 constexpr const char* kHost = "mx.example.test";
 
 // Verdict by local part: unknown@ / relay@ / tempfail@ fail, everything else is accepted.
-class FakePolicy : public RecipientPolicy {
+class FakePolicy : public MailPolicy {
 public:
-    RecipientVerdict check_recipient(const Mailbox& recipient) override {
+    bool sender_allowed(const Path& sender, const std::string&) override {
+        return !sender.mailbox || sender.mailbox->local != "notmine";
+    }
+    RecipientVerdict check_recipient(const Mailbox& recipient, const std::string& user) override {
+        last_user = user;
         asked.push_back(recipient);
         if (recipient.local == "unknown") return RecipientVerdict::unknown_user;
         if (recipient.local == "relay") return RecipientVerdict::relay_denied;
@@ -23,6 +27,7 @@ public:
         return RecipientVerdict::accept;
     }
     std::vector<Mailbox> asked;
+    std::string last_user;
 };
 
 SessionSettings test_settings() {
@@ -40,7 +45,8 @@ SessionSettings test_settings() {
 void check_reply_form(const Reply& r) {
     const std::string wire = r.render();
     SCOPED_TRACE(wire);
-    const bool plain_allowed = r.code == 220 || r.code == 354 || (r.code == 250 && !r.lines.empty() && r.lines[0] == kHost);
+    // 334 carries a base64 SASL challenge and nothing else (RFC 4954 4).
+    const bool plain_allowed = r.code == 220 || r.code == 334 || r.code == 354 || (r.code == 250 && !r.lines.empty() && r.lines[0] == kHost);
     if (r.enhanced.empty()) {
         EXPECT_TRUE(plain_allowed) << "reply without enhanced status code";
         return;
@@ -1160,12 +1166,85 @@ TEST_F(SmtpSession, StarttlsNotOfferedWithoutCertificate) {
     expect_one(send("STARTTLS"), 502, "5.5.1");
 }
 
+// --- AUTH (RFC 4954) -------------------------------------------------------------------------------------
+
+class SmtpSessionAuth : public SmtpSession {
+protected:
+    static SessionSettings with_auth() {
+        SessionSettings s = test_settings();
+        s.tls_offered = true;
+        s.auth_offered = true;
+        s.auth_required = true;
+        return s;
+    }
+    SmtpSessionAuth() : SmtpSession(with_auth()) {}
+
+    void tls_and_ehlo() {
+        expect_one(send("STARTTLS"), 220, "2.0.0", Next::starttls);
+        session.on_tls_started();
+        ehlo();
+    }
+    // "\0alice\0pw" in base64
+    static constexpr std::string_view kPlain = "AGFsaWNlAHB3";
+};
+
+TEST_F(SmtpSessionAuth, NeedsTlsThenPlainSucceeds) {
+    const Step e = send("EHLO client.test");
+    EXPECT_EQ(wire(e).find("AUTH"), std::string::npos);
+    expect_one(send("AUTH PLAIN AGFsaWNlAHB3"), 530, "5.7.0");
+    expect_one(send("MAIL FROM:<alice@sender.test>"), 530, "5.7.0");
+    tls_and_ehlo();
+    const Step auth = send("AUTH PLAIN AGFsaWNlAHB3");
+    ASSERT_TRUE(auth.replies.empty());
+    EXPECT_EQ(auth.next, Next::authenticate);
+    EXPECT_EQ(session.pending_credentials().authcid, "alice");
+    EXPECT_EQ(session.pending_credentials().password, "pw");
+    expect_one(checked(session.on_auth_result(std::string("alice@example.test"))), 235, "2.7.0");
+    EXPECT_EQ(session.authenticated_user(), "alice@example.test");
+    EXPECT_EQ(session.pending_credentials().password, "");   // not kept after the check
+    EXPECT_EQ(session.protocol(), "ESMTPSA");
+    mail();
+    rcpt("RCPT TO:<bob@example.test>");
+    EXPECT_EQ(policy.last_user, "alice@example.test");
+    expect_one(send("RSET"), 250, "2.0.0");
+    expect_one(send("MAIL FROM:<notmine@sender.test>"), 553, "5.7.1");
+    expect_one(send("AUTH PLAIN AGFsaWNlAHB3"), 503, "5.5.1");
+}
+
+TEST_F(SmtpSessionAuth, ChallengeFormsCancelAndFailures) {
+    tls_and_ehlo();
+    expect_one(send("AUTH PLAIN"), 334, "", Next::auth_response);
+    EXPECT_EQ(checked(session.on_auth_response("AGFsaWNlAHB3")).next, Next::authenticate);
+    expect_one(checked(session.on_auth_result(std::nullopt)), 535, "5.7.8");
+    EXPECT_EQ(session.authenticated_user(), "");
+    expect_one(send("AUTH LOGIN"), 334, "", Next::auth_response);
+    expect_one(checked(session.on_auth_response("*")), 501, "5.7.0");
+    expect_one(send("AUTH LOGIN"), 334, "", Next::auth_response);
+    expect_one(checked(session.on_auth_response("YWxpY2U=")), 334, "", Next::auth_response);
+    expect_one(checked(session.on_auth_response("not base64")), 501, "5.5.2");
+    expect_one(send("AUTH DIGEST-MD5"), 504, "5.5.4");
+    expect_one(send("AUTH PLAIN a b"), 501, "5.5.4");
+    expect_one(send("AUTH"), 501, "5.5.4");
+}
+
+TEST_F(SmtpSessionAuth, NotDuringATransactionNorBeforeEhlo) {
+    expect_one(send("STARTTLS"), 220, "2.0.0", Next::starttls);
+    session.on_tls_started();
+    expect_one(send("AUTH PLAIN AGFsaWNlAHB3"), 503, "5.5.1");
+}
+
+TEST_F(SmtpSession, AuthNotOfferedAnswers503) {
+    ehlo();
+    expect_one(send("AUTH PLAIN AGFsaWNlAHB3"), 503, "5.5.1");
+}
+
 }  // namespace ferry::smtp
 
 // Header injection: the EHLO name lands in Received:, so control characters never get that far.
 TEST(SmtpSessionInjection, BareCrOrNulInCommandIsRefused) {
-    struct AcceptAll : ferry::smtp::RecipientPolicy {
-        ferry::smtp::RecipientVerdict check_recipient(const ferry::smtp::Mailbox&) override {
+    struct AcceptAll : ferry::smtp::MailPolicy {
+        bool sender_allowed(const ferry::smtp::Path&, const std::string&) override { return true; }
+        ferry::smtp::RecipientVerdict check_recipient(const ferry::smtp::Mailbox&, const std::string&) override {
             return ferry::smtp::RecipientVerdict::accept;
         }
     } policy;
