@@ -3,6 +3,8 @@
 #include "config/config.hpp"
 
 #include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -77,6 +79,7 @@ role = "mx"
 # [tls]
 # certificate = "/etc/ssl/ferry/fullchain.pem"
 # private_key = "/etc/ssl/ferry/privkey.pem"
+# min_version = "1.2"          # or "1.3"
 
 [domains]
 # Mail for these domains is delivered to data_dir/mail/<domain>/<localpart>/ (Maildir).
@@ -316,7 +319,7 @@ std::vector<std::pair<const toml::key*, const toml::node*>> in_file_order(const 
 constexpr std::string_view kRootKeys[] = {"hostname", "data_dir", "user",     "log_level", "listen", "tls",
                                           "domains",  "limits",   "dns",      "outbound",  "queue",  "aliases"};
 constexpr std::string_view kListenKeys[] = {"address", "role", "plaintext_auth", "sender_login_match"};
-constexpr std::string_view kTlsKeys[] = {"certificate", "private_key"};
+constexpr std::string_view kTlsKeys[] = {"certificate", "private_key", "min_version", "ciphers"};
 constexpr std::string_view kDomainsKeys[] = {"local"};
 constexpr std::string_view kLimitsKeys[] = {"command_line_length", "text_line_length", "recipients",
                                             "connections",         "connections_per_ip", "errors",
@@ -586,10 +589,14 @@ void Loader::read_tls(const toml::table& root, Config& cfg) const {
     const toml::table* t = get_table(root, "", "tls");
     if (!t) return;
     TlsSettings tls;
+    const bool has_cert = t->contains("certificate"), has_key = t->contains("private_key");
+    if (has_cert != has_key)
+        fail(*t, std::string("tls.") + (has_cert ? "private_key" : "certificate"),
+             "missing (certificate and private_key go together; omit both for a self-signed certificate)");
     for (auto [key, field] : {std::pair{"certificate", &tls.certificate}, std::pair{"private_key", &tls.private_key}}) {
         std::string name = std::string("tls.") + key;
         auto v = get_string(*t, "tls", key);
-        if (!v) fail(*t, name, "missing (both certificate and private_key are required in [tls])");
+        if (!v) continue;
         if (v->empty()) fail(*t->get(key), name, "must not be empty");
         fs::path p = resolve(*v);
         int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
@@ -599,6 +606,20 @@ void Loader::read_tls(const toml::table& root, Config& cfg) const {
         ::close(fd);
         if (!regular) fail(*t->get(key), name, quote_value(p.string()) + " is not a regular file");
         *field = p;
+    }
+    if (auto v = get_string(*t, "tls", "min_version")) {
+        if (*v != "1.2" && *v != "1.3")
+            fail(*t->get("min_version"), "tls.min_version", quote_value(*v) + " is not \"1.2\" or \"1.3\"");
+        tls.min_version = *v;
+    }
+    if (auto v = get_string(*t, "tls", "ciphers")) {
+        // Checked against this OpenSSL now, so a typo is a configuration error and not a failed start.
+        SSL_CTX* probe = SSL_CTX_new(TLS_server_method());
+        const bool ok = probe && !v->empty() && SSL_CTX_set_cipher_list(probe, v->c_str()) == 1;
+        SSL_CTX_free(probe);
+        ERR_clear_error();
+        if (!ok) fail(*t->get("ciphers"), "tls.ciphers", quote_value(*v) + " selects no cipher OpenSSL knows");
+        tls.ciphers = *v;
     }
     cfg.tls = std::move(tls);
 }

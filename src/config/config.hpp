@@ -26,8 +26,10 @@ struct Listener {
 };
 
 struct TlsSettings {
-    std::filesystem::path certificate;   // PEM, chain allowed
+    std::filesystem::path certificate;   // PEM, chain allowed; empty with private_key: self-signed
     std::filesystem::path private_key;
+    std::string min_version = "1.2";     // "1.2" or "1.3"
+    std::string ciphers;                 // OpenSSL cipher list for TLS 1.2; empty: Ferry's default
 };
 
 // Every limit has a documented default (docs/configuration.md) and the RFC section it comes from.

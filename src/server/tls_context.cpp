@@ -116,7 +116,7 @@ std::pair<fs::path, fs::path> ensure_self_signed(const fs::path& data_dir, const
 std::shared_ptr<boost::asio::ssl::context> make_tls_context(const config::Config& config) {
     namespace ssl = boost::asio::ssl;
     fs::path cert, key;
-    if (config.tls) {
+    if (config.tls && !config.tls->certificate.empty()) {
         cert = config.tls->certificate;
         key = config.tls->private_key;
     } else {
@@ -124,9 +124,11 @@ std::shared_ptr<boost::asio::ssl::context> make_tls_context(const config::Config
     }
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
     SSL_CTX* h = ctx->native_handle();
-    SSL_CTX_set_min_proto_version(h, TLS1_2_VERSION);
+    const bool tls13_only = config.tls && config.tls->min_version == "1.3";
+    SSL_CTX_set_min_proto_version(h, tls13_only ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_options(h, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_SINGLE_DH_USE);
-    if (SSL_CTX_set_cipher_list(h, kTls12Ciphers) != 1) fail("cannot set TLS 1.2 ciphers");
+    const std::string ciphers = config.tls && !config.tls->ciphers.empty() ? config.tls->ciphers : kTls12Ciphers;
+    if (SSL_CTX_set_cipher_list(h, ciphers.c_str()) != 1) fail("cannot set TLS 1.2 ciphers");
     SSL_CTX_set_dh_auto(h, 1);
     if (SSL_CTX_use_certificate_chain_file(h, cert.c_str()) != 1) fail("cannot load certificate " + cert.string());
     if (SSL_CTX_use_PrivateKey_file(h, key.c_str(), SSL_FILETYPE_PEM) != 1) fail("cannot load key " + key.string());

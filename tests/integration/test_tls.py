@@ -228,3 +228,14 @@ def test_openssl_s_client_starttls(ferry):
                        input="EHLO client.test\r\nQUIT\r\n", capture_output=True, text=True, timeout=30)
     assert "250-" + srv.hostname in r.stdout, r.stdout + r.stderr
     assert "221 2.0.0" in r.stdout
+
+
+def test_min_version_1_3_refuses_tls_1_2_clients(ferry):
+    srv = tls_server(ferry, extra='\n[tls]\nmin_version = "1.3"\n')
+    with socket.create_connection(("127.0.0.1", srv.tls_port), timeout=10) as raw:
+        with pytest.raises(ssl.SSLError):
+            client_context(maximum_version=ssl.TLSVersion.TLSv1_2).wrap_socket(raw)
+    with socket.create_connection(("127.0.0.1", srv.tls_port), timeout=10) as raw:
+        with client_context().wrap_socket(raw) as s:
+            assert s.version() == "TLSv1.3"
+    assert (srv.data_dir / "tls" / "cert.pem").is_file(), "[tls] without certificate: self-signed expected"

@@ -327,6 +327,22 @@ TEST_F(ConfigFileTest, MissingTlsFile) {
     EXPECT_NE(msg.find("is not a regular file"), std::string::npos) << msg;
 }
 
+TEST_F(ConfigFileTest, TlsVersionAndCiphers) {
+    std::string msg = error_of(kListen + "[tls]\nmin_version = \"1.1\"\n");
+    EXPECT_EQ(msg, at_line(4) + "tls.min_version: \"1.1\" is not \"1.2\" or \"1.3\"");
+    msg = error_of(kListen + "[tls]\nciphers = \"NOT-A-CIPHER\"\n");
+    EXPECT_EQ(msg, at_line(4) + "tls.ciphers: \"NOT-A-CIPHER\" selects no cipher OpenSSL knows");
+    msg = error_of(kListen + "[tls]\nprivate_key = \"key.pem\"\n");
+    EXPECT_NE(msg.find("tls.certificate: missing"), std::string::npos) << msg;
+    // Without certificate and key: a self-signed certificate, with these settings.
+    write("ferry.toml", kListen + "[tls]\nmin_version = \"1.3\"\nciphers = \"ECDHE-RSA-AES128-GCM-SHA256\"\n");
+    const auto c = ferry::config::load_config(dir_ / "ferry.toml");
+    ASSERT_TRUE(c.tls.has_value());
+    EXPECT_TRUE(c.tls->certificate.empty());
+    EXPECT_EQ(c.tls->min_version, "1.3");
+    EXPECT_EQ(c.tls->ciphers, "ECDHE-RSA-AES128-GCM-SHA256");
+}
+
 TEST_F(ConfigFileTest, BadDomain) {
     std::string msg = error_of(kListen + "[domains]\nlocal = [\"example.test\", \"bad..example\"]\n");
     EXPECT_EQ(msg, at_line(4) + "domains.local[1]: \"bad..example\" is not a domain name (empty label)");
