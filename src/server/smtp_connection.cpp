@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "mime/header.hpp"
 #include "policy/mail_policy.hpp"
 #include "smtp/received_header.hpp"
 #include "spool/queue_id.hpp"
@@ -441,6 +442,13 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
 }
 
 void SmtpConnection::store_decoded() {
+    // Keep the header section for the From: check; 64 KiB is far more than any honest header needs.
+    constexpr std::size_t kMaxHeader = 64 * 1024;
+    if (!header_complete_ && !decoded_.empty()) {
+        const std::size_t room = kMaxHeader - std::min(header_.size(), kMaxHeader);
+        header_.append(decoded_, 0, std::min(decoded_.size(), room));
+        header_complete_ = header_.size() >= kMaxHeader || mime::header_section(header_).size() < header_.size();
+    }
     if (writer_ && !write_failed_ && !decoded_.empty() && writer_->append(decoded_)) {
         spdlog::error("spool client={} id={} write failed", client_, writer_->queue_id());
         write_failed_ = true;
@@ -449,6 +457,9 @@ void SmtpConnection::store_decoded() {
 }
 
 void SmtpConnection::end_message() {
+    header_.clear();
+    header_.shrink_to_fit();
+    header_complete_ = false;
     writer_.reset();   // an uncommitted file is removed by the writer
     decoder_.reset();
     decoded_.clear();
@@ -495,8 +506,30 @@ asio::awaitable<std::error_code> SmtpConnection::commit_to_spool(spool::MessageW
         asio::use_awaitable);
 }
 
+std::optional<std::string> SmtpConnection::from_not_owned(const smtp::Session& session) {
+    const std::string& user = session.authenticated_user();
+    if (user.empty() || !settings_.sender_login_match) return std::nullopt;
+    const auto from = mime::header_field(mime::header_section(header_), "From");
+    if (!from) return std::nullopt;   // no claim made
+    policy::LocalMailPolicy policy(services_.directory, true);
+    const auto addresses = mime::address_list(*from);
+    if (!addresses) return std::string("(unreadable)");
+    for (const auto& a : *addresses) {
+        smtp::Path path;
+        path.mailbox = smtp::parse_mailbox(a);
+        if (!path.mailbox || !policy.sender_allowed(path, user)) return a;
+    }
+    return std::nullopt;
+}
+
 asio::awaitable<smtp::Step> SmtpConnection::commit(smtp::Session& session) {
     if (!writer_ || write_failed_) co_return session.on_commit_failed();
+    if (const auto bad = from_not_owned(session)) {
+        spdlog::warn("refused client={} user={} from={}: header From not owned by the user", client_,
+                     session.authenticated_user(), loggable(*bad));
+        co_return session.on_content_refused(smtp::Reply(
+            553, "5.7.1", "Header From: address " + loggable(*bad) + " not owned by user " + session.authenticated_user()));
+    }
     const std::error_code ec = co_await commit_to_spool(*writer_);
     const std::string id = writer_->queue_id();
     if (ec) {

@@ -63,6 +63,7 @@ private:
     asio::awaitable<bool> start_tls();
     asio::awaitable<ReadResult> read_auth_line(std::string& line);
     asio::awaitable<smtp::Step> authenticate(smtp::Session& session);
+    std::optional<std::string> from_not_owned(const smtp::Session& session);
     asio::awaitable<ReadResult> receive_dot_stuffed();
     asio::awaitable<ReadResult> receive_chunk(std::uint64_t size, bool keep);
     asio::awaitable<smtp::Step> commit(smtp::Session& session);
@@ -96,6 +97,8 @@ private:
     std::optional<smtp::ContentDecoder> decoder_;
     std::unique_ptr<spool::MessageWriter> writer_;
     std::string decoded_;      // decoded content waiting to be handed to the writer
+    std::string header_;       // the start of the content, up to the end of its header section (From: check)
+    bool header_complete_ = false;
     bool write_failed_ = false;
     std::size_t commands_ = 0, messages_ = 0;
 };

@@ -387,6 +387,11 @@ Step Session::on_commit_failed() {
     return reply(Reply(451, "4.3.0", "Error: queue file write error"));
 }
 
+Step Session::on_content_refused(Reply r) {
+    reset_transaction();
+    return reply(std::move(r));
+}
+
 Reply Session::on_timeout() {
     enter(SessionState::closed);
     return Reply(421, "4.4.2", settings_.hostname + " Error: timeout exceeded");

@@ -86,6 +86,7 @@ public:
     Step on_chunk_end(const ContentFlaws& flaws);   // after a BDAT chunk that was not discarded
     Step on_committed(std::string_view queue_id);
     Step on_commit_failed();
+    Step on_content_refused(Reply reply);   // the content breaks a policy (e.g. a From: the user does not own)
     // TLS is up (after STARTTLS, or at connect on an implicit-TLS port): the session starts over and the
     // client must say EHLO again (RFC 3207 4.2).
     void on_tls_started();

@@ -10,10 +10,10 @@ seconds=${2:?usage: run_fuzzers.sh BUILD_DIR SECONDS [target...]}
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_command fuzz_address fuzz_content_decoder fuzz_session fuzz_config fuzz_envelope)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_command fuzz_address fuzz_content_decoder fuzz_session fuzz_config fuzz_envelope fuzz_header)
 
 declare -A dict=([fuzz_command]=smtp [fuzz_session]=smtp [fuzz_address]=address
-                 [fuzz_content_decoder]=content_decoder [fuzz_config]=config [fuzz_envelope]=envelope)
+                 [fuzz_content_decoder]=content_decoder [fuzz_config]=config [fuzz_envelope]=envelope [fuzz_header]=header)
 
 work="$build_dir/fuzz"
 mkdir -p "$work"

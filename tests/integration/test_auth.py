@@ -63,7 +63,7 @@ def test_authenticated_user_relays_and_received_says_esmtpsa(ferry):
     with submission(srv) as s:
         s.login("alice@example.test", DEFAULT_PASSWORD)
         refused = s.sendmail("alice@example.test", ["friend@remote.test", "bob@example.test"],
-                             make_message("relayed", to="friend@remote.test"))
+                             make_message("relayed", sender="alice@example.test", to="friend@remote.test"))
         assert refused == {}
     [f] = srv.wait_mail("bob")
     received = header_value(f.read_bytes(), "Received")
@@ -168,7 +168,7 @@ def test_plaintext_auth_on_loopback_when_configured(ferry):
         s.ehlo("client.test")
         assert s.has_extn("auth")
         s.login("alice@example.test", DEFAULT_PASSWORD)
-        s.sendmail("alice@example.test", ["bob@example.test"], make_message("plain"))
+        s.sendmail("alice@example.test", ["bob@example.test"], make_message("plain", sender="alice@example.test"))
     [f] = srv.wait_mail("bob")
     assert " with ESMTPA id " in header_value(f.read_bytes(), "Received")
 
@@ -188,7 +188,7 @@ def test_msmtp_and_swaks_submit_with_auth(ferry, tmp_path):
                   f"tls_certcheck off\nauth on\nuser alice@example.test\npassword {DEFAULT_PASSWORD}\n"
                   f"from alice@example.test\n")
     rc.chmod(0o600)
-    r = subprocess.run(["msmtp", "-C", str(rc), "bob@example.test"], input=make_message("via msmtp"),
+    r = subprocess.run(["msmtp", "-C", str(rc), "bob@example.test"], input=make_message("via msmtp", sender="alice@example.test"),
                        capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
     r = subprocess.run(["swaks", "--server", f"127.0.0.1:{srv.sub_port}", "--tls", "--auth", "LOGIN",
@@ -197,3 +197,25 @@ def test_msmtp_and_swaks_submit_with_auth(ferry, tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
     srv.wait_mail("bob", count=2)
+
+
+def test_header_from_must_belong_to_the_user(ferry):
+    srv = submission_server(ferry, aliases={"sales@example.test": ["alice@example.test"]})
+    with submission(srv) as s:
+        s.login("alice@example.test", DEFAULT_PASSWORD)
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("alice@example.test", ["bob@example.test"],
+                       make_message("forged", sender="bob@example.test", to="bob@example.test"))
+        assert e.value.smtp_code == 553 and e.value.smtp_error.startswith(b"5.7.1")
+        ok = b"From: \"Alice A.\" <alice@example.test>, Sales <sales@example.test>\r\nSubject: fine\r\n\r\nhi\r\n"
+        assert s.sendmail("alice@example.test", ["bob@example.test"], ok) == {}
+        # BDAT carries content too.
+        s.docmd("MAIL", "FROM:<alice@example.test>")
+        s.docmd("RCPT", "TO:<bob@example.test>")
+        forged = b"From: mallory@example.test\r\n\r\nx\r\n"
+        s.send(f"BDAT {len(forged)} LAST\r\n".encode() + forged)
+        code, msg = s.getreply()
+        assert (code, msg[:5]) == (553, b"5.7.1")
+    files = srv.wait_mail("bob")
+    assert [header_value(f.read_bytes(), "Subject") for f in files] == ["fine"]
+    srv.wait_log(r"refused client=.* user=alice@example.test from=bob@example.test")

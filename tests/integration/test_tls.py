@@ -112,7 +112,7 @@ def test_implicit_tls_port_with_smtplib(ferry):
         assert not s.has_extn("starttls")
         assert s.docmd("STARTTLS")[0] == 503
         s.login("alice@example.test", DEFAULT_PASSWORD)
-        s.sendmail("alice@example.test", ["bob@example.test"], make_message("implicit"))
+        s.sendmail("alice@example.test", ["bob@example.test"], make_message("implicit", sender="alice@example.test"))
     [f] = srv.wait_mail("bob")
     assert " with ESMTPSA id " in header_value(f.read_bytes(), "Received")
 
@@ -183,7 +183,7 @@ def test_configured_certificate_is_served_and_reloaded_on_sighup(ferry, tmp_path
     srv.wait_log(r"reload: configuration .* applied")
     assert served_certificate(srv.tls_port, starttls=False) == der_two
     assert served_certificate(srv.port, starttls=True) == der_two
-    s.sendmail("alice@example.test", ["alice@example.test"], make_message("across reload"))
+    s.sendmail("alice@example.test", ["alice@example.test"], make_message("across reload", sender="alice@example.test"))
     s.quit()
     srv.wait_mail("alice")
 
@@ -210,7 +210,7 @@ def test_swaks_starttls_and_implicit_tls(ferry):
 def test_curl_smtp_ssl_reqd_and_smtps(ferry, tmp_path):
     srv = tls_server(ferry)
     body = tmp_path / "mail.txt"
-    body.write_bytes(make_message("via curl"))
+    body.write_bytes(make_message("via curl", sender="alice@example.test"))
     for url, login, sender in ((f"smtp://127.0.0.1:{srv.port}", [], "sender@client.test"),
                                (f"smtps://127.0.0.1:{srv.tls_port}",
                                 ["--user", f"alice@example.test:{DEFAULT_PASSWORD}"], "alice@example.test")):

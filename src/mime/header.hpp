@@ -1,0 +1,25 @@
+// Reading the header section of a message (RFC 5322 2.2, 3.4): one field's unfolded value, and the addresses
+// of a mailbox or address list. Pure: text in, values out. Used to check the From: of authenticated mail.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferry::mime {
+
+// The header section of `message`: everything before the first empty line (CRLF CRLF or LF LF), or all of
+// it when there is no body.
+std::string_view header_section(std::string_view message);
+
+// The value of the first field named `name` (case-insensitive), unfolded (CRLF before WSP removed), without
+// the leading whitespace; nullopt when there is no such field.
+std::optional<std::string> header_field(std::string_view header, std::string_view name);
+
+// The addr-specs of an address list ("Alice" <a@x>, b@y (Bob), Team: c@z;), with comments dropped and
+// route prefixes (@r1,@r2:) removed. nullopt on unbalanced quotes, comments or angle brackets, or an empty
+// mailbox.
+std::optional<std::vector<std::string>> address_list(std::string_view value);
+
+}  // namespace ferry::mime

@@ -1,0 +1,26 @@
+// mime::header_section, header_field and address_list on arbitrary message starts (the From: check of
+// authenticated mail reads these from the client's content).
+#include <cstddef>
+#include <cstdint>
+
+#include "fuzz_check.hpp"
+#include "mime/header.hpp"
+
+using namespace ferry;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::string_view message = fuzz::as_text(data, size);
+    const std::string_view header = mime::header_section(message);
+    FUZZ_CHECK(message.substr(0, header.size()) == header);
+    for (const char* name : {"From", "Sender", "To"}) {
+        const auto value = mime::header_field(header, name);
+        if (!value) continue;
+        FUZZ_CHECK(value->size() <= header.size());
+        FUZZ_CHECK(value->empty() || (value->front() != ' ' && value->back() != ' '));
+        if (const auto list = mime::address_list(*value))
+            for (const auto& a : *list) FUZZ_CHECK(!a.empty() && a.size() <= value->size());
+    }
+    if (const auto list = mime::address_list(message))
+        for (const auto& a : *list) FUZZ_CHECK(!a.empty());
+    return 0;
+}

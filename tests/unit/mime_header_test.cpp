@@ -1,0 +1,41 @@
+#include "mime/header.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace ferry::mime;
+using Addrs = std::vector<std::string>;
+
+namespace {
+
+TEST(MimeHeader, SectionEndsAtTheFirstEmptyLine) {
+    EXPECT_EQ(header_section("A: 1\r\nB: 2\r\n\r\nbody\r\n\r\n"), "A: 1\r\nB: 2\r\n");
+    EXPECT_EQ(header_section("A: 1\nB: 2\n\nbody"), "A: 1\nB: 2\n");
+    EXPECT_EQ(header_section("A: 1\r\n"), "A: 1\r\n");
+}
+
+TEST(MimeHeader, FieldIsFoundCaseInsensitivelyAndUnfolded) {
+    const std::string h = "Subject: x\r\nfrom: \"Alice\r\n Smith\" <alice@example.test>\r\nTo: b@example.test\r\n";
+    EXPECT_EQ(header_field(h, "From"), "\"Alice Smith\" <alice@example.test>");
+    EXPECT_EQ(header_field(h, "to"), "b@example.test");
+    EXPECT_FALSE(header_field(h, "Cc"));
+    EXPECT_FALSE(header_field(" From: continuation@x\r\n", "From"));   // a continuation line is no field
+}
+
+TEST(MimeHeader, AddressListForms) {
+    EXPECT_EQ(address_list("alice@example.test"), Addrs{"alice@example.test"});
+    EXPECT_EQ(address_list("Alice <alice@example.test>"), Addrs{"alice@example.test"});
+    EXPECT_EQ(address_list("\"Doe, John\" <john@example.test>, bob@example.test (Bob)"),
+              (Addrs{"john@example.test", "bob@example.test"}));
+    EXPECT_EQ(address_list("Team: a@x.test, b@y.test;, c@z.test"), (Addrs{"a@x.test", "b@y.test", "c@z.test"}));
+    EXPECT_EQ(address_list("<@relay.test:alice@example.test>"), Addrs{"alice@example.test"});
+    EXPECT_EQ(address_list("\"odd local\"@example.test"), Addrs{"\"odd local\"@example.test"});
+    EXPECT_EQ(address_list("(nested (comment)) alice@example.test"), Addrs{"alice@example.test"});
+}
+
+TEST(MimeHeader, AddressListRejectsBrokenSyntax) {
+    for (const char* bad : {"\"unterminated <a@x.test>", "(open comment a@x.test", "<a@x.test", "a@x.test>",
+                            "<a@x.test> <b@y.test>", "<>", "Team: a@x.test", "<a@x.test> trailing"})
+        EXPECT_FALSE(address_list(bad)) << bad;
+}
+
+}  // namespace
