@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -28,6 +29,17 @@ def ferry_bin():
     if not os.path.isfile(path) or not os.access(path, os.X_OK):
         raise AssertionError(f"ferry binary not found or not executable: {path} (set FERRY_BIN)")
     return path
+
+
+def client_context(**settings):
+    """A TLS client context that accepts any certificate (Ferry's self-signed one); settings are attributes
+    such as maximum_version."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    for k, v in settings.items():
+        setattr(ctx, k, v)
+    return ctx
 
 
 def free_port():

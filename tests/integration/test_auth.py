@@ -3,20 +3,11 @@ only, sender login match, failed-login throttling; and no AUTH at all on mx."""
 
 import base64
 import smtplib
-import socket
-import ssl
 import subprocess
 
 import pytest
 
-from ferrytest import DEFAULT_PASSWORD, free_port, header_value, make_message
-
-
-def client_context():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+from ferrytest import DEFAULT_PASSWORD, client_context, free_port, header_value, make_message
 
 
 def b64(text):

@@ -10,16 +10,7 @@ import time
 
 import pytest
 
-from ferrytest import DEFAULT_PASSWORD, free_port, header_value, make_message
-
-
-def client_context(**kw):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    for k, v in kw.items():
-        setattr(ctx, k, v)
-    return ctx
+from ferrytest import DEFAULT_PASSWORD, client_context, free_port, header_value, make_message
 
 
 def tls_server(ferry, extra=""):
@@ -31,17 +22,25 @@ def tls_server(ferry, extra=""):
     return srv
 
 
+def plaintext_starttls(port, command=b"STARTTLS\r\n"):
+    """A raw socket that said EHLO and sent `command`; returns it with the reply line to STARTTLS."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    f = raw.makefile("rb")
+    assert f.readline().startswith(b"220")
+    raw.sendall(b"EHLO c.test\r\n")
+    while f.readline()[3:4] == b"-":
+        pass
+    raw.sendall(command)
+    return raw, f.readline()
+
+
 def served_certificate(port, starttls):
     """DER of the certificate the server presents."""
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
     if starttls:
-        f = raw.makefile("rb")
-        assert f.readline().startswith(b"220")
-        raw.sendall(b"EHLO c.test\r\n")
-        while f.readline()[3:4] == b"-":
-            pass
-        raw.sendall(b"STARTTLS\r\n")
-        assert f.readline().startswith(b"220 2.0.0")
+        raw, reply = plaintext_starttls(port)
+        assert reply.startswith(b"220 2.0.0")
+    else:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
     s = client_context().wrap_socket(raw)
     der = s.getpeercert(binary_form=True)
     s.close()
@@ -86,14 +85,8 @@ def test_session_starts_over_after_starttls(ferry):
 def test_starttls_plaintext_injection_is_not_executed(ferry):
     """CVE-2011-0411: 'STARTTLS\\r\\nNOOP\\r\\n' in one packet; the NOOP must never be answered."""
     srv = tls_server(ferry)
-    raw = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    f = raw.makefile("rb")
-    assert f.readline().startswith(b"220")
-    raw.sendall(b"EHLO c.test\r\n")
-    while f.readline()[3:4] == b"-":
-        pass
-    raw.sendall(b"STARTTLS\r\nNOOP\r\n")
-    assert f.readline() == b"220 2.0.0 Ready to start TLS\r\n"
+    raw, reply = plaintext_starttls(srv.port, b"STARTTLS\r\nNOOP\r\n")
+    assert reply == b"220 2.0.0 Ready to start TLS\r\n"
     s = client_context().wrap_socket(raw)
     s.settimeout(1.0)
     with pytest.raises(socket.timeout):
