@@ -1,12 +1,10 @@
 """TLS: STARTTLS on mx (RFC 3207), implicit TLS on submissions (RFC 8314), the generated self-signed
 certificate, a configured certificate and its reload on SIGHUP, and the STARTTLS plaintext injection."""
 
-import hashlib
 import smtplib
 import socket
 import ssl
 import subprocess
-import time
 
 import pytest
 
