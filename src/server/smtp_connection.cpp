@@ -417,6 +417,8 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
     decoder_.emplace(mode, cfg.limits.text_line_length, cfg.limits.message_size);
     decoded_.clear();
     write_failed_ = false;
+    // The header section is kept only when there is a From: to check (from_not_owned).
+    header_complete_ = session.authenticated_user().empty() || !settings_.sender_login_match;
 
     spool::Envelope env;
     env.queue_id = spool::make_queue_id();

@@ -9,8 +9,6 @@
 #include <openssl/x509v3.h>
 #include <unistd.h>
 
-#include <fmt/format.h>
-
 #include <stdexcept>
 
 #include "util/fs.hpp"
@@ -134,10 +132,6 @@ std::shared_ptr<boost::asio::ssl::context> make_tls_context(const config::Config
     if (SSL_CTX_use_PrivateKey_file(h, key.c_str(), SSL_FILETYPE_PEM) != 1) fail("cannot load key " + key.string());
     if (SSL_CTX_check_private_key(h) != 1) fail("key " + key.string() + " does not match " + cert.string());
     return ctx;
-}
-
-std::string describe_tls(const SSL* ssl) {
-    return fmt::format("{}:{}", SSL_get_version(ssl), SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
 }
 
 }  // namespace ferry::server

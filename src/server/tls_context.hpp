@@ -23,7 +23,4 @@ std::shared_ptr<boost::asio::ssl::context> make_tls_context(const config::Config
 std::pair<std::filesystem::path, std::filesystem::path> ensure_self_signed(const std::filesystem::path& data_dir,
                                                                            const std::string& hostname);
 
-// "TLSv1.3:TLS_AES_256_GCM_SHA384" style description of an established connection, for logs and Received.
-std::string describe_tls(const SSL* ssl);
-
 }  // namespace ferry::server

@@ -27,38 +27,8 @@ namespace {
 
 enum class FileState { committed, partial, stale, corrupt };
 
-// What start-up finds in a spool file: sealed and intact, never sealed (the crash came first), sealed but
-// holding an earlier message (a reused file whose truncation the crash undid), or sealed but not matching its
-// bytes.
-FileState check_file(int fd, const std::string& name) {
-    const auto length = committed_length(fd);
-    if (!length) return FileState::partial;
-    std::uint32_t crc = 0;
-    std::string head;   // the first block, which holds the envelope
-    std::string buf(1 << 20, '\0');
-    for (std::uint64_t off = 0; off < *length;) {
-        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), *length - off));
-        const ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return FileState::corrupt;
-        const std::string_view got(buf.data(), static_cast<std::size_t>(n));
-        if (off == 0) head = got;
-        crc = crc32_update(crc, got);
-        off += static_cast<std::uint64_t>(n);
-    }
-    std::string tail(kTrailerSize, '\0');
-    if (::pread(fd, tail.data(), tail.size(), static_cast<off_t>(*length)) != static_cast<ssize_t>(tail.size()))
-        return FileState::corrupt;
-    const auto trailer = parse_trailer(tail);
-    if (!trailer || trailer->crc != crc) return FileState::corrupt;
-    const auto envelope = parse_envelope(head);
-    if (!envelope) return FileState::corrupt;
-    return envelope->envelope.queue_id == name ? FileState::committed : FileState::stale;
-}
-
-}  // namespace
-
-std::optional<std::uint64_t> committed_length(int fd) {
+// The trailer at the end of the file, if it is one and states the file's size.
+std::optional<Trailer> read_trailer(int fd) {
     struct stat st {};
     if (::fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(kTrailerSize)) return std::nullopt;
     const auto size = static_cast<std::uint64_t>(st.st_size);
@@ -67,6 +37,40 @@ std::optional<std::uint64_t> committed_length(int fd) {
     if (::pread(fd, tail.data(), tail.size(), at) != static_cast<ssize_t>(tail.size())) return std::nullopt;
     const auto trailer = parse_trailer(tail);
     if (!trailer || trailer->length != size - kTrailerSize) return std::nullopt;
+    return trailer;
+}
+
+// What start-up finds in a spool file: sealed and intact, never sealed (the crash came first), sealed but
+// holding an earlier message (a reused file whose truncation the crash undid), or sealed but not matching its
+// bytes.
+FileState check_file(int fd, const std::string& name) {
+    const auto trailer = read_trailer(fd);
+    if (!trailer) return FileState::partial;
+    std::uint32_t crc = 0;
+    std::string head;   // the first block, which holds the envelope
+    std::string buf(1 << 20, '\0');
+    for (std::uint64_t off = 0; off < trailer->length;) {
+        const std::size_t want =
+            static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), trailer->length - off));
+        const ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(off));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return FileState::corrupt;
+        const std::string_view got(buf.data(), static_cast<std::size_t>(n));
+        if (off == 0) head = got;
+        crc = crc32_update(crc, got);
+        off += static_cast<std::uint64_t>(n);
+    }
+    if (trailer->crc != crc) return FileState::corrupt;
+    const auto envelope = parse_envelope(head);
+    if (!envelope) return FileState::corrupt;
+    return envelope->envelope.queue_id == name ? FileState::committed : FileState::stale;
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> committed_length(int fd) {
+    const auto trailer = read_trailer(fd);
+    if (!trailer) return std::nullopt;
     return trailer->length;
 }
 
