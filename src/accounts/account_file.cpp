@@ -136,6 +136,12 @@ void write_lines(const fs::path& file, const std::vector<Line>& lines, int dir_f
     if (fd.get() < 0) throw system_error(tmp + ": cannot create", errno);
     try {
         if (::fchmod(fd.get(), 0600) != 0) throw system_error(tmp + ": cannot chmod", errno);
+        // Root editing the file (`ferry user add` by the operator) gives it to the folder's owner, the account
+        // the server runs as: a root-owned 0600 file would lock the server out of its own accounts.
+        struct stat dir_st {};
+        if (::geteuid() == 0 && ::fstat(dir_fd, &dir_st) == 0 && dir_st.st_uid != 0 &&
+            ::fchown(fd.get(), dir_st.st_uid, dir_st.st_gid) != 0)
+            throw system_error(tmp + ": cannot chown", errno);
         write_all(fd.get(), content, tmp + ": cannot write");
         if (::fsync(fd.get()) != 0) throw system_error(tmp + ": cannot fsync", errno);
         if (::close(fd.release()) != 0) throw system_error(tmp + ": cannot close", errno);

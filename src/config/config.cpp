@@ -57,8 +57,10 @@ hostname = "mx.example.test"
 # This file is in examples/, so "../var" is the var/ folder of the repository.
 data_dir = "../var"
 
-# When started as root, bind the ports and then run as this user.
-# user = "ferry"
+# Started as root, Ferry binds its ports, gives data_dir to this account and becomes it
+# (scripts/setup creates it). Started as another user, this has no effect. Without it,
+# Ferry refuses to run as root unless run_as_root = true.
+user = "ferry"
 
 # trace | debug | info | warn | error
 log_level = "info"
@@ -98,8 +100,9 @@ local = ["example.test"]
 # connections = 1000           # concurrent sessions in total
 # connections_per_ip = 50      # concurrent sessions per client IP address
 # errors = 10                  # protocol errors before "421" and disconnect
-# command_timeout = "5m"       # RFC 5321 4.5.3.2.7
-# data_timeout = "10m"         # RFC 5321 4.5.3.2.6
+# command_timeout = "5m"       # a whole command line must arrive within this; RFC 5321 4.5.3.2.7
+# data_timeout = "10m"         # the message content must not stall longer than this; RFC 5321 4.5.3.2.6
+# min_data_rate = 500          # octets/second the content must average (slow senders are cut)
 
 # [dns]
 # resolver = "127.0.0.1:5353"  # default: the system's resolvers (/etc/resolv.conf)
@@ -316,14 +319,16 @@ std::vector<std::pair<const toml::key*, const toml::node*>> in_file_order(const 
 }
 
 // The keys each table accepts.
-constexpr std::string_view kRootKeys[] = {"hostname", "data_dir", "user",     "log_level", "listen", "tls",
-                                          "domains",  "limits",   "dns",      "outbound",  "queue",  "aliases"};
+constexpr std::string_view kRootKeys[] = {"hostname", "data_dir", "user",     "run_as_root", "log_level", "listen",
+                                          "tls",      "domains",  "limits",   "dns",         "outbound",  "queue",
+                                          "aliases"};
 constexpr std::string_view kListenKeys[] = {"address", "role", "plaintext_auth", "sender_login_match"};
 constexpr std::string_view kTlsKeys[] = {"certificate", "private_key", "min_version", "ciphers"};
 constexpr std::string_view kDomainsKeys[] = {"local"};
 constexpr std::string_view kLimitsKeys[] = {"command_line_length", "text_line_length", "recipients",
                                             "connections",         "connections_per_ip", "errors",
-                                            "message_size",        "command_timeout",    "data_timeout"};
+                                            "message_size",        "command_timeout",    "data_timeout",
+                                            "min_data_rate"};
 constexpr std::string_view kDnsKeys[] = {"resolver", "timeout"};
 constexpr std::string_view kOutboundKeys[] = {"port", "relay_host"};
 constexpr std::string_view kQueueKeys[] = {"min_retry", "max_retry", "lifetime", "delivery_workers", "sync"};
@@ -516,7 +521,11 @@ Config Loader::load(std::string_view text) {
     }
     cfg.data_dir = resolve(data_dir);
 
-    if (auto v = get_string(root, "", "user")) cfg.user = *v;
+    if (auto v = get_string(root, "", "user")) {
+        if (v->empty()) fail(*root.get("user"), "user", "must not be empty (leave the key out to keep the user)");
+        cfg.user = *v;
+    }
+    if (auto b = get_bool(root, "", "run_as_root")) cfg.run_as_root = *b;
 
     if (auto v = get_string(root, "", "log_level")) {
         static constexpr std::string_view levels[] = {"trace", "debug", "info", "warn", "error"};
@@ -678,6 +687,7 @@ void Loader::read_limits(const toml::table& root, Config& cfg) const {
     }
     if (auto v = get_duration(*t, p, "command_timeout")) l.command_timeout = *v;
     if (auto v = get_duration(*t, p, "data_timeout")) l.data_timeout = *v;
+    if (auto v = get_positive(*t, p, "min_data_rate")) l.min_data_rate = *v;
 }
 
 void Loader::read_dns(const toml::table& root, Config& cfg) const {

@@ -43,6 +43,9 @@ struct Limits {
     std::size_t errors = 10;                      // protocol errors before 421 and disconnect
     std::chrono::milliseconds command_timeout{5 * 60 * 1000};   // RFC 5321 4.5.3.2.7: 5 minutes
     std::chrono::milliseconds data_timeout{10 * 60 * 1000};     // RFC 5321 4.5.3.2.6/7: DATA block 3 min, termination 10 min
+    // Message content must keep arriving at this many octets per second on average: each read of N octets
+    // extends the DATA/BDAT deadline by N / min_data_rate seconds, never past data_timeout from now (slowloris).
+    std::size_t min_data_rate = 500;
 };
 
 struct DnsSettings {
@@ -72,7 +75,8 @@ struct Config {
     std::filesystem::path source;          // the file it was loaded from ("" for the embedded default)
     std::string hostname;                  // default: the machine's host name
     std::filesystem::path data_dir;        // absolute after loading
-    std::string user;                      // account to drop to when started as root ("" = stay)
+    std::string user;                      // account to drop to when started as root
+    bool run_as_root = false;              // started as root without `user`: refuse unless this is true
     std::string log_level = "info";        // trace, debug, info, warn, error
     std::vector<Listener> listeners;
     std::optional<TlsSettings> tls;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -93,8 +94,26 @@ DeliveryResult write_maildir_file(const fs::path& maildir, std::string_view host
     // The content goes kernel to kernel: no copy of the body through user space.
     loff_t in_off = offset;
     std::size_t left = length;
+    bool in_kernel = true;
+    std::string buffer;
     while (left > 0) {
-        const ssize_t n = ::copy_file_range(content_fd, &in_off, fd, nullptr, left, 0);
+        ssize_t n;
+        if (in_kernel) {
+            n = ::copy_file_range(content_fd, &in_off, fd, nullptr, left, 0);
+            // Spool and mailboxes on different filesystems (EXDEV), or a filesystem that cannot: copy by hand.
+            if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS)) {
+                in_kernel = false;
+                continue;
+            }
+        } else {
+            if (buffer.empty()) buffer.resize(64 * 1024);
+            n = ::pread(content_fd, buffer.data(), std::min(left, buffer.size()), in_off);
+            if (n > 0) {
+                if (util::write_all(fd, std::string_view(buffer.data(), static_cast<std::size_t>(n))))
+                    return failed("write");
+                in_off += n;
+            }
+        }
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             if (n == 0) errno = EIO;   // spool file shorter than its envelope says

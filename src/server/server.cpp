@@ -1,7 +1,5 @@
 #include "server/server.hpp"
 
-#include <grp.h>
-#include <pwd.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -20,6 +18,7 @@
 #include "policy/local_directory.hpp"
 #include "queue/delivery_queue.hpp"
 #include "server/connection_limits.hpp"
+#include "server/privileges.hpp"
 #include "server/smtp_connection.hpp"
 #include "server/tls_context.hpp"
 #include "spool/spool.hpp"
@@ -52,23 +51,6 @@ queue::QueueSettings queue_settings(const config::Config& c) {
     q.lifetime = c.queue.lifetime;
     q.workers = c.queue.delivery_workers;
     return q;
-}
-
-// Started as root with `user` set: hand the data over to that account and become it (after binding ports).
-void drop_privileges(const config::Config& cfg) {
-    if (::geteuid() != 0 || cfg.user.empty()) return;
-    const passwd* pw = ::getpwnam(cfg.user.c_str());
-    if (!pw) throw std::runtime_error(fmt::format("user \"{}\" does not exist", cfg.user));
-    const uid_t uid = pw->pw_uid;
-    const gid_t gid = pw->pw_gid;
-    std::error_code ec;
-    for (auto it = std::filesystem::recursive_directory_iterator(cfg.data_dir, ec);
-         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
-        if (::lchown(it->path().c_str(), uid, gid) != 0) spdlog::warn("cannot chown {}", it->path().string());
-    if (::lchown(cfg.data_dir.c_str(), uid, gid) != 0) spdlog::warn("cannot chown {}", cfg.data_dir.string());
-    if (::initgroups(cfg.user.c_str(), gid) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0)
-        throw std::runtime_error(fmt::format("cannot switch to user \"{}\"", cfg.user));
-    spdlog::info("running as user={} uid={} gid={}", cfg.user, uid, gid);
 }
 
 class Server {
@@ -226,6 +208,7 @@ void raise_descriptor_limit() {
 }  // namespace
 
 int serve(config::Config config) {
+    check_start_identity(config);
     raise_descriptor_limit();
     util::make_dirs(config.data_dir);
     util::make_dirs(config.mail_dir());

@@ -37,6 +37,11 @@ std::string loggable(std::string_view text) {
     return out;
 }
 
+// A full disk or an exhausted quota: worth telling the client (452 4.3.1), it will pass.
+bool out_of_space(std::error_code ec) {
+    return ec == std::errc::no_space_on_device || ec == std::error_code(EDQUOT, std::system_category());
+}
+
 }  // namespace
 
 SmtpConnection::SmtpConnection(tcp::socket socket, ServerServices& services,
@@ -66,11 +71,11 @@ void SmtpConnection::shutdown() {
     socket_.cancel(ignored);
 }
 
-void SmtpConnection::arm_timer(std::chrono::milliseconds timeout) {
+void SmtpConnection::arm_timer(Clock::time_point deadline) {
     // The generation makes a wake-up that was already queued when the wait finished harmless.
     const auto generation = ++timer_generation_;
     timed_out_ = false;
-    timer_.expires_after(timeout);
+    timer_.expires_at(deadline);
     timer_.async_wait([self = shared_from_this(), generation](error_code ec) {
         if (ec || generation != self->timer_generation_) return;
         self->timed_out_ = true;
@@ -84,7 +89,16 @@ void SmtpConnection::disarm_timer() {
     timer_.cancel();
 }
 
-asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::read_more(std::chrono::milliseconds timeout) {
+SmtpConnection::Clock::time_point SmtpConnection::earned_deadline(Clock::time_point deadline,
+                                                                  std::size_t octets) const {
+    // Postfix's smtpd_min_data_rate, in effect: a sender earns time by sending, and loses it by waiting.
+    const auto& limits = config_->limits;
+    const auto earned = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(static_cast<double>(octets) / static_cast<double>(limits.min_data_rate)));
+    return std::min(deadline + earned, Clock::now() + limits.data_timeout);
+}
+
+asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::read_more(Clock::time_point deadline) {
     if (stopping_) co_return ReadResult::shutdown;
     if (in_pos_ > 0) {
         in_.erase(0, in_pos_);
@@ -96,7 +110,7 @@ asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::read_more(std::chron
         // through the stream (one TLS record at most) instead of waiting for readability first.
         const std::size_t old = in_.size();
         in_.resize(old + kTlsRead);
-        arm_timer(timeout);
+        arm_timer(deadline);
         auto [ec, n] = co_await tls_->async_read_some(asio::buffer(in_.data() + old, kTlsRead), kNoThrow);
         disarm_timer();
         in_.resize(old + (ec ? 0 : n));
@@ -106,7 +120,7 @@ asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::read_more(std::chron
     }
     for (;;) {
         // Wait for readability first, so an idle session holds no buffer.
-        arm_timer(timeout);
+        arm_timer(deadline);
         auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, kNoThrow);
         disarm_timer();
         if (ec) {
@@ -166,6 +180,7 @@ asio::awaitable<bool> SmtpConnection::start_tls() {
 asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::read_auth_line(std::string& line) {
     // RFC 4954 4: a SASL response line may be up to 12288 octets; longer ends the session.
     constexpr std::size_t kMaxAuthLine = 12288;
+    const auto deadline = Clock::now() + config_->limits.command_timeout;
     for (;;) {
         const std::string_view pending(in_.data() + in_pos_, in_.size() - in_pos_);
         const auto lf = pending.find('\n');
@@ -179,7 +194,7 @@ asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::read_auth_line(std::
             spdlog::warn("auth client={}: response line too long, closing", client_);
             co_return ReadResult::closed;
         }
-        const ReadResult r = co_await read_more(config_->limits.command_timeout);
+        const ReadResult r = co_await read_more(deadline);
         if (r != ReadResult::ok) co_return r;
     }
 }
@@ -296,17 +311,20 @@ asio::awaitable<void> SmtpConnection::serve() {
     }
     session.greeting().render_to(out_);
     bool open = co_await flush();
+    // The next command line must be complete by then (RFC 5321 4.5.3.2.7 as a deadline, not per read).
+    auto deadline = Clock::now() + cfg.limits.command_timeout;
     while (open) {
         smtp::Step step;
         if (!next_command(session, step)) {
             if (!co_await flush()) break;
-            const ReadResult r = co_await read_more(cfg.limits.command_timeout);
+            const ReadResult r = co_await read_more(deadline);
             if (r == ReadResult::ok) continue;
             co_await say_goodbye(r, session);
             break;
         }
         ++commands_;
         open = co_await perform(session, std::move(step));
+        deadline = Clock::now() + cfg.limits.command_timeout;
         // A transaction that ended without a commit (RSET, error, EHLO) leaves nothing behind in the spool.
         if (writer_ && session.state() != smtp::SessionState::bdat) end_message();
     }
@@ -335,7 +353,7 @@ asio::awaitable<bool> SmtpConnection::perform(smtp::Session& session, smtp::Step
     using smtp::Next;
     for (;;) {
         if (step.next == Next::data && !begin_message(session, smtp::ContentDecoder::Mode::dot_stuffed))
-            step = session.on_commit_failed();   // 451 instead of 354: nowhere to put the message
+            step = session.on_commit_failed(out_of_space(write_error_));   // 451/452, not 354: nowhere to put it
         if (step.next != Next::bdat_chunk)
             for (const auto& r : step.replies) r.render_to(out_);
         switch (step.next) {
@@ -416,7 +434,7 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
     const smtp::Transaction& tx = session.transaction();
     decoder_.emplace(mode, cfg.limits.text_line_length, cfg.limits.message_size);
     decoded_.clear();
-    write_failed_ = false;
+    write_error_.clear();
     // The header section is kept only when there is a From: to check (from_not_owned).
     header_complete_ = session.authenticated_user().empty() || !settings_.sender_login_match;
 
@@ -429,9 +447,9 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
         env.recipients.push_back(r.domain.empty() ? "postmaster@" + services_.directory.primary_domain() : r.to_string());
     try {
         writer_ = std::make_unique<spool::MessageWriter>(services_.spool, env);
-    } catch (const std::exception& e) {
+    } catch (const std::system_error& e) {
         spdlog::error("spool client={} cannot store message: {}", client_, e.what());
-        write_failed_ = true;
+        write_error_ = e.code();
         return false;
     }
     const std::string date = util::rfc5322_date(env.arrival);
@@ -439,7 +457,10 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
         session.helo_name(), client_ip_, cfg.hostname, session.protocol(), env.queue_id,
         env.recipients.size() == 1 ? std::string_view(env.recipients.front()) : std::string_view(), date,
         tls_version_, tls_cipher_});
-    if (writer_->append(received)) write_failed_ = true;
+    if (const auto ec = writer_->append(received)) {
+        spdlog::error("spool client={} id={} write failed: {}", client_, env.queue_id, ec.message());
+        write_error_ = ec;
+    }
     return true;
 }
 
@@ -451,9 +472,13 @@ void SmtpConnection::store_decoded() {
         header_.append(decoded_, 0, std::min(decoded_.size(), room));
         header_complete_ = header_.size() >= kMaxHeader || mime::header_section(header_).size() < header_.size();
     }
-    if (writer_ && !write_failed_ && !decoded_.empty() && writer_->append(decoded_)) {
-        spdlog::error("spool client={} id={} write failed", client_, writer_->queue_id());
-        write_failed_ = true;
+    if (writer_ && !write_error_ && !decoded_.empty()) {
+        if (const auto ec = writer_->append(decoded_)) {
+            // The rest of the content is read and dropped; the client hears why at its end.
+            spdlog::error("spool client={} id={} write failed: {}", client_, writer_->queue_id(), ec.message());
+            write_error_ = ec;
+            writer_->discard();   // give the space back now
+        }
     }
     decoded_.clear();
 }
@@ -469,18 +494,21 @@ void SmtpConnection::end_message() {
 }
 
 asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::receive_dot_stuffed() {
+    auto deadline = Clock::now() + config_->limits.data_timeout;
     for (;;) {
         const std::string_view pending(in_.data() + in_pos_, in_.size() - in_pos_);
         in_pos_ += decoder_->feed(pending, decoded_);
         if (decoder_->finished() || decoded_.size() >= kStoreBlock) store_decoded();
         if (decoder_->finished()) co_return ReadResult::ok;
-        const ReadResult r = co_await read_more(config_->limits.data_timeout);
+        const ReadResult r = co_await read_more(deadline);
         if (r != ReadResult::ok) co_return r;
+        deadline = earned_deadline(deadline, in_.size() - in_pos_);
     }
 }
 
 asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::receive_chunk(std::uint64_t size, bool keep) {
     std::uint64_t remaining = size;
+    auto deadline = Clock::now() + config_->limits.data_timeout;
     for (;;) {
         const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, in_.size() - in_pos_));
         if (keep) decoder_->feed(std::string_view(in_.data() + in_pos_, take), decoded_);
@@ -488,8 +516,9 @@ asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::receive_chunk(std::u
         remaining -= take;
         if (keep && (remaining == 0 || decoded_.size() >= kStoreBlock)) store_decoded();
         if (remaining == 0) co_return ReadResult::ok;
-        const ReadResult r = co_await read_more(config_->limits.data_timeout);
+        const ReadResult r = co_await read_more(deadline);
         if (r != ReadResult::ok) co_return r;
+        deadline = earned_deadline(deadline, in_.size() - in_pos_);
     }
 }
 
@@ -525,7 +554,7 @@ std::optional<std::string> SmtpConnection::from_not_owned(const smtp::Session& s
 }
 
 asio::awaitable<smtp::Step> SmtpConnection::commit(smtp::Session& session) {
-    if (!writer_ || write_failed_) co_return session.on_commit_failed();
+    if (!writer_ || write_error_) co_return session.on_commit_failed(out_of_space(write_error_));
     if (const auto bad = from_not_owned(session)) {
         spdlog::warn("refused client={} user={} from={}: header From not owned by the user", client_,
                      session.authenticated_user(), loggable(*bad));
@@ -536,7 +565,7 @@ asio::awaitable<smtp::Step> SmtpConnection::commit(smtp::Session& session) {
     const std::string id = writer_->queue_id();
     if (ec) {
         spdlog::error("spool client={} id={} commit failed: {}", client_, id, ec.message());
-        co_return session.on_commit_failed();
+        co_return session.on_commit_failed(out_of_space(ec));
     }
     const smtp::Transaction& tx = session.transaction();
     spdlog::info("queued id={} client={} helo={} from={} size={} nrcpt={} proto={}", id, client_,

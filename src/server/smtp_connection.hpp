@@ -52,12 +52,18 @@ public:
 
 private:
     enum class ReadResult { ok, closed, timeout, shutdown };
+    using Clock = std::chrono::steady_clock;
     using error_code_t = boost::system::error_code;
 
     asio::awaitable<void> serve();
     asio::awaitable<bool> perform(smtp::Session& session, smtp::Step step);
     bool next_command(smtp::Session& session, smtp::Step& step);
-    asio::awaitable<ReadResult> read_more(std::chrono::milliseconds timeout);
+    // Reads what has arrived, waiting at most until `deadline`: a deadline for the whole command line or
+    // message, never reset by a read, so a client trickling one octet at a time cannot hold a session.
+    asio::awaitable<ReadResult> read_more(Clock::time_point deadline);
+    // The DATA/BDAT deadline after `octets` more arrived: N / min_data_rate seconds later, at most data_timeout
+    // from now.
+    Clock::time_point earned_deadline(Clock::time_point deadline, std::size_t octets) const;
     asio::awaitable<bool> flush();
     asio::awaitable<error_code_t> write_out();
     asio::awaitable<bool> start_tls();
@@ -72,7 +78,8 @@ private:
     void store_decoded();
     void end_message();
     asio::awaitable<void> say_goodbye(ReadResult why, smtp::Session& session);
-    void arm_timer(std::chrono::milliseconds timeout);
+    void arm_timer(Clock::time_point deadline);
+    void arm_timer(std::chrono::milliseconds timeout) { arm_timer(Clock::now() + timeout); }
     void disarm_timer();
 
     asio::ip::tcp::socket socket_;
@@ -99,7 +106,7 @@ private:
     std::string decoded_;      // decoded content waiting to be handed to the writer
     std::string header_;       // the start of the content, up to the end of its header section (From: check)
     bool header_complete_ = false;
-    bool write_failed_ = false;
+    std::error_code write_error_;   // the spool refused this message's content; answered at its end
     std::size_t commands_ = 0, messages_ = 0;
 };
 

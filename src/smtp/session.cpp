@@ -382,8 +382,9 @@ Step Session::on_committed(std::string_view queue_id) {
     return reply(Reply(250, "2.0.0", fmt::format("Ok: queued as {}", queue_id)));
 }
 
-Step Session::on_commit_failed() {
+Step Session::on_commit_failed(bool out_of_space) {
     reset_transaction();
+    if (out_of_space) return reply(Reply(452, "4.3.1", "Error: insufficient system storage"));
     return reply(Reply(451, "4.3.0", "Error: queue file write error"));
 }
 

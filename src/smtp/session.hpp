@@ -85,7 +85,9 @@ public:
     Step on_data_end(const ContentFlaws& flaws);
     Step on_chunk_end(const ContentFlaws& flaws);   // after a BDAT chunk that was not discarded
     Step on_committed(std::string_view queue_id);
-    Step on_commit_failed();
+    // The message could not be stored: 451 4.3.0, or 452 4.3.1 when the spool is out of space (RFC 3463),
+    // which tells the client the condition is about storage and will pass.
+    Step on_commit_failed(bool out_of_space = false);
     Step on_content_refused(Reply reply);   // the content breaks a policy (e.g. a From: the user does not own)
     // TLS is up (after STARTTLS, or at connect on an implicit-TLS port): the session starts over and the
     // client must say EHLO again (RFC 3207 4.2).

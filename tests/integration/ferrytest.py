@@ -346,14 +346,18 @@ def files_under(path):
 
 class Ferry:
     def __init__(self, base, *, limits=None, queue=None, aliases=None, domains=None, extra_toml="",
-                 users=("alice", "bob"), hostname=HOSTNAME, cwd=None):
+                 users=("alice", "bob"), hostname=HOSTNAME, cwd=None, top_toml="", run_as_root=None, port=None):
         self.base = Path(base)
         self.base.mkdir(parents=True, exist_ok=True)
         self.config = self.base / "ferry.toml"
         self.data_dir = self.base / "data"
         self.log_path = self.base / "ferry.log"
-        self.port = free_port()
+        self.port = port or free_port()
         self.hostname = hostname
+        self.top_toml = top_toml
+        # Tests run as whoever runs ctest; as root (CI) the server is told it may stay root, since pytest's
+        # temp folders are closed to other users. test_privileges.py covers the switch to `user`.
+        self.run_as_root = os.geteuid() == 0 if run_as_root is None else run_as_root
         self.limits = dict(limits or {})
         self.queue = dict(queue or {})
         self.aliases = dict(aliases or {})
@@ -372,6 +376,8 @@ class Ferry:
         parts = [
             f"hostname = {toml_value(self.hostname)}\n",
             'data_dir = "data"\n',
+            "run_as_root = true\n" if self.run_as_root else "",
+            self.top_toml,
             "\n[[listen]]\n",
             f'address = "127.0.0.1:{self.port}"\n',
             'role = "mx"\n\n',

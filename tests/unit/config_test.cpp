@@ -63,6 +63,7 @@ TEST_F(ConfigFileTest, DefaultsWithOnlyAListener) {
     EXPECT_EQ(c.data_dir, dir_ / "var");
     EXPECT_TRUE(c.data_dir.is_absolute());
     EXPECT_EQ(c.user, "");
+    EXPECT_FALSE(c.run_as_root);
     EXPECT_EQ(c.log_level, "info");
     ASSERT_EQ(c.listeners.size(), 1u);
     EXPECT_EQ(c.listeners[0].host, "127.0.0.1");
@@ -80,6 +81,7 @@ TEST_F(ConfigFileTest, DefaultsWithOnlyAListener) {
     EXPECT_EQ(c.limits.errors, 10u);
     EXPECT_EQ(c.limits.command_timeout, 5min);
     EXPECT_EQ(c.limits.data_timeout, 10min);
+    EXPECT_EQ(c.limits.min_data_rate, 500u);
     EXPECT_FALSE(c.dns.resolver.has_value());
     EXPECT_EQ(c.dns.timeout, 5s);
     EXPECT_EQ(c.outbound.port, 25);
@@ -99,6 +101,7 @@ TEST_F(ConfigFileTest, EveryKeyParsed) {
 hostname = "mx.example.test"
 data_dir = "/srv/ferry/data/"
 user = "ferry"
+run_as_root = true
 log_level = "debug"
 
 [[listen]]
@@ -128,6 +131,7 @@ errors = 4
 message_size = "64k"
 command_timeout = "30s"
 data_timeout = "250ms"
+min_data_rate = 2000
 
 [dns]
 resolver = "127.0.0.1:5353"
@@ -150,6 +154,7 @@ delivery_workers = 8
     EXPECT_EQ(c.hostname, "mx.example.test");
     EXPECT_EQ(c.data_dir, fs::path("/srv/ferry/data"));
     EXPECT_EQ(c.user, "ferry");
+    EXPECT_TRUE(c.run_as_root);
     EXPECT_EQ(c.log_level, "debug");
     ASSERT_EQ(c.listeners.size(), 3u);
     EXPECT_EQ(c.listeners[0].host, "0.0.0.0");
@@ -173,6 +178,7 @@ delivery_workers = 8
     EXPECT_EQ(c.limits.message_size, 65536u);
     EXPECT_EQ(c.limits.command_timeout, 30s);
     EXPECT_EQ(c.limits.data_timeout, 250ms);
+    EXPECT_EQ(c.limits.min_data_rate, 2000u);
     EXPECT_EQ(c.dns.resolver, "127.0.0.1:5353");
     EXPECT_EQ(c.dns.timeout, 2s);
     EXPECT_EQ(c.outbound.port, 2526);
@@ -297,6 +303,10 @@ TEST_F(ConfigFileTest, BadDuration) {
     EXPECT_EQ(msg, at_line(4) + "queue.min_retry: \"5x\" is not a duration (unknown unit \"x\": use ms, s, m, h or d)");
     msg = error_of(kListen + "[dns]\ntimeout = \"5\"\n");
     EXPECT_EQ(msg, at_line(4) + "dns.timeout: \"5\" is not a duration (missing unit: ms, s, m, h or d)");
+    msg = error_of(kListen + "[limits]\nmin_data_rate = 0\n");
+    EXPECT_NE(msg.find(at_line(4) + "limits.min_data_rate: "), std::string::npos) << msg;
+    msg = error_of("user = \"\"\n" + kListen);
+    EXPECT_EQ(msg, at_line(1) + "user: must not be empty (leave the key out to keep the user)");
     msg = error_of(kListen + "[limits]\ndata_timeout = \"0s\"\n");
     EXPECT_EQ(msg, at_line(4) + "limits.data_timeout: \"0s\" must be longer than zero");
     msg = error_of(kListen + "[queue]\nlifetime = \"1500ms\"\n");

@@ -693,6 +693,15 @@ TEST_F(SmtpSession, CommitFailed) {
     mail();
 }
 
+TEST_F(SmtpSession, CommitFailedForLackOfSpace) {
+    to_data();
+    EXPECT_EQ(checked(session.on_data_end(ContentFlaws{})).next, Next::commit);
+    expect_one(checked(session.on_commit_failed(true)), 452, "4.3.1");
+    EXPECT_EQ(session.state(), SessionState::ready);
+    EXPECT_TRUE(session.transaction().recipients.empty());
+    mail();
+}
+
 // --- BDAT (RFC 3030) -------------------------------------------------------------------------------------
 
 TEST_F(SmtpSession, BdatChunksThenLast) {
