@@ -1,12 +1,12 @@
 #include "delivery/maildir.hpp"
 
 #include <fcntl.h>
+#include <stdio.h>   // renameat2
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <fmt/format.h>
 
@@ -54,34 +54,45 @@ bool ensure_maildir(const fs::path& dir, std::string& why) {
 // Transient unless the failure can only be fixed by an operator changing something permanent.
 DeliveryResult fail(std::string reason) { return DeliveryResult{false, false, std::move(reason)}; }
 
-std::string unique_name(std::string_view hostname, std::size_t size) {
-    static std::atomic<unsigned> counter{0};
-    static const pid_t pid = ::getpid();
-    static const std::string host = safe_host(hostname);
-    const auto now = std::chrono::system_clock::now().time_since_epoch();
-    const auto usec = std::chrono::duration_cast<std::chrono::microseconds>(now).count();
-    return fmt::format("{}.M{}P{}Q{}.{},S={}", usec / 1000000, usec % 1000000, pid, counter.fetch_add(1), host, size);
+}  // namespace
+
+std::string maildir_name(std::string_view queue_id, std::time_t arrival, std::string_view hostname,
+                         std::size_t size) {
+    return fmt::format("{}.{}.{},S={}", static_cast<long long>(arrival), queue_id, safe_host(hostname), size);
 }
 
-}  // namespace
+bool maildir_has(const fs::path& maildir, std::string_view name) {
+    struct stat st {};
+    if (::stat((maildir / "new" / std::string(name)).c_str(), &st) == 0) return true;
+    // cur/ names keep everything before ",S=" (the unique part); what follows may have been rewritten.
+    const std::string_view unique = name.substr(0, name.find(",S="));
+    std::error_code ec;
+    for (fs::directory_iterator it(maildir / "cur", ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string file = it->path().filename().string();
+        if (file.size() > unique.size() && file.compare(0, unique.size(), unique) == 0 &&
+            (file[unique.size()] == ',' || file[unique.size()] == ':'))
+            return true;
+    }
+    return false;
+}
 
 fs::path maildir_path(const fs::path& mail_root, std::string_view domain, std::string_view local) {
     return mail_root / encode_component(domain) / encode_component(local);
 }
 
-DeliveryResult write_maildir_file(const fs::path& maildir, std::string_view hostname, std::string_view headers,
+DeliveryResult write_maildir_file(const fs::path& maildir, std::string_view name, std::string_view headers,
                                   int content_fd, off_t offset, std::size_t length, bool sync_file, MaildirFile& out) {
-    const std::string base = unique_name(hostname, headers.size() + length);
-    out.tmp = maildir / "tmp" / base;
-    out.dst = maildir / "new" / base;
+    out.tmp = maildir / "tmp" / std::string(name);
+    out.dst = maildir / "new" / std::string(name);
     out.new_dir = maildir / "new";
 
-    // The Maildir usually exists: try first, create on ENOENT (saves three stat calls per copy).
-    int fd = ::open(out.tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    // The Maildir usually exists: try first, create on ENOENT (saves three stat calls per copy). O_TRUNC, not
+    // O_EXCL: a file of this name in tmp/ is this very copy, left half-written by an attempt cut short.
+    int fd = ::open(out.tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 && errno == ENOENT) {
         std::string why;
         if (!ensure_maildir(maildir, why)) return fail(why);
-        fd = ::open(out.tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        fd = ::open(out.tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     }
     if (fd < 0) return fail(fmt::format("cannot create {}: {}", out.tmp.string(), std::strerror(errno)));
     auto failed = [&](const char* step) {
@@ -130,7 +141,11 @@ DeliveryResult write_maildir_file(const fs::path& maildir, std::string_view host
 }
 
 DeliveryResult publish_maildir_file(const MaildirFile& file) {
-    if (::rename(file.tmp.c_str(), file.dst.c_str()) != 0) {
+    if (::renameat2(AT_FDCWD, file.tmp.c_str(), AT_FDCWD, file.dst.c_str(), RENAME_NOREPLACE) != 0) {
+        if (errno == EEXIST) {   // delivered before a crash kept that from being recorded
+            ::unlink(file.tmp.c_str());
+            return DeliveryResult{true, false, {}};
+        }
         const std::string reason = fmt::format("rename {}: {}", file.dst.string(), std::strerror(errno));
         ::unlink(file.tmp.c_str());
         return fail(reason);

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <ctime>
 #include <sys/types.h>
 
 namespace ferry::delivery {
@@ -25,13 +26,24 @@ struct MaildirFile {
 std::filesystem::path maildir_path(const std::filesystem::path& mail_root, std::string_view domain,
                                    std::string_view local);
 
-// Writes `headers` and then `length` octets of content_fd at `offset` into maildir/tmp/<unique name>, creating
-// the Maildir when needed; with sync_file the file is fsync()ed before returning.
-DeliveryResult write_maildir_file(const std::filesystem::path& maildir, std::string_view hostname,
+// The file name of a message's copy in a mailbox: "<arrival>.<queue id>.<host>,S=<size>". The same for every
+// attempt (a message has one copy per mailbox), so an attempt repeated after a crash, between the copy landing
+// in new/ and that being recorded in the spool, finds the copy instead of making a second one.
+std::string maildir_name(std::string_view queue_id, std::time_t arrival, std::string_view hostname,
+                         std::size_t size);
+
+// Whether the copy `name` is in the mailbox: in new/, or in cur/ where a mail reader moves it (as
+// "<name>:2,<flags>", Dovecot may add ",W=<size>" before the colon). Reads cur/, so for recovery only.
+bool maildir_has(const std::filesystem::path& maildir, std::string_view name);
+
+// Writes `headers` and then `length` octets of content_fd at `offset` into maildir/tmp/<name>, creating the
+// Maildir when needed; with sync_file the file is fsync()ed before returning.
+DeliveryResult write_maildir_file(const std::filesystem::path& maildir, std::string_view name,
                                   std::string_view headers, int content_fd, off_t offset, std::size_t length,
                                   bool sync_file, MaildirFile& out);
 
-// Moves a written copy into new/ (call once its content is durable): readers see it from now on.
+// Moves a written copy into new/ (call once its content is durable): readers see it from now on. A copy of the
+// same name already there is the same message delivered before a crash: this one is dropped, and it is a success.
 DeliveryResult publish_maildir_file(const MaildirFile& file);
 
 void discard_maildir_file(const MaildirFile& file);

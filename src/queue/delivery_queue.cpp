@@ -96,9 +96,10 @@ void DeliveryQueue::stop() {
     workers_.clear();
 }
 
-void DeliveryQueue::submit(const std::string& queue_id) {
+void DeliveryQueue::submit(const std::string& queue_id, bool recovered) {
     {
         std::lock_guard lock(mutex_);
+        if (recovered) recovered_.insert(queue_id);
         if (!attempts_.emplace(queue_id, 0).second) return;   // already queued
         due_.emplace(Clock::now(), queue_id);
     }
@@ -108,6 +109,7 @@ void DeliveryQueue::submit(const std::string& queue_id) {
 void DeliveryQueue::work() {
     std::unique_lock lock(mutex_);
     std::vector<std::string> batch;
+    std::vector<bool> recovered;
     for (;;) {
         if (stopping_) return;
         if (due_.empty()) {
@@ -120,15 +122,17 @@ void DeliveryQueue::work() {
         }
         // Take every due message up to the batch size: their copies share two syncs.
         batch.clear();
+        recovered.clear();
         const auto now = Clock::now();
         while (!due_.empty() && due_.begin()->first <= now && batch.size() < kDeliveryBatch) {
             batch.push_back(due_.begin()->second);
+            recovered.push_back(recovered_.count(batch.back()) > 0);
             due_.erase(due_.begin());
         }
         lock.unlock();
         std::vector<Outcome> outcomes(batch.size(), Outcome::deferred);
         try {
-            outcomes = deliver(batch);
+            outcomes = deliver(batch, recovered);
         } catch (const std::exception& e) {
             spdlog::error("delivery batch of {} failed: {}", batch.size(), e.what());
         }
@@ -137,6 +141,7 @@ void DeliveryQueue::work() {
             const std::string& id = batch[i];
             if (outcomes[i] == Outcome::done) {
                 attempts_.erase(id);
+                recovered_.erase(id);
                 continue;
             }
             const int attempts = ++attempts_[id];
@@ -173,11 +178,13 @@ struct Copy {
     delivery::MaildirFile file;
     bool ok = true;
     std::string failure;
+    bool landed_before = false;   // found in the mailbox already (recovery after a crash): nothing to write
 };
 
 }  // namespace
 
-std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std::string>& queue_ids) {
+std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std::string>& queue_ids,
+                                                           const std::vector<bool>& recovered) {
     const bool per_file = settings_.sync == config::SyncMode::files;
     std::vector<std::unique_ptr<BatchMessage>> messages;
     std::vector<Copy> copies;
@@ -185,7 +192,8 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
     std::vector<std::vector<std::pair<std::string, bool>>> failures;
 
     // 1. Read each envelope, route each recipient, write each copy into tmp/.
-    for (const std::string& id : queue_ids) {
+    for (std::size_t qi = 0; qi < queue_ids.size(); ++qi) {
+        const std::string& id = queue_ids[qi];
         auto m = std::make_unique<BatchMessage>();
         m->id = id;
         const fs::path file = spool_.queue_file(id);
@@ -233,12 +241,20 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
                     failure = "remote delivery is not available in this version";
                     continue;
                 }
-                Copy c{mi, ri, dest, {}, true, {}};
+                Copy c{mi, ri, dest, {}, true, {}, false};
                 const std::string headers =
                     fmt::format("Return-Path: <{}>\r\nDelivered-To: {}\r\n", m->envelope.sender, dest.address);
-                const auto r = delivery::write_maildir_file(
-                    delivery::maildir_path(settings_.mail_root, dest.domain, dest.local), settings_.hostname,
-                    headers, m->fd, m->content_offset, m->content_length, per_file, c.file);
+                const fs::path maildir = delivery::maildir_path(settings_.mail_root, dest.domain, dest.local);
+                const std::string name = delivery::maildir_name(id, m->envelope.arrival, settings_.hostname,
+                                                                headers.size() + m->content_length);
+                if (recovered[qi] && delivery::maildir_has(maildir, name)) {
+                    // Landed before the crash that kept it from being recorded: deliver it once, not twice.
+                    c.landed_before = true;
+                    copies.push_back(std::move(c));
+                    continue;
+                }
+                const auto r = delivery::write_maildir_file(maildir, name, headers, m->fd, m->content_offset,
+                                                            m->content_length, per_file, c.file);
                 if (!r.ok) {
                     failure = r.reason;
                     permanent = r.permanent;
@@ -262,12 +278,13 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
     if (!copies.empty() && !per_file) {
         if (const auto ec = util::sync_filesystem(messages[copies.front().message]->fd)) {
             fail_all("syncfs: " + ec.message());
-            for (auto& c : copies) delivery::discard_maildir_file(c.file);
+            for (auto& c : copies)
+                if (!c.landed_before) delivery::discard_maildir_file(c.file);
         }
     }
     std::set<fs::path> new_dirs;
     for (auto& c : copies) {
-        if (!c.ok) continue;
+        if (!c.ok || c.landed_before) continue;
         const auto r = delivery::publish_maildir_file(c.file);
         if (!r.ok) {
             c.ok = false;
@@ -294,8 +311,9 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
         BatchMessage& m = *messages[c.message];
         const std::string& rcpt = m.envelope.recipients[c.recipient];
         if (c.ok) {
-            spdlog::info("delivered id={} to=<{}> orig_to=<{}> relay=maildir delay={}s status=sent", m.id,
-                         c.destination.address, rcpt, m.age);
+            spdlog::info("delivered id={} to=<{}> orig_to=<{}> relay=maildir delay={}s status=sent{}", m.id,
+                         c.destination.address, rcpt, m.age,
+                         c.landed_before ? " (copy found in the mailbox, written before a restart)" : "");
             m.newly_done.push_back(rcpt + ">" + c.destination.address);
         } else if (failures[c.message][c.recipient].first.empty()) {
             failures[c.message][c.recipient] = {c.failure, false};

@@ -37,7 +37,9 @@ public:
     ~DeliveryQueue();
 
     void start();
-    void submit(const std::string& queue_id);   // thread-safe; due now
+    // Thread-safe; due now. `recovered`: found in the spool at start-up, so a crash may have come after some of
+    // its copies landed and before that was recorded; those copies are looked for before writing new ones.
+    void submit(const std::string& queue_id, bool recovered = false);
     void stop();                                 // workers finish the message in hand, then exit
 
 private:
@@ -46,7 +48,7 @@ private:
 
     void work();
     // Delivers a batch of messages with shared syncs; returns one outcome per id, in order.
-    std::vector<Outcome> deliver(const std::vector<std::string>& queue_ids);
+    std::vector<Outcome> deliver(const std::vector<std::string>& queue_ids, const std::vector<bool>& recovered);
 
     spool::Spool& spool_;
     delivery::Router& router_;
@@ -56,6 +58,7 @@ private:
     std::condition_variable wake_;
     std::map<std::string, int> attempts_;               // every message the queue knows about: attempts so far
     std::multimap<Clock::time_point, std::string> due_;   // those waiting for a worker, by due time
+    std::set<std::string> recovered_;                    // found in the spool at start-up, not yet done
     bool stopping_ = false;
     std::vector<std::thread> workers_;
 };

@@ -73,7 +73,7 @@ public:
         drop_privileges(*config_);
         const auto recovered = spool_.recover();
         queue_.start();
-        for (const auto& id : recovered) queue_.submit(id);
+        for (const auto& id : recovered) queue_.submit(id, true);
         if (!recovered.empty()) spdlog::info("recovered messages={} from spool", recovered.size());
         for (auto& a : acceptors_) asio::co_spawn(io_, accept_loop(a.acceptor, a.name, a.settings), asio::detached);
         wait_for_signal();

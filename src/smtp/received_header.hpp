@@ -10,7 +10,7 @@ struct ReceivedInfo {
     std::string_view helo;          // what the client said in HELO/EHLO
     std::string_view client_ip;     // "192.0.2.1" or "2001:db8::1"
     std::string_view hostname;      // ours
-    std::string_view protocol;      // SMTP, ESMTP, ESMTPS, UTF8ESMTP... (RFC 3848, RFC 6531)
+    std::string_view protocol;      // SMTP, ESMTP, ESMTPS, UTF8SMTP... (RFC 3848, RFC 6531)
     std::string_view queue_id;
     std::string_view recipient;     // only named when the message has exactly one (privacy of Bcc)
     std::string_view date;          // RFC 5322 date-time

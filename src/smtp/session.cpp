@@ -66,7 +66,7 @@ std::string_view Session::protocol() const {
     if (!esmtp_) return "SMTP";
     static constexpr std::string_view kNames[2][2][2] = {
         {{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
-        {{"UTF8ESMTP", "UTF8ESMTPA"}, {"UTF8ESMTPS", "UTF8ESMTPSA"}}};
+        {{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}}};
     return kNames[tx_.smtputf8][tls_][!user_.empty()];
 }
 

@@ -226,3 +226,31 @@ def test_reused_spool_file_carries_nothing_of_the_previous_message(ferry):
     srv.send("bob@example.test", subject="after restart")
     srv.wait_mail("bob", count=2)
     wait_spool_empty(srv)
+
+
+def test_copy_that_landed_before_a_crash_is_not_delivered_again(ferry):
+    """The crash window between a copy landing in the Maildir and the spool recording it: after the restart the
+    copy is found (in new/, or in cur/ where a mail reader moved it) and not written a second time."""
+    srv = ferry(queue={"min_retry": "1h"})
+    blocked = block_mailbox(srv, "bob")   # keeps the message in the spool after alice's copy lands
+    qid = srv.send(["alice@example.test", "bob@example.test"], subject="landed once")
+    [copy] = srv.wait_mail("alice")
+    srv.wait_log(rf"delivery id={qid} to=<bob@example.test> status=deferred")
+    srv.kill9()
+    # What a crash right after the rename leaves: the copy is there, its record is not.
+    done = srv.data_dir / "spool" / "queue" / f"{qid}.done"
+    assert done.exists()
+    done.unlink()
+    # A mail reader saw it meanwhile (Dovecot: new/<name> -> cur/<name>:2,S).
+    cur = copy.parent.parent / "cur"
+    cur.mkdir(exist_ok=True)
+    seen = cur / (copy.name + ":2,S")
+    copy.rename(seen)
+    blocked.unlink()
+    srv.start()
+    [to_bob] = srv.wait_mail("bob")
+    assert header_value(to_bob.read_bytes(), "Subject") == "landed once"
+    srv.wait_log(rf"delivered id={qid} to=<alice@example.test> .*copy found in the mailbox")
+    wait_spool_empty(srv)
+    assert srv.mail_files("alice") == [], "a second copy was delivered into new/"
+    assert sorted(cur.iterdir()) == [seen]

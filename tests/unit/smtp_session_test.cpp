@@ -409,7 +409,7 @@ TEST_F(SmtpSession, Smtputf8Required) {
     expect_one(send("MAIL FROM:<joe@b\xC3\xBC" "cher.test>"), 553, "5.6.7");
     mail("MAIL FROM:<j\xC3\xB6rg@sender.test> SMTPUTF8");
     EXPECT_TRUE(session.transaction().smtputf8);
-    EXPECT_EQ(session.protocol(), "UTF8ESMTP");
+    EXPECT_EQ(session.protocol(), "UTF8SMTP");
     rcpt("RCPT TO:<m\xC3\xBCller@example.test>");
 }
 
@@ -996,11 +996,11 @@ TEST_F(SmtpSession, ProtocolNames) {
     ehlo();
     EXPECT_EQ(session.protocol(), "ESMTP");
     mail("MAIL FROM:<alice@sender.test> SMTPUTF8");
-    EXPECT_EQ(session.protocol(), "UTF8ESMTP");
+    EXPECT_EQ(session.protocol(), "UTF8SMTP");
     rcpt();
     expect_one(send("DATA"), 354, "", Next::data);
     EXPECT_EQ(checked(session.on_data_end(ContentFlaws{})).next, Next::commit);
-    EXPECT_EQ(session.protocol(), "UTF8ESMTP");   // still right while the Received header is written
+    EXPECT_EQ(session.protocol(), "UTF8SMTP");   // still right while the Received header is written
     checked(session.on_committed("Q"));
     EXPECT_EQ(session.protocol(), "ESMTP");
 }
@@ -1157,7 +1157,7 @@ TEST_F(SmtpSessionTls, OfferedThenSessionStartsOverWithoutStarttls) {
     EXPECT_EQ(session.protocol(), "ESMTPS");
     expect_one(send("STARTTLS"), 503, "5.5.1");
     mail("MAIL FROM:<alice@sender.test> SMTPUTF8");
-    EXPECT_EQ(session.protocol(), "UTF8ESMTPS");
+    EXPECT_EQ(session.protocol(), "UTF8SMTPS");
 }
 
 TEST_F(SmtpSessionTls, AllowedBeforeEhloRefusedInsideATransactionOrWithArguments) {
