@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= 2
 CONFIG ?= examples/ferry.toml
 
-.PHONY: all setup build run test unit clean fuzz bench
+.PHONY: all setup build run test unit clean fuzz bench sanitize
 
 all: build
 
@@ -38,6 +38,23 @@ fuzz: setup
 	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD_DIR) -G Ninja -DFERRY_FUZZ=ON
 	cmake --build $(FUZZ_BUILD_DIR) --target fuzz_targets -j $(JOBS)
 	tests/fuzz/run_fuzzers.sh $(FUZZ_BUILD_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# AddressSanitizer + LeakSanitizer + UndefinedBehaviorSanitizer: g++ builds everything in $(ASAN_BUILD_DIR) with
+# -DFERRY_SANITIZE=ON, then ctest runs the whole suite there: the unit tests, and the integration tests, which
+# start that directory's sanitized `ferry serve` (ctest sets FERRY_BIN). Any report fails: a sanitized process
+# exits with status 86 (a leak too, at exit), and tests/integration/conftest.py fails a test whose server logged
+# a report or did not exit 0 on SIGTERM. No suppressions: nothing we link forces one. Debug, because on 2 cores
+# it builds in a third of RelWithDebInfo's time (about 2 against 5.5 minutes from a cold ccache) and the suite,
+# mostly waiting on sockets and fsync, runs no slower.
+ASAN_BUILD_DIR ?= build-asan
+ASAN_BUILD_TYPE ?= Debug
+SANITIZER_ENV = ASAN_OPTIONS=halt_on_error=1:abort_on_error=0:detect_leaks=1:exitcode=86:check_initialization_order=1:strict_init_order=1:strict_string_checks=1 \
+                UBSAN_OPTIONS=halt_on_error=1:abort_on_error=0:print_stacktrace=1:exitcode=86
+
+sanitize: setup
+	CXX=g++ cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja -DFERRY_SANITIZE=ON -DCMAKE_BUILD_TYPE=$(ASAN_BUILD_TYPE)
+	$(SANITIZER_ENV) cmake --build $(ASAN_BUILD_DIR) -j $(JOBS)
+	cd $(ASAN_BUILD_DIR) && $(SANITIZER_ENV) ctest --output-on-failure -j $(JOBS)
 
 # Ferry against Postfix and OpenSMTPD in one run (bench/run; needs root and ../shared/peers). Never part of
 # `make test`. Writes bench/results/latest.md. BENCH_ARGS passes options to bench-peers.sh.

@@ -10,10 +10,12 @@ seconds=${2:?usage: run_fuzzers.sh BUILD_DIR SECONDS [target...]}
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_command fuzz_address fuzz_content_decoder fuzz_session fuzz_config fuzz_envelope fuzz_header)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_command fuzz_address fuzz_content_decoder fuzz_session fuzz_config fuzz_envelope fuzz_header
+                                   fuzz_sasl)
 
 declare -A dict=([fuzz_command]=smtp [fuzz_session]=smtp [fuzz_address]=address
-                 [fuzz_content_decoder]=content_decoder [fuzz_config]=config [fuzz_envelope]=envelope [fuzz_header]=header)
+                 [fuzz_content_decoder]=content_decoder [fuzz_config]=config [fuzz_envelope]=envelope [fuzz_header]=header
+                 [fuzz_sasl]=sasl)
 
 work="$build_dir/fuzz"
 mkdir -p "$work"
@@ -23,6 +25,10 @@ for t in "${targets[@]}"; do
   bin="$build_dir/tests/fuzz/$t"
   if [ ! -x "$bin" ]; then
     echo "run_fuzzers: $bin is missing (build the fuzz_targets target first)" >&2
+    exit 2
+  fi
+  if ! compgen -G "$here/corpus/$t/*" > /dev/null; then
+    echo "run_fuzzers: tests/fuzz/corpus/$t/ has no seed inputs (every target needs a committed corpus)" >&2
     exit 2
   fi
   corpus="$work/corpus/$t"

@@ -23,6 +23,21 @@ DEFAULT_PASSWORD = "correct horse battery staple"
 
 QUEUED_RE = re.compile(r"^Ok: queued as ([0-9A-Z]+)$")
 
+# A report of AddressSanitizer, LeakSanitizer or UndefinedBehaviorSanitizer (`make sanitize`), or a failed
+# libstdc++ assertion, in a ferry process's output.
+SANITIZER_RE = re.compile(r"ERROR: \w*Sanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer"
+                          r"|Sanitizer CHECK failed|Assertion '.*' failed")
+EXCERPT_CHARS = 6000
+
+
+def sanitizer_excerpt(text):
+    """The first sanitizer report in text, from the start of its line; "" when there is none."""
+    m = SANITIZER_RE.search(text)
+    if not m:
+        return ""
+    first = text.rfind("\n", 0, m.start()) + 1
+    return text[first:first + EXCERPT_CHARS]
+
 
 def ferry_bin():
     path = os.environ.get("FERRY_BIN") or str(REPO / "build" / "ferry")
@@ -345,6 +360,10 @@ def files_under(path):
 # ---------------------------------------------------------------- the server
 
 class Ferry:
+    # Every server started in this test process, however it was made (the `ferry` fixture, a module fixture, a
+    # test): conftest.py reads their logs for sanitizer reports and judges their exit status.
+    started = []
+
     def __init__(self, base, *, limits=None, queue=None, aliases=None, domains=None, extra_toml="",
                  users=("alice", "bob"), hostname=HOSTNAME, cwd=None, top_toml="", run_as_root=None, port=None):
         self.base = Path(base)
@@ -398,10 +417,15 @@ class Ferry:
 
     # -- command line
     def cli(self, *args, input=None, timeout=30):
+        """`ferry ARGS --config ...`; a sanitizer report on stderr fails the test whatever the exit status."""
         if isinstance(input, str):
             input = input.encode("utf-8")
-        return subprocess.run([ferry_bin(), *args, "--config", str(self.config)], input=input,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, cwd=self.cwd)
+        r = subprocess.run([ferry_bin(), *args, "--config", str(self.config)], input=input,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, cwd=self.cwd)
+        report = sanitizer_excerpt(r.stderr.decode("utf-8", errors="replace"))
+        if report:
+            raise AssertionError(f"sanitizer report from `ferry {' '.join(map(str, args))}`:\n{report}")
+        return r
 
     def add_user(self, addr, pw=DEFAULT_PASSWORD, check=True):
         r = self.cli("user", "add", addr, input=pw + "\n")
@@ -422,6 +446,8 @@ class Ferry:
 
     def start(self, timeout=10.0):
         assert not self.running()
+        if not any(s is self for s in Ferry.started):
+            Ferry.started.append(self)
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen([ferry_bin(), "serve", "--config", str(self.config)],
                                          stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,

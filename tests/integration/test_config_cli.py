@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ferrytest import ferry_bin, free_port
+from ferrytest import ferry_bin, free_port, sanitizer_excerpt
 
 ERROR_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<key>\S+): (?P<why>.+)$")
 
@@ -48,8 +48,11 @@ def write(tmp_path, text):
 
 
 def run(*args, cwd, timeout=20):
-    return subprocess.run([ferry_bin(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          cwd=cwd, timeout=timeout)
+    r = subprocess.run([ferry_bin(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       cwd=cwd, timeout=timeout)
+    report = sanitizer_excerpt(r.stderr.decode("utf-8", errors="replace"))
+    assert not report, f"sanitizer report from `ferry {' '.join(map(str, args))}`:\n{report}"
+    return r
 
 
 def line_of(text, needle):
