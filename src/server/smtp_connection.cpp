@@ -451,6 +451,10 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
         spdlog::error("spool client={} cannot store message: {}", client_, e.what());
         write_error_ = e.code();
         return false;
+    } catch (const std::exception& e) {
+        spdlog::error("spool client={} cannot store message: {}", client_, e.what());
+        write_error_ = std::make_error_code(std::errc::io_error);
+        return false;
     }
     const std::string date = util::rfc5322_date(env.arrival);
     const std::string received = smtp::received_header(smtp::ReceivedInfo{
@@ -460,6 +464,7 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
     if (const auto ec = writer_->append(received)) {
         spdlog::error("spool client={} id={} write failed: {}", client_, env.queue_id, ec.message());
         write_error_ = ec;
+        writer_->discard();
     }
     return true;
 }

@@ -113,7 +113,8 @@ void check_message_start(const smtp::Session& session, const smtp::SessionSettin
     const std::string received = smtp::received_header(smtp::ReceivedInfo{
         session.helo_name(), env.client, kHost, session.protocol(), env.queue_id,
         env.recipients.size() == 1 ? std::string_view(env.recipients.front()) : std::string_view(),
-        "Thu, 1 Jan 2026 00:00:00 +0000"});
+        "Thu, 1 Jan 2026 00:00:00 +0000", session.tls_active() ? "TLSv1.3" : "",
+        session.tls_active() ? "TLS_AES_256_GCM_SHA384" : ""});
     FUZZ_CHECK(is_clean_text(received));
 }
 
@@ -192,11 +193,15 @@ private:
         FUZZ_CHECK(session_.error_count() <= settings_.max_errors);
         const std::string_view proto = session_.protocol();
         const bool authenticated = !session_.authenticated_user().empty();
-        FUZZ_CHECK(proto == "SMTP" || proto.find("ESMTP") != std::string_view::npos);
-        // RFC 3848 names exist for ESMTP only: HELO over TLS stays "SMTP".
+        // RFC 3848 names exist for ESMTP only: HELO over TLS stays "SMTP". With SMTPUTF8 they are RFC 6531's
+        // UTF8SMTP, UTF8SMTPA, UTF8SMTPS, UTF8SMTPSA.
+        const bool utf8 = proto.starts_with("UTF8SMTP");
+        FUZZ_CHECK(proto == "SMTP" || proto.starts_with("ESMTP") || utf8);
         if (proto != "SMTP") {
+            FUZZ_CHECK(utf8 == session_.transaction().smtputf8);
             FUZZ_CHECK(proto.ends_with('A') == authenticated);
-            FUZZ_CHECK((proto.find("ESMTPS") != std::string_view::npos) == session_.tls_active());
+            const std::string_view rest = proto.substr(utf8 ? 8 : 5);   // after "UTF8SMTP" or "ESMTP"
+            FUZZ_CHECK(rest.starts_with('S') == session_.tls_active());
         }
         // A transaction on a submission session exists only after AUTH.
         if (settings_.auth_required && !session_.transaction().recipients.empty()) FUZZ_CHECK(authenticated);
