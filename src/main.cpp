@@ -4,6 +4,7 @@
 
 #include <iostream>
 
+#include "cli/dns_command.hpp"
 #include "cli/logging.hpp"
 #include "cli/user_command.hpp"
 #include "config/config.hpp"
@@ -41,6 +42,11 @@ int main(int argc, char** argv) {
     user->add_option("address", user_address, "Account address, e.g. alice@example.test");
     user->add_option("--config", user_config, "Configuration file")->required();
 
+    std::string dns_domain, dns_config;
+    auto* dns = app.add_subcommand("dns", "Show where mail for a domain would be delivered (MX hosts and addresses)");
+    dns->add_option("domain", dns_domain, "Domain, e.g. example.org")->required();
+    dns->add_option("--config", dns_config, "Configuration file (its [dns] settings)")->required();
+
     CLI11_PARSE(app, argc, argv);
 
     if (*check) {
@@ -55,6 +61,7 @@ int main(int argc, char** argv) {
         }
     }
     if (*user) return ferry::cli::run_user_command(user_action, user_address, user_config);
+    if (*dns) return ferry::cli::run_dns_command(dns_domain, dns_config);
 
     ferry::config::Config cfg;
     try {

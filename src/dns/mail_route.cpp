@@ -1,0 +1,89 @@
+#include "dns/mail_route.hpp"
+
+#include <fmt/format.h>
+
+#include "dns/mx_plan.hpp"
+#include "dns/wire.hpp"
+
+namespace ferry::dns {
+
+namespace {
+
+struct HostLookup {
+    std::vector<std::string> addresses;
+    bool temporary = false;
+    std::string why;
+};
+
+// AAAA, then A. A temporary failure of one type with an answer for the other still gives addresses.
+asio::awaitable<HostLookup> look_up_host(Resolver& resolver, const std::string& host) {
+    HostLookup out;
+    std::vector<std::string> failures;
+    for (const int type : {kTypeAaaa, kTypeA}) {
+        const Answer a = co_await resolver.query(host, type);
+        if (a.status == Answer::Status::data) {
+            for (const auto& rdata : a.rdata)
+                if (auto text = type == kTypeA ? parse_a(rdata) : parse_aaaa(rdata)) out.addresses.push_back(*text);
+        } else if (a.status == Answer::Status::temporary) {
+            out.temporary = true;
+            failures.push_back(fmt::format("{} lookup for {} failed: {}", type == kTypeA ? "A" : "AAAA", host, a.why));
+        } else if (a.status == Answer::Status::nxdomain) {
+            failures.push_back(fmt::format("host {} does not exist (NXDOMAIN)", host));
+            break;   // AAAA said the name does not exist; A would say the same
+        }
+    }
+    if (out.addresses.empty())
+        out.why = failures.empty() ? fmt::format("host {} has no A or AAAA record", host) : failures.back();
+    co_return out;
+}
+
+}  // namespace
+
+asio::awaitable<MailRoute> resolve_mail_route(Resolver& resolver, std::string domain, std::mt19937& random) {
+    MailRoute route;
+    const Answer mx = co_await resolver.query(domain, kTypeMx);
+    const MxPlan plan = plan_mx(domain, mx, random);
+    switch (plan.kind) {
+    case MxPlan::Kind::hosts:
+        break;
+    case MxPlan::Kind::null_mx:
+        route = MailRoute{MailRoute::Kind::permanent, {}, "5.1.10", plan.reason, {}};
+        co_return route;
+    case MxPlan::Kind::no_domain:
+        route = MailRoute{MailRoute::Kind::permanent, {}, "5.1.2", plan.reason, {}};
+        co_return route;
+    case MxPlan::Kind::bad_records:
+        route = MailRoute{MailRoute::Kind::permanent, {}, "5.4.4", plan.reason, {}};
+        co_return route;
+    case MxPlan::Kind::temporary:
+        route = MailRoute{MailRoute::Kind::temporary, {}, "4.4.3", plan.reason, {}};
+        co_return route;
+    }
+    bool any_temporary = false;
+    std::string last_why;
+    for (const MxHost& h : plan.hosts) {
+        HostLookup found = co_await look_up_host(resolver, h.host);
+        if (found.addresses.empty()) {
+            any_temporary = any_temporary || found.temporary;
+            last_why = found.why;
+            route.notes.push_back(found.why);
+            continue;
+        }
+        route.targets.push_back(MailTarget{h.host, h.preference, h.implicit, std::move(found.addresses)});
+    }
+    if (!route.targets.empty()) {
+        route.kind = MailRoute::Kind::deliver;
+    } else if (any_temporary) {
+        route.kind = MailRoute::Kind::temporary;
+        route.status = "4.4.3";
+        route.reason = last_why;
+    } else {
+        // RFC 5321 5.1: no MX host of the domain has an address (or, without MX, the domain itself has none).
+        route.kind = MailRoute::Kind::permanent;
+        route.status = "5.4.4";
+        route.reason = last_why;
+    }
+    co_return route;
+}
+
+}  // namespace ferry::dns

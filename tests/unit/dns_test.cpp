@@ -1,0 +1,142 @@
+#include "dns/mx_plan.hpp"
+#include "dns/wire.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+using namespace ferry::dns;
+
+namespace {
+
+// Wire-format name: each label with its length, then the root.
+std::string wire_name(std::initializer_list<std::string_view> labels) {
+    std::string out;
+    for (auto l : labels) {
+        out.push_back(static_cast<char>(l.size()));
+        out.append(l);
+    }
+    out.push_back('\0');
+    return out;
+}
+
+std::string mx_rdata(std::uint16_t preference, std::initializer_list<std::string_view> labels) {
+    std::string out;
+    out.push_back(static_cast<char>(preference >> 8));
+    out.push_back(static_cast<char>(preference & 0xff));
+    return out + wire_name(labels);
+}
+
+Answer mx_answer(std::vector<std::string> rdata) {
+    Answer a;
+    a.status = Answer::Status::data;
+    a.rdata = std::move(rdata);
+    return a;
+}
+
+TEST(DnsWire, ReadsNamesLowerCased) {
+    const std::string wire = wire_name({"MX1", "Example", "ORG"}) + "tail";
+    std::size_t pos = 0;
+    EXPECT_EQ(read_name(wire, pos), "mx1.example.org");
+    EXPECT_EQ(wire.substr(pos), "tail");
+    std::size_t root = 0;
+    EXPECT_EQ(read_name(std::string(1, '\0'), root), "");
+    EXPECT_EQ(root, 1u);
+}
+
+TEST(DnsWire, RefusesMalformedNames) {
+    const auto bad = [](std::string wire) {
+        std::size_t pos = 0;
+        return !read_name(wire, pos).has_value() && pos == 0;
+    };
+    EXPECT_TRUE(bad(""));
+    EXPECT_TRUE(bad(std::string("\x03" "ab", 3)));                  // label runs past the end
+    EXPECT_TRUE(bad(std::string("\x02" "ab", 3)));                  // no root label
+    EXPECT_TRUE(bad(std::string("\xc0\x0c", 2)));                   // compression pointer
+    EXPECT_TRUE(bad(std::string("\x40", 1)));                       // obsolete label type
+    EXPECT_TRUE(bad(wire_name({"a.b", "org"})));                    // a dot inside a label
+    EXPECT_TRUE(bad(wire_name({"a b", "org"})));                    // space
+    EXPECT_TRUE(bad(wire_name({std::string("a\nb"), "org"})));      // control octet
+    // 255 octets at most (RFC 1035 2.3.4): four 63-octet labels are 257 with lengths and root.
+    const std::string l63(63, 'a');
+    EXPECT_TRUE(bad(wire_name({l63, l63, l63, l63})));
+    std::size_t pos = 0;
+    EXPECT_TRUE(read_name(wire_name({l63, l63, l63, std::string(61, 'b')}), pos).has_value());
+}
+
+TEST(DnsWire, ParsesMxAndAddresses) {
+    EXPECT_EQ(parse_mx(mx_rdata(10, {"mx", "example", "org"})), (MxRecord{10, "mx.example.org"}));
+    EXPECT_EQ(parse_mx(mx_rdata(65535, {})), (MxRecord{65535, ""}));
+    EXPECT_FALSE(parse_mx(mx_rdata(10, {"mx"}) + "x"));   // trailing octets
+    EXPECT_FALSE(parse_mx(std::string("\x00\x0a", 2)));
+    EXPECT_EQ(parse_a(std::string("\x7f\x00\x00\x01", 4)), "127.0.0.1");
+    EXPECT_FALSE(parse_a(std::string("\x7f\x00\x00", 3)));
+    EXPECT_EQ(parse_aaaa(std::string(15, '\0') + '\x01'), "::1");
+    EXPECT_FALSE(parse_aaaa(std::string(4, '\0')));
+}
+
+TEST(MxPlan, SortsByPreferenceAndShufflesEqualOnes) {
+    std::set<std::string> first_seen;
+    for (unsigned seed = 0; seed < 64; ++seed) {
+        std::mt19937 random(seed);
+        const auto plan = plan_mx("example.org",
+                                  mx_answer({mx_rdata(20, {"c", "example", "org"}), mx_rdata(10, {"a", "example", "org"}),
+                                             mx_rdata(30, {"d", "example", "org"}), mx_rdata(10, {"b", "example", "org"})}),
+                                  random);
+        ASSERT_EQ(plan.kind, MxPlan::Kind::hosts);
+        ASSERT_EQ(plan.hosts.size(), 4u);
+        EXPECT_EQ(plan.hosts[0].preference, 10);
+        EXPECT_EQ(plan.hosts[1].preference, 10);
+        EXPECT_EQ(plan.hosts[2].host, "c.example.org");
+        EXPECT_EQ(plan.hosts[3].host, "d.example.org");
+        EXPECT_FALSE(plan.hosts[0].implicit);
+        first_seen.insert(plan.hosts[0].host);
+    }
+    // RFC 5321 5.1: equal preferences are tried in random order, so both come first sometimes.
+    EXPECT_EQ(first_seen, (std::set<std::string>{"a.example.org", "b.example.org"}));
+}
+
+TEST(MxPlan, NoMxMeansTheDomainItself) {
+    std::mt19937 random(1);
+    Answer nodata;
+    nodata.status = Answer::Status::no_data;
+    const auto plan = plan_mx("example.org", nodata, random);
+    ASSERT_EQ(plan.kind, MxPlan::Kind::hosts);
+    ASSERT_EQ(plan.hosts.size(), 1u);
+    EXPECT_EQ(plan.hosts[0].host, "example.org");
+    EXPECT_TRUE(plan.hosts[0].implicit);
+}
+
+TEST(MxPlan, NullMxNxdomainAndTemporaryFailures) {
+    std::mt19937 random(1);
+    EXPECT_EQ(plan_mx("example.org", mx_answer({mx_rdata(0, {})}), random).kind, MxPlan::Kind::null_mx);
+    // A null MX beside real ones is ignored (RFC 7505 3: a domain must not publish both).
+    const auto mixed = plan_mx("example.org", mx_answer({mx_rdata(0, {}), mx_rdata(10, {"mx", "example", "org"})}), random);
+    ASSERT_EQ(mixed.kind, MxPlan::Kind::hosts);
+    ASSERT_EQ(mixed.hosts.size(), 1u);
+    EXPECT_EQ(mixed.hosts[0].host, "mx.example.org");
+
+    Answer nx;
+    nx.status = Answer::Status::nxdomain;
+    EXPECT_EQ(plan_mx("example.org", nx, random).kind, MxPlan::Kind::no_domain);
+    Answer temp;
+    temp.why = "SERVFAIL";
+    const auto t = plan_mx("example.org", temp, random);
+    EXPECT_EQ(t.kind, MxPlan::Kind::temporary);
+    EXPECT_NE(t.reason.find("SERVFAIL"), std::string::npos);
+    EXPECT_EQ(plan_mx("example.org", mx_answer({"garbage"}), random).kind, MxPlan::Kind::bad_records);
+}
+
+TEST(MxPlan, DuplicatesDroppedAndListCapped) {
+    std::mt19937 random(1);
+    std::vector<std::string> many;
+    for (int i = 0; i < 30; ++i) many.push_back(mx_rdata(static_cast<std::uint16_t>(i), {"mx" + std::to_string(i), "org"}));
+    many.push_back(mx_rdata(50, {"mx0", "org"}));   // again, at a worse preference
+    const auto plan = plan_mx("org", mx_answer(many), random);
+    ASSERT_EQ(plan.hosts.size(), kMaxMxHosts);
+    EXPECT_EQ(plan.hosts[0].host, "mx0.org");
+    EXPECT_EQ(plan.hosts[0].preference, 0);
+    EXPECT_EQ(plan.hosts.back().preference, kMaxMxHosts - 1);
+}
+
+}  // namespace
