@@ -435,6 +435,7 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
     decoder_.emplace(mode, cfg.limits.text_line_length, cfg.limits.message_size);
     decoded_.clear();
     write_error_.clear();
+    hops_ = mime::HopCounter();
     // The header section is kept only when there is a From: to check (from_not_owned).
     header_complete_ = session.authenticated_user().empty() || !settings_.sender_login_match;
 
@@ -470,6 +471,7 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
 }
 
 void SmtpConnection::store_decoded() {
+    if (!hops_.header_ended()) hops_.feed(decoded_);
     // Keep the header section for the From: check; 64 KiB is far more than any honest header needs.
     constexpr std::size_t kMaxHeader = 64 * 1024;
     if (!header_complete_ && !decoded_.empty()) {
@@ -560,6 +562,13 @@ std::optional<std::string> SmtpConnection::from_not_owned(const smtp::Session& s
 
 asio::awaitable<smtp::Step> SmtpConnection::commit(smtp::Session& session) {
     if (!writer_ || write_error_) co_return session.on_commit_failed(out_of_space(write_error_));
+    if (hops_.hops() > mime::kMaxHops) {
+        // RFC 5321 6.3: a message that has passed this many relays is going round in circles.
+        spdlog::warn("refused client={} hops={}: mail loop (more than {} Received: fields)", client_, hops_.hops(),
+                     mime::kMaxHops);
+        co_return session.on_content_refused(smtp::Reply(
+            554, "5.4.6", fmt::format("Too many hops ({} Received: fields): mail loop", hops_.hops())));
+    }
     if (const auto bad = from_not_owned(session)) {
         spdlog::warn("refused client={} user={} from={}: header From not owned by the user", client_,
                      session.authenticated_user(), loggable(*bad));

@@ -18,6 +18,7 @@
 #include "server/auth_throttle.hpp"
 #include "server/connection_limits.hpp"
 #include "smtp/content_decoder.hpp"
+#include "mime/hop_counter.hpp"
 #include "smtp/session.hpp"
 #include "spool/spool.hpp"
 
@@ -106,7 +107,8 @@ private:
     std::string decoded_;      // decoded content waiting to be handed to the writer
     std::string header_;       // the start of the content, up to the end of its header section (From: check)
     bool header_complete_ = false;
-    std::error_code write_error_;   // the spool refused this message's content; answered at its end
+    std::error_code write_error_;
+    mime::HopCounter hops_;   // Received: fields of the message being received (loop detection)   // the spool refused this message's content; answered at its end
     std::size_t commands_ = 0, messages_ = 0;
 };
 

@@ -5,6 +5,7 @@
 
 #include "fuzz_check.hpp"
 #include "mime/header.hpp"
+#include "mime/hop_counter.hpp"
 
 using namespace ferry;
 
@@ -22,5 +23,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     if (const auto list = mime::address_list(message))
         for (const auto& a : *list) FUZZ_CHECK(!a.empty());
+    // The hop count does not depend on how the content is split into blocks.
+    mime::HopCounter whole, split;
+    whole.feed(message);
+    const std::size_t cut = size ? data[0] % (size + 1) : 0;
+    split.feed(message.substr(0, cut));
+    split.feed(message.substr(cut));
+    FUZZ_CHECK(whole.hops() == split.hops() && whole.header_ended() == split.header_ended());
+    FUZZ_CHECK(whole.hops() <= size / 9);
     return 0;
 }

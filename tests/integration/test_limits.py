@@ -333,3 +333,26 @@ def test_limits_below_rfc_minimum_rejected(tmp_path):
         r = srv.cli("check-config")
         assert r.returncode == 2, (key, r.returncode, r.stderr)
         assert f"limits.{key}:".encode() in r.stderr
+
+
+def test_mail_loop_more_than_50_received_fields_refused(ferry):
+    """RFC 5321 6.3 loop detection: 50 Received: fields pass, 51 get 554 5.4.6 and nothing is stored."""
+    srv = ferry()
+
+    def with_hops(n, subject):
+        hops = "".join(f"Received: from hop{i}.example by hop{i + 1}.example; Thu, 1 Jan 2026 00:00:00 +0000\r\n"
+                       for i in range(n))
+        return hops.encode() + make_message(subject=subject)
+
+    with srv.connect() as c:
+        c.ehlo()
+        r = c.data(with_hops(51, "looping"), mail_from="x@client.test", rcpts=["alice@example.test"])
+        assert r.is_(554, "5.4.6"), r
+        assert "Too many hops (51 Received: fields)" in r.text
+        c.expect("NOOP", 250, "2.0.0")   # the session goes on
+        r = c.data(with_hops(50, "fifty hops"), mail_from="x@client.test", rcpts=["alice@example.test"])
+        assert r.code == 250, r
+        c.quit()
+    [f] = srv.wait_mail("alice")
+    assert header_value(f.read_bytes(), "Subject") == "fifty hops"
+    srv.wait_log(r"refused client=.* hops=51: mail loop")
