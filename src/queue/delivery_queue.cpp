@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -69,10 +70,14 @@ void append_done(const fs::path& file, const std::vector<std::string>& recipient
 
 }  // namespace
 
-std::chrono::seconds retry_delay(int attempt, std::chrono::seconds min_retry, std::chrono::seconds max_retry) {
-    auto delay = min_retry;
+std::chrono::milliseconds retry_delay(int attempt, std::chrono::seconds min_retry, std::chrono::seconds max_retry,
+                                      double spread) {
+    std::chrono::milliseconds delay = min_retry;
     for (int i = 1; i < attempt && delay < max_retry; ++i) delay *= 2;
-    return std::min(delay, max_retry);
+    delay = std::min<std::chrono::milliseconds>(delay, max_retry);
+    const auto extra = std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(delay.count()) / 4 *
+                                                                           std::clamp(spread, 0.0, 1.0)));
+    return std::min<std::chrono::milliseconds>(delay + extra, max_retry);
 }
 
 DeliveryQueue::DeliveryQueue(spool::Spool& spool, delivery::Router& router, QueueSettings settings)
@@ -145,7 +150,9 @@ void DeliveryQueue::work() {
                 continue;
             }
             const int attempts = ++attempts_[id];
-            due_.emplace(Clock::now() + retry_delay(attempts, settings_.min_retry, settings_.max_retry), id);
+            due_.emplace(Clock::now() + retry_delay(attempts, settings_.min_retry, settings_.max_retry,
+                                                    std::uniform_real_distribution<double>(0, 1)(random_)),
+                         id);
         }
     }
 }

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -28,8 +29,11 @@ struct QueueSettings {
     std::size_t workers = 2;
 };
 
-// Backoff for the n-th retry (n >= 1): min_retry doubled each time, capped at max_retry.
-std::chrono::seconds retry_delay(int attempt, std::chrono::seconds min_retry, std::chrono::seconds max_retry);
+// Backoff for the n-th retry (n >= 1): min_retry doubled each time, plus up to a quarter more by `spread` (0 to 1,
+// random in use), never more than max_retry. The spread keeps messages deferred together (a destination that
+// was down) from all coming back in the same second.
+std::chrono::milliseconds retry_delay(int attempt, std::chrono::seconds min_retry, std::chrono::seconds max_retry,
+                                      double spread);
 
 class DeliveryQueue {
 public:
@@ -58,7 +62,8 @@ private:
     std::condition_variable wake_;
     std::map<std::string, int> attempts_;               // every message the queue knows about: attempts so far
     std::multimap<Clock::time_point, std::string> due_;   // those waiting for a worker, by due time
-    std::set<std::string> recovered_;                    // found in the spool at start-up, not yet done
+    std::set<std::string> recovered_;
+    std::mt19937 random_{std::random_device{}()};         // retry spread; guarded by mutex_                    // found in the spool at start-up, not yet done
     bool stopping_ = false;
     std::vector<std::thread> workers_;
 };
