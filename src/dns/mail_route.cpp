@@ -42,30 +42,23 @@ asio::awaitable<HostLookup> look_up_host(Resolver& resolver, const std::string& 
 asio::awaitable<MailRoute> resolve_mail_route(Resolver& resolver, std::string domain, std::mt19937& random) {
     MailRoute route;
     const Answer mx = co_await resolver.query(domain, kTypeMx);
-    const MxPlan plan = plan_mx(domain, mx, random);
-    switch (plan.kind) {
-    case MxPlan::Kind::hosts:
-        break;
-    case MxPlan::Kind::null_mx:
-        route = MailRoute{MailRoute::Kind::permanent, {}, "5.1.10", plan.reason, {}};
-        co_return route;
-    case MxPlan::Kind::no_domain:
-        route = MailRoute{MailRoute::Kind::permanent, {}, "5.1.2", plan.reason, {}};
-        co_return route;
-    case MxPlan::Kind::bad_records:
-        route = MailRoute{MailRoute::Kind::permanent, {}, "5.4.4", plan.reason, {}};
-        co_return route;
-    case MxPlan::Kind::temporary:
-        route = MailRoute{MailRoute::Kind::temporary, {}, "4.4.3", plan.reason, {}};
+    MxPlan plan = plan_mx(domain, mx, random);
+    if (plan.kind != MxPlan::Kind::hosts) {
+        // RFC 3463: 5.1.10 null MX, 5.1.2 no such domain, 5.4.4 unusable MX records, 4.4.3 directory failure.
+        const bool temporary = plan.kind == MxPlan::Kind::temporary;
+        route.kind = temporary ? MailRoute::Kind::temporary : MailRoute::Kind::permanent;
+        route.status = temporary                                ? "4.4.3"
+                       : plan.kind == MxPlan::Kind::null_mx    ? "5.1.10"
+                       : plan.kind == MxPlan::Kind::no_domain  ? "5.1.2"
+                                                               : "5.4.4";
+        route.reason = std::move(plan.reason);
         co_return route;
     }
     bool any_temporary = false;
-    std::string last_why;
     for (const MxHost& h : plan.hosts) {
         HostLookup found = co_await look_up_host(resolver, h.host);
         if (found.addresses.empty()) {
             any_temporary = any_temporary || found.temporary;
-            last_why = found.why;
             route.notes.push_back(found.why);
             continue;
         }
@@ -76,12 +69,12 @@ asio::awaitable<MailRoute> resolve_mail_route(Resolver& resolver, std::string do
     } else if (any_temporary) {
         route.kind = MailRoute::Kind::temporary;
         route.status = "4.4.3";
-        route.reason = last_why;
+        route.reason = route.notes.back();
     } else {
         // RFC 5321 5.1: no MX host of the domain has an address (or, without MX, the domain itself has none).
         route.kind = MailRoute::Kind::permanent;
         route.status = "5.4.4";
-        route.reason = last_why;
+        route.reason = route.notes.back();
     }
     co_return route;
 }

@@ -448,13 +448,10 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
         env.recipients.push_back(r.domain.empty() ? "postmaster@" + services_.directory.primary_domain() : r.to_string());
     try {
         writer_ = std::make_unique<spool::MessageWriter>(services_.spool, env);
-    } catch (const std::system_error& e) {
-        spdlog::error("spool client={} cannot store message: {}", client_, e.what());
-        write_error_ = e.code();
-        return false;
     } catch (const std::exception& e) {
         spdlog::error("spool client={} cannot store message: {}", client_, e.what());
-        write_error_ = std::make_error_code(std::errc::io_error);
+        const auto* sys = dynamic_cast<const std::system_error*>(&e);
+        write_error_ = sys ? sys->code() : std::make_error_code(std::errc::io_error);
         return false;
     }
     const std::string date = util::rfc5322_date(env.arrival);
@@ -462,12 +459,18 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
         session.helo_name(), client_ip_, cfg.hostname, session.protocol(), env.queue_id,
         env.recipients.size() == 1 ? std::string_view(env.recipients.front()) : std::string_view(), date,
         tls_version_, tls_cipher_});
-    if (const auto ec = writer_->append(received)) {
-        spdlog::error("spool client={} id={} write failed: {}", client_, env.queue_id, ec.message());
-        write_error_ = ec;
-        writer_->discard();
-    }
+    append_to_spool(received);
     return true;
+}
+
+void SmtpConnection::append_to_spool(std::string_view content) {
+    if (!writer_ || write_error_ || content.empty()) return;
+    if (const auto ec = writer_->append(content)) {
+        // The rest of the content is read and dropped; the client hears why at its end (451 or 452).
+        spdlog::error("spool client={} id={} write failed: {}", client_, writer_->queue_id(), ec.message());
+        write_error_ = ec;
+        writer_->discard();   // give the space back now
+    }
 }
 
 void SmtpConnection::store_decoded() {
@@ -479,14 +482,7 @@ void SmtpConnection::store_decoded() {
         header_.append(decoded_, 0, std::min(decoded_.size(), room));
         header_complete_ = header_.size() >= kMaxHeader || mime::header_section(header_).size() < header_.size();
     }
-    if (writer_ && !write_error_ && !decoded_.empty()) {
-        if (const auto ec = writer_->append(decoded_)) {
-            // The rest of the content is read and dropped; the client hears why at its end.
-            spdlog::error("spool client={} id={} write failed: {}", client_, writer_->queue_id(), ec.message());
-            write_error_ = ec;
-            writer_->discard();   // give the space back now
-        }
-    }
+    append_to_spool(decoded_);
     decoded_.clear();
 }
 

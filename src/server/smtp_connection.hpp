@@ -77,6 +77,7 @@ private:
     asio::awaitable<std::error_code> commit_to_spool(spool::MessageWriter& writer);
     bool begin_message(smtp::Session& session, smtp::ContentDecoder::Mode mode);
     void store_decoded();
+    void append_to_spool(std::string_view content);   // a failure is kept in write_error_ and frees the file
     void end_message();
     asio::awaitable<void> say_goodbye(ReadResult why, smtp::Session& session);
     void arm_timer(Clock::time_point deadline);
