@@ -446,6 +446,11 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
     env.sender = tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string();
     for (const auto& r : tx.recipients)
         env.recipients.push_back(r.domain.empty() ? "postmaster@" + services_.directory.primary_domain() : r.to_string());
+    env.smtputf8 = tx.smtputf8;
+    env.body_8bit = tx.body_8bit;
+    env.ret = std::string(smtp::to_string(tx.ret));
+    env.envid = tx.envid;
+    for (const auto& d : tx.recipient_dsn) env.recipient_dsn.push_back({d.notify, d.orcpt});
     try {
         writer_ = std::make_unique<spool::MessageWriter>(services_.spool, env);
     } catch (const std::exception& e) {

@@ -9,7 +9,7 @@
 namespace ferry::smtp {
 namespace {
 
-// RFC 5321 4.5.3.2.1-2 and RFC 3030 2: advertised in EHLO, in this order.
+// RFC 5321 4.5.3.2.1-2, RFC 3030 2 and RFC 3461 4: advertised in EHLO, in this order.
 std::vector<std::string> ehlo_lines(const SessionSettings& s, bool tls_active, bool auth_available) {
     std::vector<std::string> lines{s.hostname,
                                    "PIPELINING",
@@ -17,7 +17,8 @@ std::vector<std::string> ehlo_lines(const SessionSettings& s, bool tls_active, b
                                    "ENHANCEDSTATUSCODES",
                                    "8BITMIME",
                                    "SMTPUTF8",
-                                   "CHUNKING"};
+                                   "CHUNKING",
+                                   "DSN"};
     if (s.tls_offered && !tls_active) lines.emplace_back("STARTTLS");   // RFC 3207 4: never once TLS is up
     if (auth_available) lines.emplace_back("AUTH PLAIN LOGIN");
     return lines;
@@ -38,6 +39,10 @@ std::string quoted_parameter(std::string_view text) {
     }
     if (text.size() > kMaxQuotedParameter) out += "...";
     return out;
+}
+
+bool is_ascii(std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
 }  // namespace
@@ -260,6 +265,15 @@ Step Session::handle_mail(std::string_view arg) {
             else if (v != "7bit") return error(555, "5.5.4", "Unsupported option: BODY=" + quoted_parameter(*p.value));
         } else if (p.keyword == "SMTPUTF8" && !p.value) {   // RFC 6531 3.4
             tx.smtputf8 = true;
+        } else if (p.keyword == "RET") {   // RFC 3461 4.3: at most once
+            if (tx.ret != Ret::unspecified) return error(501, "5.5.4", "Duplicate RET parameter");
+            const auto ret = p.value ? parse_ret(*p.value) : std::nullopt;
+            if (!ret) return error(501, "5.5.4", "Bad RET parameter syntax");
+            tx.ret = *ret;
+        } else if (p.keyword == "ENVID") {   // RFC 3461 4.4: at most once; a value is never empty
+            if (!tx.envid.empty()) return error(501, "5.5.4", "Duplicate ENVID parameter");
+            if (!p.value || !valid_envid(*p.value)) return error(501, "5.5.4", "Bad ENVID parameter syntax");
+            tx.envid = *p.value;
         } else {
             return error(555, "5.5.4", "Unsupported option: " + quoted_parameter(p.keyword));
         }
@@ -285,7 +299,24 @@ Step Session::handle_rcpt(std::string_view arg) {
     case ArgError::bad_address: return error(501, "5.1.3", "Bad recipient address syntax");
     case ArgError::bad_parameter: return error(501, "5.5.4", "Bad RCPT parameter syntax");
     }
-    if (!r.params.empty()) return error(555, "5.5.4", "Unsupported option: " + quoted_parameter(r.params.front().keyword));
+    RecipientDsn dsn;
+    for (const EsmtpParam& p : r.params) {
+        if (!esmtp_) return error(555, "5.5.4", "Unsupported option: " + quoted_parameter(p.keyword));
+        if (p.keyword == "NOTIFY") {   // RFC 3461 4.1: at most once
+            if (dsn.notify != 0) return error(501, "5.5.4", "Duplicate NOTIFY parameter");
+            const auto notify = p.value ? parse_notify(*p.value) : std::nullopt;
+            if (!notify) return error(501, "5.5.4", "Bad NOTIFY parameter syntax");
+            dsn.notify = *notify;
+        } else if (p.keyword == "ORCPT") {   // RFC 3461 4.2: at most once
+            if (!dsn.orcpt.empty()) return error(501, "5.5.4", "Duplicate ORCPT parameter");
+            // Raw UTF-8 (RFC 6533 utf-8-addr-unitext) only in a transaction that declared SMTPUTF8.
+            if (!p.value || !decode_orcpt(*p.value) || (!tx_.smtputf8 && !is_ascii(*p.value)))
+                return error(501, "5.5.4", "Bad ORCPT parameter syntax");
+            dsn.orcpt = *p.value;
+        } else {
+            return error(555, "5.5.4", "Unsupported option: " + quoted_parameter(p.keyword));
+        }
+    }
     // RFC 5321 4.5.3.1.8: more than the limit gets 452 (not an error toward the hard limit: clients retry).
     if (tx_.recipients.size() >= settings_.max_recipients)
         return reply(Reply(452, "4.5.3", "Error: too many recipients"));
@@ -302,6 +333,7 @@ Step Session::handle_rcpt(std::string_view arg) {
         return reply(Reply(451, "4.3.0", shown + ": Temporary lookup failure"));
     }
     tx_.recipients.push_back(rcpt);
+    tx_.recipient_dsn.push_back(std::move(dsn));
     enter(SessionState::rcpt);
     return reply(Reply(250, "2.1.5", "Ok"));
 }

@@ -12,6 +12,7 @@
 #include "accounts/sasl.hpp"
 #include "smtp/address.hpp"
 #include "smtp/content_decoder.hpp"
+#include "smtp/dsn.hpp"
 #include "smtp/reply.hpp"
 
 namespace ferry::smtp {
@@ -43,8 +44,11 @@ struct SessionSettings {
 struct Transaction {
     Path sender;
     std::vector<Mailbox> recipients;
+    std::vector<RecipientDsn> recipient_dsn;   // NOTIFY and ORCPT of each recipient, parallel to `recipients`
     bool smtputf8 = false;
     bool body_8bit = false;
+    Ret ret = Ret::unspecified;   // RFC 3461 4.3
+    std::string envid;            // RFC 3461 4.4, xtext as received; "" when absent
     std::optional<std::uint64_t> declared_size;
     std::uint64_t bdat_octets = 0;   // content received so far through BDAT
 };

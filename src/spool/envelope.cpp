@@ -1,11 +1,77 @@
 #include "spool/envelope.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <utility>
 
 namespace ferry::spool {
 namespace {
+
 constexpr std::string_view kMagic = "Ferry-Spool: 1\n";
+
+// NOTIFY bits as RFC 3461 4.1 text, in the order smtp::format_notify writes them. Bits outside these give "".
+std::string notify_text(unsigned notify) {
+    if (notify & 1) return "NEVER";
+    constexpr std::pair<unsigned, std::string_view> kNames[] = {{2, "SUCCESS"}, {4, "FAILURE"}, {8, "DELAY"}};
+    std::string out;
+    for (const auto& [bit, name] : kNames) {
+        if ((notify & bit) == 0) continue;
+        if (!out.empty()) out.push_back(',');
+        out += name;
+    }
+    return out;
 }
+
+// Only the text notify_text writes is read back: we wrote it, so anything else is damage.
+std::optional<unsigned> notify_bits(std::string_view text) {
+    for (unsigned n = 1; n < 16; ++n)
+        if ((n == 1 || (n & 1) == 0) && notify_text(n) == text) return n;
+    return std::nullopt;
+}
+
+// An ENVID or ORCPT value: xtext, or an RFC 6533 ORCPT that may carry UTF-8; never a space or control.
+bool is_token(std::string_view value) {
+    return !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u > 0x20 && u != 0x7F;
+    });
+}
+
+// One "Key: value" line of the envelope into `e`; false when it is unknown, repeated or malformed.
+bool parse_line(std::string_view key, std::string_view value, Envelope& e) {
+    if (key == "Queue-Id") e.queue_id = std::string(value);
+    else if (key == "Arrival") std::from_chars(value.data(), value.data() + value.size(), e.arrival);
+    else if (key == "Client") e.client = std::string(value);
+    else if (key == "Sender") e.sender = std::string(value);
+    else if (key == "Recipient") {
+        e.recipients.emplace_back(value);
+        e.recipient_dsn.emplace_back();
+    } else if (key == "Smtputf8") {
+        if (e.smtputf8 || value != "yes") return false;
+        e.smtputf8 = true;
+    } else if (key == "Body") {
+        if (e.body_8bit || value != "8BITMIME") return false;
+        e.body_8bit = true;
+    } else if (key == "Ret") {
+        if (!e.ret.empty() || (value != "FULL" && value != "HDRS")) return false;
+        e.ret = std::string(value);
+    } else if (key == "Envid") {
+        if (!e.envid.empty() || !is_token(value)) return false;
+        e.envid = std::string(value);
+    } else if (key == "Notify") {   // of the recipient just before
+        const auto bits = notify_bits(value);
+        if (e.recipient_dsn.empty() || e.recipient_dsn.back().notify != 0 || !bits) return false;
+        e.recipient_dsn.back().notify = *bits;
+    } else if (key == "Orcpt") {
+        if (e.recipient_dsn.empty() || !e.recipient_dsn.back().orcpt.empty() || !is_token(value)) return false;
+        e.recipient_dsn.back().orcpt = std::string(value);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
 
 std::string serialize_envelope(const Envelope& e) {
     std::string out(kMagic);
@@ -13,7 +79,17 @@ std::string serialize_envelope(const Envelope& e) {
     out += "Arrival: " + std::to_string(e.arrival) + "\n";
     out += "Client: " + e.client + "\n";
     out += "Sender: " + e.sender + "\n";
-    for (const auto& r : e.recipients) out += "Recipient: " + r + "\n";
+    if (e.smtputf8) out += "Smtputf8: yes\n";
+    if (e.body_8bit) out += "Body: 8BITMIME\n";
+    if (!e.ret.empty()) out += "Ret: " + e.ret + "\n";
+    if (!e.envid.empty()) out += "Envid: " + e.envid + "\n";
+    for (std::size_t i = 0; i < e.recipients.size(); ++i) {
+        out += "Recipient: " + e.recipients[i] + "\n";
+        if (i >= e.recipient_dsn.size()) continue;
+        const RecipientDsn& dsn = e.recipient_dsn[i];
+        if (const std::string notify = notify_text(dsn.notify); !notify.empty()) out += "Notify: " + notify + "\n";
+        if (!dsn.orcpt.empty()) out += "Orcpt: " + dsn.orcpt + "\n";
+    }
     out += "\n";
     return out;
 }
@@ -33,14 +109,7 @@ std::optional<ParsedEnvelope> parse_envelope(std::string_view head) {
             // "Sender: " with the null sender serializes as "Sender:" plus a space, so colon is always found.
             return std::nullopt;
         }
-        const std::string_view key = line.substr(0, colon);
-        const std::string_view value = line.substr(colon + 2);
-        if (key == "Queue-Id") out.envelope.queue_id = std::string(value);
-        else if (key == "Arrival") std::from_chars(value.data(), value.data() + value.size(), out.envelope.arrival);
-        else if (key == "Client") out.envelope.client = std::string(value);
-        else if (key == "Sender") out.envelope.sender = std::string(value);
-        else if (key == "Recipient") out.envelope.recipients.emplace_back(value);
-        else return std::nullopt;
+        if (!parse_line(line.substr(0, colon), line.substr(colon + 2), out.envelope)) return std::nullopt;
     }
     if (out.envelope.queue_id.empty() || out.envelope.recipients.empty()) return std::nullopt;
     out.content_offset = pos;

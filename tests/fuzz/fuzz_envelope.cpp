@@ -13,7 +13,8 @@ namespace {
 
 bool same(const spool::Envelope& a, const spool::Envelope& b) {
     return a.queue_id == b.queue_id && a.arrival == b.arrival && a.client == b.client && a.sender == b.sender &&
-           a.recipients == b.recipients;
+           a.recipients == b.recipients && a.smtputf8 == b.smtputf8 && a.body_8bit == b.body_8bit && a.ret == b.ret &&
+           a.envid == b.envid && a.recipient_dsn == b.recipient_dsn;
 }
 
 }  // namespace
@@ -30,6 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(parsed->content_offset <= head.size());
     FUZZ_CHECK(parsed->content_offset >= 2 && head.substr(parsed->content_offset - 2, 2) == "\n\n");
     FUZZ_CHECK(!env.queue_id.empty() && !env.recipients.empty());
+    FUZZ_CHECK(env.recipient_dsn.size() == env.recipients.size());
 
     const std::string text = spool::serialize_envelope(env);
     const auto again = spool::parse_envelope(text + std::string(head.substr(parsed->content_offset)));

@@ -103,12 +103,20 @@ void check_message_start(const smtp::Session& session, const smtp::SessionSettin
     env.sender = tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string();
     for (const smtp::Mailbox& r : tx.recipients)
         env.recipients.push_back(r.domain.empty() ? "postmaster@example.test" : r.to_string());
+    FUZZ_CHECK(tx.recipient_dsn.size() == tx.recipients.size());
+    env.smtputf8 = tx.smtputf8;
+    env.body_8bit = tx.body_8bit;
+    env.ret = std::string(smtp::to_string(tx.ret));
+    env.envid = tx.envid;
+    for (const auto& d : tx.recipient_dsn) env.recipient_dsn.push_back({d.notify, d.orcpt});
     const std::string head = spool::serialize_envelope(env);
     const auto parsed = spool::parse_envelope(head + "content");
     FUZZ_CHECK(parsed.has_value());
     FUZZ_CHECK(parsed->content_offset == head.size());
     FUZZ_CHECK(parsed->envelope.sender == env.sender);
     FUZZ_CHECK(parsed->envelope.recipients == env.recipients);
+    FUZZ_CHECK(parsed->envelope.envid == env.envid && parsed->envelope.ret == env.ret);
+    FUZZ_CHECK(parsed->envelope.recipient_dsn == env.recipient_dsn);
 
     const std::string received = smtp::received_header(smtp::ReceivedInfo{
         session.helo_name(), env.client, kHost, session.protocol(), env.queue_id,

@@ -11,11 +11,11 @@ shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz_command fuzz_address fuzz_content_decoder fuzz_session fuzz_config fuzz_envelope fuzz_header
-                                   fuzz_sasl fuzz_dns fuzz_server_reply)
+                                   fuzz_sasl fuzz_dns fuzz_server_reply fuzz_dsn)
 
 declare -A dict=([fuzz_command]=smtp [fuzz_session]=smtp [fuzz_address]=address
                  [fuzz_content_decoder]=content_decoder [fuzz_config]=config [fuzz_envelope]=envelope [fuzz_header]=header
-                 [fuzz_sasl]=sasl)
+                 [fuzz_sasl]=sasl [fuzz_dsn]=dsn)
 
 work="$build_dir/fuzz"
 mkdir -p "$work"

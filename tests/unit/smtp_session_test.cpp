@@ -153,7 +153,8 @@ TEST_F(SmtpSession, EhloAdvertisesExtensions) {
               "250-ENHANCEDSTATUSCODES\r\n"
               "250-8BITMIME\r\n"
               "250-SMTPUTF8\r\n"
-              "250 CHUNKING\r\n");
+              "250-CHUNKING\r\n"
+              "250 DSN\r\n");
     EXPECT_EQ(session.state(), SessionState::ready);
     EXPECT_EQ(session.helo_name(), "client.test");
     EXPECT_EQ(session.protocol(), "ESMTP");
@@ -517,10 +518,100 @@ TEST_F(SmtpSession, BadRcptSyntax) {
 TEST_F(SmtpSession, RcptParameterUnsupported) {
     ehlo();
     mail();
-    const Step s = send("RCPT TO:<bob@example.test> NOTIFY=NEVER");
+    const Step s = send("RCPT TO:<bob@example.test> XYZZY=NEVER");
     expect_one(s, 555, "5.5.4");
-    EXPECT_EQ(wire(s), "555 5.5.4 Unsupported option: NOTIFY\r\n");
+    EXPECT_EQ(wire(s), "555 5.5.4 Unsupported option: XYZZY\r\n");
+    expect_one(send("RCPT TO:<bob@example.test> NOTIFY=NEVER BODY=8BITMIME"), 555, "5.5.4");
     EXPECT_TRUE(policy.asked.empty());
+}
+
+// --- DSN parameters (RFC 3461) ---------------------------------------------------------------------------
+
+TEST_F(SmtpSession, MailDsnParameters) {
+    ehlo();
+    mail("MAIL FROM:<alice@sender.test> RET=HDRS ENVID=abc+2Bdef");
+    EXPECT_EQ(session.transaction().ret, Ret::hdrs);
+    EXPECT_EQ(session.transaction().envid, "abc+2Bdef");   // kept encoded, as it travels on
+    expect_one(send("RSET"), 250, "2.0.0");
+    EXPECT_EQ(session.transaction().ret, Ret::unspecified);
+    EXPECT_EQ(session.transaction().envid, "");
+    mail("MAIL FROM:<> ret=full SIZE=100");
+    EXPECT_EQ(session.transaction().ret, Ret::full);
+}
+
+TEST_F(SmtpSessionLenient, MailDsnParameterErrors) {
+    ehlo();
+    EXPECT_EQ(wire(send("MAIL FROM:<a@b.test> RET=BOGUS")), "501 5.5.4 Bad RET parameter syntax\r\n");
+    EXPECT_EQ(wire(send("MAIL FROM:<a@b.test> RET=FULL RET=FULL")), "501 5.5.4 Duplicate RET parameter\r\n");
+    EXPECT_EQ(wire(send("MAIL FROM:<a@b.test> ENVID=a+2")), "501 5.5.4 Bad ENVID parameter syntax\r\n");
+    EXPECT_EQ(wire(send("MAIL FROM:<a@b.test> ENVID=x ENVID=x")), "501 5.5.4 Duplicate ENVID parameter\r\n");
+    const std::vector<std::string> bad{"MAIL FROM:<a@b.test> RET", "MAIL FROM:<a@b.test> ENVID",
+                                       "MAIL FROM:<a@b.test> ENVID=" + std::string(101, 'e'),
+                                       "MAIL FROM:<a@b.test> ENVID=a+0Ab", "MAIL FROM:<a@b.test> ENVID=\xC3\xA9"};
+    for (const std::string& line : bad)
+        expect_one(send(line), 501, "5.5.4");
+    EXPECT_EQ(session.state(), SessionState::ready);
+    mail("MAIL FROM:<a@b.test> ENVID=" + std::string(100, 'e'));
+}
+
+TEST_F(SmtpSession, DsnParametersNeedEhlo) {
+    expect_one(send("HELO client.test"), 250, "");
+    expect_one(send("MAIL FROM:<alice@sender.test> RET=FULL"), 555, "5.5.4");
+    mail();
+    expect_one(send("RCPT TO:<bob@example.test> NOTIFY=FAILURE"), 555, "5.5.4");
+    EXPECT_TRUE(policy.asked.empty());
+}
+
+TEST_F(SmtpSession, RcptDsnParameters) {
+    ehlo();
+    mail();
+    rcpt("RCPT TO:<bob@example.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;alice@example.test");
+    rcpt("RCPT TO:<carol@example.test>");
+    rcpt("RCPT TO:<dave@example.test> orcpt=RFC822;d+2Bx@example.test notify=never");
+    const Transaction& tx = session.transaction();
+    ASSERT_EQ(tx.recipient_dsn.size(), tx.recipients.size());
+    EXPECT_EQ(tx.recipient_dsn[0], (RecipientDsn{kNotifySuccess | kNotifyFailure, "rfc822;alice@example.test"}));
+    EXPECT_EQ(tx.recipient_dsn[1], RecipientDsn{});
+    EXPECT_EQ(tx.recipient_dsn[2], (RecipientDsn{kNotifyNever, "RFC822;d+2Bx@example.test"}));
+}
+
+TEST_F(SmtpSession, RejectedRecipientsKeepTheListsParallel) {
+    ehlo();
+    mail();
+    expect_one(send("RCPT TO:<unknown@example.test> NOTIFY=DELAY"), 550, "5.1.1");
+    rcpt("RCPT TO:<b@example.test> NOTIFY=DELAY");
+    ASSERT_EQ(session.transaction().recipient_dsn.size(), 1u);
+    EXPECT_EQ(session.transaction().recipient_dsn[0].notify, kNotifyDelay);
+}
+
+TEST_F(SmtpSessionLenient, RcptDsnParameterErrors) {
+    ehlo();
+    mail();
+    EXPECT_EQ(wire(send("RCPT TO:<b@example.test> NOTIFY=NEVER,SUCCESS")), "501 5.5.4 Bad NOTIFY parameter syntax\r\n");
+    EXPECT_EQ(wire(send("RCPT TO:<b@example.test> NOTIFY=DELAY NOTIFY=DELAY")),
+              "501 5.5.4 Duplicate NOTIFY parameter\r\n");
+    EXPECT_EQ(wire(send("RCPT TO:<b@example.test> ORCPT=alice@example.test")), "501 5.5.4 Bad ORCPT parameter syntax\r\n");
+    EXPECT_EQ(wire(send("RCPT TO:<b@example.test> ORCPT=rfc822;a@x ORCPT=rfc822;a@x")),
+              "501 5.5.4 Duplicate ORCPT parameter\r\n");
+    for (const char* line : {"RCPT TO:<b@example.test> NOTIFY", "RCPT TO:<b@example.test> NOTIFY=SUCCESS,,DELAY",
+                             "RCPT TO:<b@example.test> NOTIFY=ALWAYS", "RCPT TO:<b@example.test> ORCPT",
+                             "RCPT TO:<b@example.test> ORCPT=rfc822;a+2", "RCPT TO:<b@example.test> ORCPT=rfc822;",
+                             // raw UTF-8 (RFC 6533 unitext) only with SMTPUTF8
+                             "RCPT TO:<b@example.test> ORCPT=utf-8;j\xC3\xB6rg@example.test"})
+        expect_one(send(line), 501, "5.5.4");
+    EXPECT_TRUE(policy.asked.empty());
+    EXPECT_TRUE(session.transaction().recipients.empty());
+    EXPECT_TRUE(session.transaction().recipient_dsn.empty());
+    EXPECT_EQ(session.state(), SessionState::mail);
+}
+
+TEST_F(SmtpSession, Utf8OrcptWithSmtputf8) {
+    ehlo();
+    mail("MAIL FROM:<alice@sender.test> SMTPUTF8");
+    rcpt("RCPT TO:<m\xC3\xBCller@example.test> ORCPT=utf-8;j\xC3\xB6rg@example.test");
+    rcpt("RCPT TO:<b@example.test> ORCPT=utf-8;j\\x{F6}rg@example.test");
+    EXPECT_EQ(session.transaction().recipient_dsn[0].orcpt, "utf-8;j\xC3\xB6rg@example.test");
+    EXPECT_EQ(session.transaction().recipient_dsn[1].orcpt, "utf-8;j\\x{F6}rg@example.test");
 }
 
 TEST_F(SmtpSession, TooManyRecipients) {

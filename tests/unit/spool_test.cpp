@@ -51,7 +51,13 @@ TEST(SpoolTrailer, Crc32IsTheStandardOneAndRuns) {
 class SpoolTest : public ferry::testing::TempDirTest {
 protected:
     static spool::Envelope envelope(const std::string& id) {
-        return spool::Envelope{id, 1700000000, "192.0.2.1", "a@example.test", {"b@example.test"}};
+        spool::Envelope e;
+        e.queue_id = id;
+        e.arrival = 1700000000;
+        e.client = "192.0.2.1";
+        e.sender = "a@example.test";
+        e.recipients = {"b@example.test"};
+        return e;
     }
     static std::string read(const fs::path& p) {
         std::ifstream in(p, std::ios::binary);
