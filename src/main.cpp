@@ -6,6 +6,7 @@
 
 #include "cli/dns_command.hpp"
 #include "cli/logging.hpp"
+#include "cli/queue_command.hpp"
 #include "cli/user_command.hpp"
 #include "config/config.hpp"
 #include "server/server.hpp"
@@ -47,6 +48,16 @@ int main(int argc, char** argv) {
     dns->add_option("domain", dns_domain, "Domain, e.g. example.org")->required();
     dns->add_option("--config", dns_config, "Configuration file (its [dns] settings)")->required();
 
+    std::string queue_action, queue_id, queue_config;
+    bool queue_json = false;
+    auto* queue = app.add_subcommand("queue", "Inspect and manage the mail queue of the running server");
+    queue->add_option("action", queue_action, "list | show ID | flush [ID] | delete ID")
+        ->required()
+        ->check(CLI::IsMember({"list", "show", "flush", "delete"}));
+    queue->add_option("id", queue_id, "Queue id");
+    queue->add_flag("--json", queue_json, "list: print JSON");
+    queue->add_option("--config", queue_config, "Configuration file (default: the built-in example configuration)");
+
     CLI11_PARSE(app, argc, argv);
 
     if (*check) {
@@ -62,6 +73,7 @@ int main(int argc, char** argv) {
     }
     if (*user) return ferry::cli::run_user_command(user_action, user_address, user_config);
     if (*dns) return ferry::cli::run_dns_command(dns_domain, dns_config);
+    if (*queue) return ferry::cli::run_queue_command(queue_action, queue_id, queue_json, queue_config);
 
     ferry::config::Config cfg;
     try {

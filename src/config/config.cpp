@@ -110,7 +110,15 @@ local = ["example.test"]
 
 # [outbound]
 # port = 25                    # port of remote MX hosts
-# relay_host = "smtp.example.net:587"   # send everything through this host instead
+# relay_host = "smtp.example.net:587"   # send everything through this host instead of by MX
+# relay_user = "me@example.net"         # AUTH to relay_host, only ever over TLS
+# relay_password_file = "relay-password"   # its first line is the password
+# helo_name = ""               # name given in EHLO; default: hostname
+# connect_timeout = "30s"
+# command_timeout = "5m"       # each reply of the remote server; RFC 5321 4.5.3.2
+# data_timeout = "10m"         # the reply to the end of the message
+# max_connections = 100        # outbound SMTP connections at once
+# max_connections_per_destination = 20   # to one domain (or to relay_host)
 
 # [queue]
 # min_retry = "5m"             # shortest wait before retrying a temporary failure
@@ -330,7 +338,9 @@ constexpr std::string_view kLimitsKeys[] = {"command_line_length", "text_line_le
                                             "message_size",        "command_timeout",    "data_timeout",
                                             "min_data_rate"};
 constexpr std::string_view kDnsKeys[] = {"resolver", "timeout"};
-constexpr std::string_view kOutboundKeys[] = {"port", "relay_host"};
+constexpr std::string_view kOutboundKeys[] = {"port",          "relay_host",      "relay_user",      "relay_password_file",
+                                               "helo_name",     "connect_timeout", "command_timeout", "data_timeout",
+                                               "max_connections", "max_connections_per_destination"};
 constexpr std::string_view kQueueKeys[] = {"min_retry", "max_retry", "lifetime", "delivery_workers", "sync"};
 
 // ---------------------------------------------------------------------------------------------------------
@@ -718,6 +728,31 @@ void Loader::read_outbound(const toml::table& root, Config& cfg) const {
         }
         cfg.outbound.relay_host = *v;
     }
+    OutboundSettings& o = cfg.outbound;
+    if (auto v = get_string(*t, "outbound", "relay_user")) o.relay_user = *v;
+    if (auto v = get_string(*t, "outbound", "relay_password_file")) {
+        o.relay_password_file = resolve(*v);
+        std::error_code ec;
+        if (!fs::is_regular_file(o.relay_password_file, ec))
+            fail(*t->get("relay_password_file"), "outbound.relay_password_file",
+                 quote_value(o.relay_password_file.string()) + " is not a readable file");
+    }
+    if (o.relay_user.empty() != o.relay_password_file.empty())
+        fail(*t, o.relay_user.empty() ? "outbound.relay_user" : "outbound.relay_password_file",
+             "missing (relay_user and relay_password_file go together)");
+    if (!o.relay_user.empty() && o.relay_host.empty())
+        fail(*t->get("relay_user"), "outbound.relay_user", "needs relay_host (AUTH is only sent to a relay host)");
+    if (auto v = get_string(*t, "outbound", "helo_name")) {
+        if (const std::string why = domain_error(*v); !v->empty() && !why.empty())
+            fail(*t->get("helo_name"), "outbound.helo_name", quote_value(*v) + " is not a host name (" + why + ")");
+        o.helo_name = *v;
+    }
+    if (auto v = get_duration(*t, "outbound", "connect_timeout")) o.connect_timeout = *v;
+    if (auto v = get_duration(*t, "outbound", "command_timeout")) o.command_timeout = *v;
+    if (auto v = get_duration(*t, "outbound", "data_timeout")) o.data_timeout = *v;
+    if (auto v = get_positive(*t, "outbound", "max_connections")) o.max_connections = *v;
+    if (auto v = get_positive(*t, "outbound", "max_connections_per_destination"))
+        o.max_connections_per_destination = *v;
 }
 
 void Loader::read_queue(const toml::table& root, Config& cfg) const {

@@ -54,8 +54,18 @@ struct DnsSettings {
 };
 
 struct OutboundSettings {
-    std::uint16_t port = 25;
-    std::string relay_host;   // empty: deliver by MX
+    std::uint16_t port = 25;                  // of remote MX hosts (and of relay_host when it names none)
+    std::string relay_host;                   // "host" or "host:port"; empty: deliver by MX
+    std::string relay_user;                   // AUTH to relay_host (only over TLS); empty: no AUTH
+    std::filesystem::path relay_password_file;   // its first line is relay_user's password
+    std::string helo_name;                    // empty: `hostname`
+    // RFC 5321 4.5.3.2 client timeouts: each command's reply (the greeting included) within command_timeout,
+    // the reply to the final dot within data_timeout.
+    std::chrono::milliseconds connect_timeout{30 * 1000};
+    std::chrono::milliseconds command_timeout{5 * 60 * 1000};
+    std::chrono::milliseconds data_timeout{10 * 60 * 1000};
+    std::size_t max_connections = 100;                  // outbound SMTP connections at once
+    std::size_t max_connections_per_destination = 20;   // to one domain (or to relay_host); Postfix's default
 };
 
 // How a batch of spool or Maildir files is made durable. `filesystem`: one syncfs(2) per batch step, a single

@@ -52,7 +52,7 @@ bool ensure_maildir(const fs::path& dir, std::string& why) {
 }
 
 // Transient unless the failure can only be fixed by an operator changing something permanent.
-DeliveryResult fail(std::string reason) { return DeliveryResult{false, false, std::move(reason)}; }
+MaildirResult fail(std::string reason) { return MaildirResult{false, false, std::move(reason)}; }
 
 }  // namespace
 
@@ -80,7 +80,7 @@ fs::path maildir_path(const fs::path& mail_root, std::string_view domain, std::s
     return mail_root / encode_component(domain) / encode_component(local);
 }
 
-DeliveryResult write_maildir_file(const fs::path& maildir, std::string_view name, std::string_view headers,
+MaildirResult write_maildir_file(const fs::path& maildir, std::string_view name, std::string_view headers,
                                   int content_fd, off_t offset, std::size_t length, bool sync_file, MaildirFile& out) {
     out.tmp = maildir / "tmp" / std::string(name);
     out.dst = maildir / "new" / std::string(name);
@@ -137,20 +137,20 @@ DeliveryResult write_maildir_file(const fs::path& maildir, std::string_view name
         ::unlink(out.tmp.c_str());
         return fail(fmt::format("close {}: {}", out.tmp.string(), std::strerror(errno)));
     }
-    return DeliveryResult{true, false, {}};
+    return MaildirResult{true, false, {}};
 }
 
-DeliveryResult publish_maildir_file(const MaildirFile& file) {
+MaildirResult publish_maildir_file(const MaildirFile& file) {
     if (::renameat2(AT_FDCWD, file.tmp.c_str(), AT_FDCWD, file.dst.c_str(), RENAME_NOREPLACE) != 0) {
         if (errno == EEXIST) {   // delivered before a crash kept that from being recorded
             ::unlink(file.tmp.c_str());
-            return DeliveryResult{true, false, {}};
+            return MaildirResult{true, false, {}};
         }
         const std::string reason = fmt::format("rename {}: {}", file.dst.string(), std::strerror(errno));
         ::unlink(file.tmp.c_str());
         return fail(reason);
     }
-    return DeliveryResult{true, false, {}};
+    return MaildirResult{true, false, {}};
 }
 
 void discard_maildir_file(const MaildirFile& file) { ::unlink(file.tmp.c_str()); }

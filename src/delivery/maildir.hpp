@@ -10,7 +10,7 @@
 
 namespace ferry::delivery {
 
-struct DeliveryResult {
+struct MaildirResult {
     bool ok = false;
     bool permanent = false;   // chasquid style: the agent classifies its failure where it happens
     std::string reason;
@@ -38,13 +38,13 @@ bool maildir_has(const std::filesystem::path& maildir, std::string_view name);
 
 // Writes `headers` and then `length` octets of content_fd at `offset` into maildir/tmp/<name>, creating the
 // Maildir when needed; with sync_file the file is fsync()ed before returning.
-DeliveryResult write_maildir_file(const std::filesystem::path& maildir, std::string_view name,
+MaildirResult write_maildir_file(const std::filesystem::path& maildir, std::string_view name,
                                   std::string_view headers, int content_fd, off_t offset, std::size_t length,
                                   bool sync_file, MaildirFile& out);
 
 // Moves a written copy into new/ (call once its content is durable): readers see it from now on. A copy of the
 // same name already there is the same message delivered before a crash: this one is dropped, and it is a success.
-DeliveryResult publish_maildir_file(const MaildirFile& file);
+MaildirResult publish_maildir_file(const MaildirFile& file);
 
 void discard_maildir_file(const MaildirFile& file);
 

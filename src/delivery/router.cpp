@@ -25,6 +25,7 @@ Route Router::resolve(const std::string& recipient) {
         const auto at = p.key.rfind('@');
         if (at == std::string::npos) {
             route.error = "no domain in " + p.key;
+            route.status = "5.1.3";
             route.permanent = true;
             return route;
         }
@@ -51,6 +52,7 @@ Route Router::resolve(const std::string& recipient) {
         }
         if (targets) {
             route.error = "alias loop or chain deeper than 10 at " + p.key;
+            route.status = "5.4.6";   // RFC 3463: routing loop detected
             route.permanent = true;
             return route;
         }
@@ -58,7 +60,8 @@ Route Router::resolve(const std::string& recipient) {
             route.destinations.push_back(std::move(d));
             continue;
         }
-        route.error = "5.1.1 unknown user " + p.key;
+        route.error = "unknown user " + p.key;
+        route.status = "5.1.1";
         route.permanent = true;
         return route;
     }

@@ -1,4 +1,4 @@
-// Where a recipient's copy goes: local mailboxes after alias expansion, or a remote domain (later issue).
+// Where a recipient's copy goes: local mailboxes after alias expansion, or a remote domain (delivery/outbound).
 #pragma once
 
 #include <string>
@@ -19,6 +19,7 @@ struct Destination {
 struct Route {
     std::vector<Destination> destinations;
     std::string error;       // set when the recipient cannot be routed
+    std::string status;      // with error: its RFC 3463 code
     bool permanent = false;  // the error will not go away by retrying
 };
 

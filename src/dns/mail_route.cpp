@@ -79,4 +79,29 @@ asio::awaitable<MailRoute> resolve_mail_route(Resolver& resolver, std::string do
     co_return route;
 }
 
+asio::awaitable<MailRoute> resolve_host_route(Resolver& resolver, std::string host) {
+    MailRoute route;
+    boost::system::error_code ec;
+    const std::string bare = host.size() > 2 && host.front() == '[' && host.back() == ']' ? host.substr(1, host.size() - 2)
+                                                                                          : host;
+    asio::ip::make_address(bare, ec);
+    if (!ec) {
+        route.kind = MailRoute::Kind::deliver;
+        route.targets.push_back(MailTarget{bare, 0, true, {bare}});
+        co_return route;
+    }
+    HostLookup found = co_await look_up_host(resolver, host);
+    if (found.addresses.empty()) {
+        // A relay host is the operator's choice: its name not resolving is a problem to fix, not a reason to
+        // return everyone's mail, so even NXDOMAIN defers.
+        route.kind = MailRoute::Kind::temporary;
+        route.status = "4.4.3";
+        route.reason = found.why;
+        co_return route;
+    }
+    route.kind = MailRoute::Kind::deliver;
+    route.targets.push_back(MailTarget{host, 0, true, std::move(found.addresses)});
+    co_return route;
+}
+
 }  // namespace ferry::dns

@@ -31,4 +31,8 @@ struct MailRoute {
 
 asio::awaitable<MailRoute> resolve_mail_route(Resolver& resolver, std::string domain, std::mt19937& random);
 
+// A relay host (`[outbound] relay_host`): its own addresses, no MX; an IP literal (bracketed or not) as it is.
+// Never permanent: a relay host that does not resolve is the operator's to fix, so mail waits.
+asio::awaitable<MailRoute> resolve_host_route(Resolver& resolver, std::string host);
+
 }  // namespace ferry::dns

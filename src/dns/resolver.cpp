@@ -125,6 +125,17 @@ void Resolver::finish(Pending* p, Answer answer) {
     p->done(std::move(answer));
 }
 
+void Resolver::cancel_all() {
+    std::vector<std::shared_ptr<Pending>> all;
+    for (auto& [p, shared] : pending_) all.push_back(shared);
+    for (auto& p : all) {
+        ub_cancel(ctx_, p->async_id);
+        Answer a;
+        a.why = "resolver shut down";
+        finish(p.get(), std::move(a));
+    }
+}
+
 asio::awaitable<Answer> Resolver::query(std::string name, int type) {
     auto executor = co_await asio::this_coro::executor;
     co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Answer)>(

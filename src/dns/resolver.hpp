@@ -37,6 +37,9 @@ public:
     // One lookup, bounded by `[dns] timeout` (then Status::temporary). Call from the executor's thread.
     asio::awaitable<Answer> query(std::string name, int type);
 
+    // Ends every lookup in flight now, as temporary failures (shutting down). Call from the executor's thread.
+    void cancel_all();
+
 private:
     struct Pending;
     static void on_result(void* pending, int err, ub_result* result);

@@ -13,12 +13,15 @@
 #include <memory>
 
 #include "delivery/maildir.hpp"
+#include "queue/bounce.hpp"
+#include "smtp/dsn.hpp"
 #include "spool/envelope.hpp"
 #include "util/fs.hpp"
 
 namespace ferry::queue {
 
 namespace fs = std::filesystem;
+using delivery::DeliveryResult;
 
 namespace {
 
@@ -41,32 +44,58 @@ std::optional<spool::ParsedEnvelope> read_envelope(int fd) {
     }
 }
 
-std::set<std::string> read_done(const fs::path& file) {
+// queue/<id>.done: what is final, so a retry or a restart does not deliver twice. One line each: "rcpt" (the
+// recipient is final) or "rcpt>destination" (one of its copies is). Lines starting with a tab record a deferral,
+// "\t<attempt>\t<rcpt>\t<reason>", so the backoff and the last error survive a restart; an address never holds
+// a tab (RFC 5321 4.1.2 allows no control characters in it).
+struct DoneRecord {
     std::set<std::string> done;
+    int attempts = 0;
+    std::map<std::string, std::string> last_error;
+};
+
+DoneRecord read_done(const fs::path& file) {
+    DoneRecord out;
     FILE* f = std::fopen(file.c_str(), "r");
-    if (!f) return done;
-    char line[2048];
+    if (!f) return out;
+    char line[4096];
     while (std::fgets(line, sizeof line, f)) {
         std::string s(line);
         while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-        if (!s.empty()) done.insert(s);
+        if (s.empty()) continue;
+        if (s.front() != '\t') {
+            out.done.insert(s);
+            continue;
+        }
+        const auto t2 = s.find('\t', 1), t3 = t2 == std::string::npos ? t2 : s.find('\t', t2 + 1);
+        if (t3 == std::string::npos) continue;
+        out.attempts = std::max(out.attempts, std::atoi(s.substr(1, t2 - 1).c_str()));
+        out.last_error[s.substr(t2 + 1, t3 - t2 - 1)] = s.substr(t3 + 1);
     }
     std::fclose(f);
-    return done;
+    return out;
 }
 
-// Records recipients that are final, so a retry or a restart does not deliver them twice.
-void append_done(const fs::path& file, const std::vector<std::string>& recipients) {
+void append_done(const fs::path& file, const std::vector<std::string>& lines) {
+    if (lines.empty()) return;
     const bool created = !fs::exists(file);
     const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) return;
     std::string text;
-    for (const auto& r : recipients) text += r + "\n";
+    for (const auto& l : lines) text += l + "\n";
     util::write_all(fd, text);
     ::fdatasync(fd);
     ::close(fd);
     if (created) util::fsync_dir(file.parent_path());
 }
+
+std::string one_line(std::string text) {
+    for (char& c : text)
+        if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+    return text;
+}
+
+std::string domain_of(const std::string& address) { return address.substr(address.rfind('@') + 1); }
 
 }  // namespace
 
@@ -80,8 +109,36 @@ std::chrono::milliseconds retry_delay(int attempt, std::chrono::seconds min_retr
     return std::min<std::chrono::milliseconds>(delay + extra, max_retry);
 }
 
-DeliveryQueue::DeliveryQueue(spool::Spool& spool, delivery::Router& router, QueueSettings settings)
-    : spool_(spool), router_(router), settings_(std::move(settings)) {}
+// One copy or remote delivery of one recipient: a recipient has one leg per final destination (aliases expand).
+struct Leg {
+    std::size_t recipient;      // index into the envelope's recipients
+    std::string destination;    // final address; the recipient itself when it could not be routed
+    bool remote = false;
+    DeliveryResult result = delivery::temporary_result("4.3.0", "not attempted");
+};
+
+struct DeliveryQueue::Attempt {
+    std::string id;
+    int fd = -1;
+    spool::Envelope envelope;
+    off_t content_offset = 0;
+    std::size_t content_length = 0;
+    std::time_t age = 0;
+    bool expired = false;
+    bool usable = false;      // envelope read; otherwise kept untouched (keep) or gone
+    bool keep = false;
+    DoneRecord record;
+    std::vector<Leg> legs;
+    std::size_t jobs_out = 0;   // remote jobs not back yet
+    std::map<std::string, std::string> errors;   // filled by finish(): deferred recipient -> why
+    ~Attempt() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
+DeliveryQueue::DeliveryQueue(spool::Spool& spool, delivery::Router& router, delivery::Outbound* outbound,
+                             QueueSettings settings)
+    : spool_(spool), router_(router), outbound_(outbound), settings_(std::move(settings)) {}
 
 DeliveryQueue::~DeliveryQueue() { stop(); }
 
@@ -104,9 +161,11 @@ void DeliveryQueue::stop() {
 void DeliveryQueue::submit(const std::string& queue_id, bool recovered) {
     {
         std::lock_guard lock(mutex_);
-        if (recovered) recovered_.insert(queue_id);
-        if (!attempts_.emplace(queue_id, 0).second) return;   // already queued
-        due_.emplace(Clock::now(), queue_id);
+        auto [it, inserted] = messages_.try_emplace(queue_id);
+        if (recovered) it->second.recovered = true;
+        if (!inserted) return;   // already queued
+        it->second.due = Clock::now();
+        due_.emplace(it->second.due, queue_id);
     }
     wake_.notify_one();
 }
@@ -115,73 +174,90 @@ void DeliveryQueue::work() {
     std::unique_lock lock(mutex_);
     std::vector<std::string> batch;
     std::vector<bool> recovered;
+    std::vector<int> attempts;
     for (;;) {
+        // Attempts whose remote jobs all came back are finished first, also when stopping: their results
+        // (mail that was sent) must be recorded, or a restart would send it again.
+        if (!returned_.empty()) {
+            const std::string id = returned_.front();
+            returned_.pop_front();
+            auto node = remote_.extract(id);
+            lock.unlock();
+            Outcome outcome = Outcome::deferred;
+            try {
+                outcome = finish(*node.mapped());
+            } catch (const std::exception& e) {
+                spdlog::error("delivery id={} failed: {}", id, e.what());
+            }
+            auto errors = std::move(node.mapped()->errors);
+            node.mapped().reset();
+            lock.lock();
+            settle(id, outcome, std::move(errors));
+            continue;
+        }
         if (stopping_) return;
         if (due_.empty()) {
             wake_.wait(lock);
             continue;
         }
-        if (due_.begin()->first > Clock::now()) {
-            wake_.wait_until(lock, due_.begin()->first);
+        if (const auto next = due_.begin()->first; next > Clock::now()) {
+            // A copy: flush() and remove() erase entries of due_ while this waits.
+            wake_.wait_until(lock, next);
             continue;
         }
         // Take every due message up to the batch size: their copies share two syncs.
         batch.clear();
         recovered.clear();
+        attempts.clear();
         const auto now = Clock::now();
         while (!due_.empty() && due_.begin()->first <= now && batch.size() < kDeliveryBatch) {
-            batch.push_back(due_.begin()->second);
-            recovered.push_back(recovered_.count(batch.back()) > 0);
+            const std::string id = due_.begin()->second;
             due_.erase(due_.begin());
+            MessageState& st = messages_[id];
+            st.in_flight = true;
+            batch.push_back(id);
+            recovered.push_back(st.recovered);
+            attempts.push_back(st.attempts);
         }
         lock.unlock();
         std::vector<Outcome> outcomes(batch.size(), Outcome::deferred);
+        std::vector<std::map<std::string, std::string>> errors(batch.size());
         try {
-            outcomes = deliver(batch, recovered);
+            outcomes = deliver(batch, recovered, attempts);
         } catch (const std::exception& e) {
             spdlog::error("delivery batch of {} failed: {}", batch.size(), e.what());
         }
         lock.lock();
-        for (std::size_t i = 0; i < batch.size(); ++i) {
-            const std::string& id = batch[i];
-            if (outcomes[i] == Outcome::done) {
-                attempts_.erase(id);
-                recovered_.erase(id);
-                continue;
-            }
-            const int attempts = ++attempts_[id];
-            due_.emplace(Clock::now() + retry_delay(attempts, settings_.min_retry, settings_.max_retry,
-                                                    std::uniform_real_distribution<double>(0, 1)(random_)),
-                         id);
-        }
+        for (std::size_t i = 0; i < batch.size(); ++i)
+            if (outcomes[i] != Outcome::remote) settle(batch[i], outcomes[i], {});
     }
+}
+
+// Called with mutex_ held.
+void DeliveryQueue::settle(const std::string& id, Outcome outcome, std::map<std::string, std::string> errors) {
+    const auto it = messages_.find(id);
+    if (it == messages_.end()) return;
+    MessageState& st = it->second;
+    if (outcome == Outcome::done || st.deleted) {
+        messages_.erase(it);
+        return;
+    }
+    st.in_flight = false;
+    if (!errors.empty()) st.last_error = std::move(errors);
+    ++st.attempts;
+    const auto delay = retry_delay(st.attempts, settings_.min_retry, settings_.max_retry,
+                                   std::uniform_real_distribution<double>(0, 1)(random_));
+    st.due = Clock::now() + delay;
+    st.next_attempt = std::time(nullptr) + std::chrono::ceil<std::chrono::seconds>(delay).count();
+    due_.emplace(st.due, id);
 }
 
 namespace {
 
-// One message of a delivery batch.
-struct BatchMessage {
-    std::string id;
-    int fd = -1;
-    spool::Envelope envelope;
-    off_t content_offset = 0;
-    std::size_t content_length = 0;
-    std::time_t age = 0;
-    bool expired = false;
-    bool usable = false;                   // envelope read; otherwise deferred untouched
-    std::set<std::string> done;            // from the .done record: "rcpt" or "rcpt>destination"
-    std::vector<std::string> newly_done;   // to append to the .done record
-    bool deferred = false;
-    ~BatchMessage() {
-        if (fd >= 0) ::close(fd);
-    }
-};
-
-// One copy for one final mailbox.
+// One Maildir copy of one leg.
 struct Copy {
-    std::size_t message;      // index into the batch
-    std::size_t recipient;    // index into that message's envelope recipients
-    delivery::Destination destination;
+    std::size_t attempt;   // index into the batch
+    std::size_t leg;       // index into that attempt's legs
     delivery::MaildirFile file;
     bool ok = true;
     std::string failure;
@@ -191,87 +267,89 @@ struct Copy {
 }  // namespace
 
 std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std::string>& queue_ids,
-                                                           const std::vector<bool>& recovered) {
+                                                           const std::vector<bool>& recovered,
+                                                           const std::vector<int>& prior_attempts) {
     const bool per_file = settings_.sync == config::SyncMode::files;
-    std::vector<std::unique_ptr<BatchMessage>> messages;
+    std::vector<std::unique_ptr<Attempt>> attempts;
     std::vector<Copy> copies;
-    // Per message and recipient: why it failed (empty: no failure) and whether permanently.
-    std::vector<std::vector<std::pair<std::string, bool>>> failures;
 
-    // 1. Read each envelope, route each recipient, write each copy into tmp/.
+    // 1. Read each envelope, route each recipient, write each local copy into tmp/.
     for (std::size_t qi = 0; qi < queue_ids.size(); ++qi) {
         const std::string& id = queue_ids[qi];
-        auto m = std::make_unique<BatchMessage>();
-        m->id = id;
+        auto a = std::make_unique<Attempt>();
+        a->id = id;
         const fs::path file = spool_.queue_file(id);
-        m->fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-        const std::size_t mi = messages.size();
-        failures.emplace_back();
-        if (m->fd < 0) {
+        a->fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        const std::size_t ai = attempts.size();
+        if (a->fd < 0) {
             spdlog::error("delivery id={} cannot open spool file: {}", id, std::strerror(errno));
-            m->deferred = errno != ENOENT;   // gone: somebody (ferry queue delete) removed it
-            messages.push_back(std::move(m));
+            a->keep = errno != ENOENT;   // gone: somebody (ferry queue delete) removed it
+            attempts.push_back(std::move(a));
             continue;
         }
-        const auto parsed = read_envelope(m->fd);
-        const auto length = spool::committed_length(m->fd);
+        const auto parsed = read_envelope(a->fd);
+        const auto length = spool::committed_length(a->fd);
         if (!parsed || !length || *length < parsed->content_offset) {
             // Unreadable spool files are kept for the operator, never delivered half-understood.
             spdlog::error("delivery id={} spool file has no valid envelope or trailer; left in {}", id, file.string());
-            m->deferred = true;
-            messages.push_back(std::move(m));
+            a->keep = true;
+            attempts.push_back(std::move(a));
             continue;
         }
-        m->usable = true;
-        m->envelope = parsed->envelope;
-        m->content_offset = static_cast<off_t>(parsed->content_offset);
-        m->content_length = static_cast<std::size_t>(*length - parsed->content_offset);
-        m->done = read_done(file.string() + ".done");
-        m->age = std::time(nullptr) - m->envelope.arrival;
-        m->expired = m->age > settings_.lifetime.count();
-        failures.back().assign(m->envelope.recipients.size(), {});
+        a->usable = true;
+        a->envelope = parsed->envelope;
+        a->content_offset = static_cast<off_t>(parsed->content_offset);
+        a->content_length = static_cast<std::size_t>(*length - parsed->content_offset);
+        a->record = read_done(file.string() + ".done");
+        if (a->record.attempts > prior_attempts[qi]) {
+            std::lock_guard lock(mutex_);   // a restart: the backoff goes on from where it was
+            if (auto it = messages_.find(id); it != messages_.end()) it->second.attempts = a->record.attempts;
+        }
+        a->age = std::time(nullptr) - a->envelope.arrival;
+        a->expired = a->age > settings_.lifetime.count();
 
         std::set<std::string> copied;   // one copy per final mailbox, however many ways it is reached
-        for (std::size_t ri = 0; ri < m->envelope.recipients.size(); ++ri) {
-            const std::string& rcpt = m->envelope.recipients[ri];
-            if (m->done.count(rcpt)) continue;
+        for (std::size_t ri = 0; ri < a->envelope.recipients.size(); ++ri) {
+            const std::string& rcpt = a->envelope.recipients[ri];
+            if (a->record.done.count(rcpt)) continue;
             const delivery::Route route = router_.resolve(rcpt);
-            auto& [failure, permanent] = failures[mi][ri];
             if (!route.error.empty()) {
-                failure = route.error;
-                permanent = route.permanent;
+                a->legs.push_back(Leg{ri, rcpt, false,
+                                      route.permanent ? delivery::permanent_result(route.status, route.error)
+                                                      : delivery::temporary_result(route.status, route.error)});
                 continue;
             }
             for (const auto& dest : route.destinations) {
-                if (m->done.count(rcpt + ">" + dest.address) || !copied.insert(dest.address).second) continue;
+                if (a->record.done.count(rcpt + ">" + dest.address) || !copied.insert(dest.address).second) continue;
                 if (dest.kind == delivery::Destination::Kind::remote) {
-                    failure = "remote delivery is not available in this version";
+                    a->legs.push_back(Leg{ri, dest.address, true});
                     continue;
                 }
-                Copy c{mi, ri, dest, {}, true, {}, false};
+                a->legs.push_back(Leg{ri, dest.address, false});
+                Copy c{ai, a->legs.size() - 1, {}, true, {}, false};
                 const std::string headers =
-                    fmt::format("Return-Path: <{}>\r\nDelivered-To: {}\r\n", m->envelope.sender, dest.address);
+                    fmt::format("Return-Path: <{}>\r\nDelivered-To: {}\r\n", a->envelope.sender, dest.address);
                 const fs::path maildir = delivery::maildir_path(settings_.mail_root, dest.domain, dest.local);
-                const std::string name = delivery::maildir_name(id, m->envelope.arrival, settings_.hostname,
-                                                                headers.size() + m->content_length);
+                const std::string name = delivery::maildir_name(id, a->envelope.arrival, settings_.hostname,
+                                                                headers.size() + a->content_length);
                 if (recovered[qi] && delivery::maildir_has(maildir, name)) {
                     // Landed before the crash that kept it from being recorded: deliver it once, not twice.
                     c.landed_before = true;
                     copies.push_back(std::move(c));
                     continue;
                 }
-                const auto r = delivery::write_maildir_file(maildir, name, headers, m->fd, m->content_offset,
-                                                            m->content_length, per_file, c.file);
+                const auto r = delivery::write_maildir_file(maildir, name, headers, a->fd, a->content_offset,
+                                                            a->content_length, per_file, c.file);
                 if (!r.ok) {
-                    failure = r.reason;
-                    permanent = r.permanent;
+                    a->legs.back().result = r.permanent ? delivery::permanent_result("5.2.0", r.reason)
+                                                        : delivery::temporary_result("4.2.0", r.reason);
                     copied.erase(dest.address);
                     continue;
                 }
                 copies.push_back(std::move(c));
             }
         }
-        messages.push_back(std::move(m));
+        attempts.push_back(std::move(a));
     }
 
     // 2. Content durable before any copy becomes visible; 3. into new/; 4. the renames durable.
@@ -283,7 +361,7 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
             }
     };
     if (!copies.empty() && !per_file) {
-        if (const auto ec = util::sync_filesystem(messages[copies.front().message]->fd)) {
+        if (const auto ec = util::sync_filesystem(attempts[copies.front().attempt]->fd)) {
             fail_all("syncfs: " + ec.message());
             for (auto& c : copies)
                 if (!c.landed_before) delivery::discard_maildir_file(c.file);
@@ -306,59 +384,319 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
             for (const auto& d : new_dirs)
                 if (auto e = util::fsync_dir(d)) ec = e;
         } else {
-            ec = util::sync_filesystem(messages[copies.front().message]->fd);
+            ec = util::sync_filesystem(attempts[copies.front().attempt]->fd);
         }
         // The copies are in new/ and may be read already; a failed barrier only means a retry could
         // duplicate them, so say so rather than pretend they are not there.
         if (ec) spdlog::error("delivery batch: sync after rename failed: {}", ec.message());
     }
-
-    // 5. Per recipient: final when every copy landed (or it failed for good); per message: remove or retry.
     for (const auto& c : copies) {
-        BatchMessage& m = *messages[c.message];
-        const std::string& rcpt = m.envelope.recipients[c.recipient];
-        if (c.ok) {
-            spdlog::info("delivered id={} to=<{}> orig_to=<{}> relay=maildir delay={}s status=sent{}", m.id,
-                         c.destination.address, rcpt, m.age,
-                         c.landed_before ? " (copy found in the mailbox, written before a restart)" : "");
-            m.newly_done.push_back(rcpt + ">" + c.destination.address);
-        } else if (failures[c.message][c.recipient].first.empty()) {
-            failures[c.message][c.recipient] = {c.failure, false};
-        }
+        Leg& leg = attempts[c.attempt]->legs[c.leg];
+        leg.result = c.ok ? DeliveryResult{DeliveryResult::Kind::sent, "2.0.0", "delivered to maildir", false, {},
+                                           c.landed_before ? "maildir (copy found in the mailbox, written before a restart)"
+                                                           : "maildir"}
+                          : delivery::temporary_result("4.3.0", c.failure);
     }
+
+    // 5. Messages with remote legs go out; the others are finished here.
     std::vector<Outcome> outcomes;
-    for (std::size_t mi = 0; mi < messages.size(); ++mi) {
-        BatchMessage& m = *messages[mi];
-        if (!m.usable) {
-            outcomes.push_back(m.deferred ? Outcome::deferred : Outcome::done);
+    for (auto& a : attempts) {
+        const bool remote = a->usable && std::any_of(a->legs.begin(), a->legs.end(), [](const Leg& l) { return l.remote; });
+        if (remote && outbound_) {
+            outcomes.push_back(Outcome::remote);
+            send_remote(std::move(a));
             continue;
         }
-        for (std::size_t ri = 0; ri < m.envelope.recipients.size(); ++ri) {
-            const std::string& rcpt = m.envelope.recipients[ri];
-            if (m.done.count(rcpt)) continue;
-            const auto& [failure, permanent] = failures[mi][ri];
-            if (failure.empty()) {
-                m.newly_done.push_back(rcpt);
-            } else if (permanent || m.expired) {
-                // DSN bounces to the sender come with the outbound issue; until then the log is the record.
-                spdlog::warn("delivery id={} to=<{}> status=bounced reason=\"{}\"", m.id, rcpt,
-                             m.expired ? "expired in queue: " + failure : failure);
-                m.newly_done.push_back(rcpt);
-            } else {
-                spdlog::warn("delivery id={} to=<{}> status=deferred reason=\"{}\"", m.id, rcpt, failure);
-                m.deferred = true;
-            }
+        for (auto& leg : a->legs)
+            if (leg.remote) leg.result = delivery::temporary_result("4.3.0", "remote delivery is not configured");
+        const Outcome o = finish(*a);
+        {
+            std::lock_guard lock(mutex_);
+            if (auto it = messages_.find(a->id); it != messages_.end() && o != Outcome::done && !a->errors.empty())
+                it->second.last_error = a->errors;
         }
-        if (!m.deferred) {
-            spool_.remove(m.id);
-            spdlog::info("removed id={}", m.id);
-            outcomes.push_back(Outcome::done);
-        } else {
-            if (!m.newly_done.empty()) append_done(spool_.queue_file(m.id).string() + ".done", m.newly_done);
-            outcomes.push_back(Outcome::deferred);
-        }
+        outcomes.push_back(o);
     }
     return outcomes;
+}
+
+// Hands an attempt's remote legs to delivery/outbound, one job per domain (all its recipients in one
+// transaction); the attempt is finished by a worker when every job has come back.
+void DeliveryQueue::send_remote(std::unique_ptr<Attempt> a) {
+    std::map<std::string, std::vector<std::size_t>> by_domain;
+    for (std::size_t li = 0; li < a->legs.size(); ++li)
+        if (a->legs[li].remote) by_domain[config::ascii_lower(domain_of(a->legs[li].destination))].push_back(li);
+    std::vector<delivery::RemoteJob> jobs;
+    for (const auto& [domain, legs] : by_domain) {
+        delivery::RemoteJob job;
+        job.destination = domain;
+        const spool::Envelope& e = a->envelope;
+        job.message = delivery::OutboundMessage{a->id, ::dup(a->fd), a->content_offset, a->content_length,
+                                                e.sender, e.smtputf8, e.body_8bit, e.ret, e.envid};
+        for (const std::size_t li : legs) {
+            const Leg& leg = a->legs[li];
+            const std::string& rcpt = e.recipients[leg.recipient];
+            const spool::RecipientDsn dsn = leg.recipient < e.recipient_dsn.size() ? e.recipient_dsn[leg.recipient]
+                                                                                    : spool::RecipientDsn{};
+            // RFC 3461 4.2: an address we expanded (an alias) travels with the recipient it came from.
+            std::string orcpt = dsn.orcpt;
+            if (orcpt.empty() && leg.destination != rcpt) orcpt = "rfc822;" + smtp::xtext_encode(rcpt);
+            job.recipients.push_back(delivery::OutboundRecipient{leg.destination, smtp::format_notify(dsn.notify), orcpt});
+        }
+        const std::string id = a->id;
+        job.done = [this, id, legs](std::vector<DeliveryResult> results) {
+            std::lock_guard lock(mutex_);
+            const auto it = remote_.find(id);
+            if (it == remote_.end()) return;
+            for (std::size_t i = 0; i < legs.size() && i < results.size(); ++i)
+                it->second->legs[legs[i]].result = std::move(results[i]);
+            if (--it->second->jobs_out == 0) {
+                returned_.push_back(id);
+                wake_.notify_one();
+            }
+        };
+        jobs.push_back(std::move(job));
+    }
+    a->jobs_out = jobs.size();
+    {
+        std::lock_guard lock(mutex_);
+        remote_.emplace(a->id, std::move(a));
+    }
+    for (auto& job : jobs) outbound_->submit(std::move(job));
+}
+
+// Decides every leg of an attempt: logs it, records what is final, writes the DSNs, and removes the message when
+// nothing is left to try.
+DeliveryQueue::Outcome DeliveryQueue::finish(Attempt& a) {
+    if (!a.usable) return a.keep ? Outcome::deferred : Outcome::done;
+    const fs::path done_file = spool_.queue_file(a.id).string() + ".done";
+    {
+        std::lock_guard lock(mutex_);
+        const auto it = messages_.find(a.id);
+        if (it != messages_.end() && it->second.deleted) {
+            spool_.remove(a.id);
+            ::unlink(done_file.c_str());
+            spdlog::info("removed id={} (deleted by the operator)", a.id);
+            return Outcome::done;
+        }
+    }
+    const spool::Envelope& e = a.envelope;
+    std::vector<std::string> records;
+    std::vector<bool> pending(e.recipients.size(), false);
+    std::vector<mime::DsnRecipient> failed, succeeded;
+    std::vector<std::size_t> failed_legs;
+    const std::time_t now = std::time(nullptr);
+    auto dsn_of = [&](std::size_t ri) {
+        return ri < e.recipient_dsn.size() ? e.recipient_dsn[ri] : spool::RecipientDsn{};
+    };
+    auto report_line = [&](const Leg& leg, std::string action, const DeliveryResult& r) {
+        const std::string& rcpt = e.recipients[leg.recipient];
+        std::string orcpt = dsn_of(leg.recipient).orcpt;
+        if (orcpt.empty() && leg.destination != rcpt) orcpt = "rfc822;" + smtp::xtext_encode(rcpt);
+        return mime::DsnRecipient{leg.destination, orcpt, std::move(action), r.status, r.remote_mta,
+                                  r.diagnostic, now};
+    };
+
+    // The recipient as the client gave it, when an alias turned it into another address.
+    auto orig_to = [&](const Leg& leg) {
+        const std::string& rcpt = e.recipients[leg.recipient];
+        return leg.destination == rcpt ? std::string() : " orig_to=<" + rcpt + ">";
+    };
+    for (const Leg& leg : a.legs) {
+        const std::string& rcpt = e.recipients[leg.recipient];
+        const unsigned notify = dsn_of(leg.recipient).notify;
+        DeliveryResult r = leg.result;
+        if (r.kind == DeliveryResult::Kind::temporary && a.expired) {
+            r.kind = DeliveryResult::Kind::permanent;
+            r.diagnostic = fmt::format("message expired after {}s in the queue; last error: {}", a.age, r.diagnostic);
+            r.from_server = false;
+        }
+        switch (r.kind) {
+        case DeliveryResult::Kind::sent:
+            spdlog::info("delivered id={} to=<{}> relay={} delay={}s status=sent ({}){}", a.id, leg.destination, r.via,
+                         a.age, one_line(r.diagnostic), orig_to(leg));
+            records.push_back(rcpt + ">" + leg.destination);
+            // RFC 3461 6.2.2: success is reported when asked for, by us for a mailbox, or as "relayed" when the
+            // next hop cannot report it itself.
+            if ((notify & smtp::kNotifySuccess) && (!leg.remote || !r.next_hop_dsn))
+                succeeded.push_back(report_line(leg, leg.remote ? "relayed" : "delivered", r));
+            break;
+        case DeliveryResult::Kind::permanent:
+            spdlog::warn("delivery id={} to=<{}> status=bounced dsn={} reason=\"{}\"{}", a.id, leg.destination,
+                         r.status, one_line(r.diagnostic), orig_to(leg));
+            records.push_back(rcpt + ">" + leg.destination);
+            // RFC 3461 4.1: without NOTIFY, failures are reported; NOTIFY=NEVER or a list without FAILURE: not.
+            if (notify == 0 || (notify & smtp::kNotifyFailure)) {
+                failed.push_back(report_line(leg, "failed", r));
+                failed_legs.push_back(records.size() - 1);
+            }
+            break;
+        case DeliveryResult::Kind::temporary:
+            spdlog::warn("delivery id={} to=<{}> status=deferred dsn={} reason=\"{}\"{}", a.id, leg.destination,
+                         r.status, one_line(r.diagnostic), orig_to(leg));
+            pending[leg.recipient] = true;
+            a.errors[rcpt] = one_line(r.diagnostic);
+            break;
+        }
+    }
+
+    bool deferred = std::any_of(pending.begin(), pending.end(), [](bool p) { return p; });
+    const ReportedMessage reported{e, a.fd, a.content_offset, a.content_length};
+    if (!failed.empty()) {
+        if (e.sender.empty()) {
+            spdlog::info("bounce id={} not sent: the sender is <> (a bounce is never answered)", a.id);
+        } else if (const auto dsn = write_dsn(spool_, settings_.hostname, reported, failed)) {
+            spdlog::info("bounce id={} dsn={} to=<{}> recipients={}", a.id, *dsn, e.sender, failed.size());
+            submit(*dsn);
+        } else {
+            // The bounce could not be stored: the failed legs stay open and are tried (and reported) again.
+            for (auto it = failed_legs.rbegin(); it != failed_legs.rend(); ++it) records.erase(records.begin() + *it);
+            for (const auto& leg : a.legs)
+                if (leg.result.kind != DeliveryResult::Kind::sent) pending[leg.recipient] = true;
+            deferred = true;
+        }
+    }
+    if (!succeeded.empty() && !e.sender.empty()) {
+        if (const auto dsn = write_dsn(spool_, settings_.hostname, reported, succeeded)) {
+            spdlog::info("notify id={} dsn={} to=<{}> recipients={} (success)", a.id, *dsn, e.sender, succeeded.size());
+            submit(*dsn);
+        }
+    }
+    for (std::size_t ri = 0; ri < e.recipients.size(); ++ri)
+        if (!pending[ri] && !a.record.done.count(e.recipients[ri])) records.push_back(e.recipients[ri]);
+
+    if (!deferred) {
+        spool_.remove(a.id);
+        ::unlink(done_file.c_str());
+        spdlog::info("removed id={}", a.id);
+        return Outcome::done;
+    }
+    int attempt = 0;
+    {
+        std::lock_guard lock(mutex_);
+        if (auto it = messages_.find(a.id); it != messages_.end()) attempt = it->second.attempts + 1;
+    }
+    for (const auto& [rcpt, why] : a.errors) records.push_back(fmt::format("\t{}\t{}\t{}", attempt, rcpt, why));
+    append_done(done_file, records);
+    return Outcome::deferred;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Operator commands
+
+void DeliveryQueue::erase_due(const std::string& id) {
+    for (auto it = due_.begin(); it != due_.end(); ++it)
+        if (it->second == id) {
+            due_.erase(it);
+            return;
+        }
+}
+
+std::optional<QueuedMessage> DeliveryQueue::describe(const std::string& id, const MessageState& state) {
+    const fs::path file = spool_.queue_file(id);
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    const auto parsed = read_envelope(fd);
+    const auto length = spool::committed_length(fd);
+    ::close(fd);
+    if (!parsed) return std::nullopt;
+    QueuedMessage m;
+    m.id = id;
+    m.arrival = parsed->envelope.arrival;
+    m.sender = parsed->envelope.sender;
+    m.size = length && *length >= parsed->content_offset ? *length - parsed->content_offset : 0;
+    const DoneRecord record = read_done(file.string() + ".done");
+    for (const auto& rcpt : parsed->envelope.recipients) {
+        if (record.done.count(rcpt)) continue;
+        QueuedRecipient r;
+        r.address = rcpt;
+        r.in_flight = state.in_flight;
+        r.attempts = state.attempts;
+        const auto err = state.last_error.find(rcpt);
+        if (err != state.last_error.end()) r.last_error = err->second;
+        else if (const auto old = record.last_error.find(rcpt); old != record.last_error.end()) r.last_error = old->second;
+        r.next_attempt = state.in_flight ? 0 : state.next_attempt;
+        m.recipients.push_back(std::move(r));
+    }
+    return m;
+}
+
+std::vector<QueuedMessage> DeliveryQueue::list() {
+    std::vector<std::pair<std::string, MessageState>> states;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& [id, st] : messages_)
+            if (!st.deleted) states.emplace_back(id, st);
+    }
+    std::vector<QueuedMessage> out;
+    for (const auto& [id, st] : states)
+        if (auto m = describe(id, st)) out.push_back(std::move(*m));
+    return out;
+}
+
+std::optional<QueuedMessage> DeliveryQueue::find(const std::string& id) {
+    MessageState st;
+    {
+        std::lock_guard lock(mutex_);
+        const auto it = messages_.find(id);
+        if (it == messages_.end() || it->second.deleted) return std::nullopt;
+        st = it->second;
+    }
+    return describe(id, st);
+}
+
+std::size_t DeliveryQueue::flush(const std::string& id) {
+    std::size_t count = 0;
+    {
+        std::lock_guard lock(mutex_);
+        const auto now = Clock::now();
+        for (auto& [mid, st] : messages_) {
+            if ((!id.empty() && mid != id) || st.deleted) continue;
+            ++count;
+            if (st.in_flight) continue;   // being tried right now
+            erase_due(mid);
+            st.due = now;
+            st.next_attempt = 0;
+            due_.emplace(now, mid);
+        }
+    }
+    wake_.notify_all();
+    return count;
+}
+
+bool DeliveryQueue::remove(const std::string& id) {
+    {
+        std::lock_guard lock(mutex_);
+        const auto it = messages_.find(id);
+        if (it == messages_.end() || it->second.deleted) return false;
+        if (it->second.in_flight) {
+            it->second.deleted = true;   // finish() drops it when its attempt is over
+            spdlog::info("delete id={} requested by the operator; it goes when its delivery attempt ends", id);
+            return true;
+        }
+        erase_due(id);
+        messages_.erase(it);
+    }
+    spool_.remove(id);
+    ::unlink((spool_.queue_file(id).string() + ".done").c_str());
+    spdlog::info("removed id={} (deleted by the operator, no bounce)", id);
+    return true;
+}
+
+std::string DeliveryQueue::message_headers(const std::string& id) {
+    constexpr std::size_t kMaxShown = 64 * 1024;
+    const int fd = ::open(spool_.queue_file(id).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "";
+    std::string text(kMaxShown, '\0');
+    const ssize_t n = ::pread(fd, text.data(), text.size(), 0);
+    ::close(fd);
+    text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    // The envelope ends with an empty line, and so does the header section after it.
+    const auto envelope_end = text.find("\n\n");
+    if (envelope_end == std::string::npos) return text;
+    const auto headers_end = text.find("\r\n\r\n", envelope_end);
+    if (headers_end != std::string::npos) text.resize(headers_end + 4);
+    return text;
 }
 
 }  // namespace ferry::queue

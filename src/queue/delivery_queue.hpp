@@ -1,12 +1,18 @@
-// The queue manager: takes committed messages, hands each recipient to its delivery agent, retries temporary
-// failures with exponential backoff, and removes the spool file once every recipient is final.
+// The queue manager: takes committed messages, routes each recipient (local mailboxes, remote domains), delivers
+// local copies itself and hands remote ones to delivery/outbound, retries temporary failures with exponential
+// backoff, bounces permanent failures and expired messages with a DSN, and removes the spool file once every
+// recipient is final.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
+#include <ctime>
+#include <deque>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -14,6 +20,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "delivery/outbound.hpp"
 #include "delivery/router.hpp"
 #include "spool/spool.hpp"
 
@@ -35,35 +42,80 @@ struct QueueSettings {
 std::chrono::milliseconds retry_delay(int attempt, std::chrono::seconds min_retry, std::chrono::seconds max_retry,
                                       double spread);
 
+// What `ferry queue list` shows of one message.
+struct QueuedRecipient {
+    std::string address;
+    bool in_flight = false;
+    int attempts = 0;
+    std::string last_error;
+    std::time_t next_attempt = 0;   // 0: in flight or due now
+};
+
+struct QueuedMessage {
+    std::string id;
+    std::time_t arrival = 0;
+    std::string sender;
+    std::uint64_t size = 0;
+    std::vector<QueuedRecipient> recipients;   // those not final yet
+};
+
 class DeliveryQueue {
 public:
-    DeliveryQueue(spool::Spool& spool, delivery::Router& router, QueueSettings settings);
+    // `outbound` may be null (remote recipients are then deferred).
+    DeliveryQueue(spool::Spool& spool, delivery::Router& router, delivery::Outbound* outbound, QueueSettings settings);
     ~DeliveryQueue();
 
     void start();
     // Thread-safe; due now. `recovered`: found in the spool at start-up, so a crash may have come after some of
     // its copies landed and before that was recorded; those copies are looked for before writing new ones.
     void submit(const std::string& queue_id, bool recovered = false);
-    void stop();                                 // workers finish the message in hand, then exit
+    void stop();   // workers finish the message in hand (and record remote results that came back), then exit
+
+    // Operator commands (`ferry queue`), thread-safe.
+    std::vector<QueuedMessage> list();
+    std::optional<QueuedMessage> find(const std::string& queue_id);
+    std::size_t flush(const std::string& queue_id);   // "" = every message; returns how many are now due
+    bool remove(const std::string& queue_id);          // without a bounce; false when there is no such message
+    // The envelope and the header section of a queued message (at most 64 KiB of it), for `ferry queue show`.
+    std::string message_headers(const std::string& queue_id);
+
+    struct Attempt;   // one delivery attempt of one message (defined in the .cpp)
 
 private:
     using Clock = std::chrono::steady_clock;
-    enum class Outcome { done, deferred };
+    enum class Outcome { done, deferred, remote };
+
+    struct MessageState {
+        int attempts = 0;
+        bool in_flight = false;     // a worker or the outbound side has it
+        bool recovered = false;
+        bool deleted = false;       // `ferry queue delete` while in flight: dropped when it comes back
+        Clock::time_point due{};
+        std::time_t next_attempt = 0;
+        std::map<std::string, std::string> last_error;   // recipient -> why its last attempt failed
+    };
 
     void work();
-    // Delivers a batch of messages with shared syncs; returns one outcome per id, in order.
-    std::vector<Outcome> deliver(const std::vector<std::string>& queue_ids, const std::vector<bool>& recovered);
+    std::vector<Outcome> deliver(const std::vector<std::string>& queue_ids, const std::vector<bool>& recovered,
+                                 const std::vector<int>& attempts);
+    Outcome finish(Attempt& attempt);
+    void send_remote(std::unique_ptr<Attempt> attempt);
+    void settle(const std::string& id, Outcome outcome, std::map<std::string, std::string> errors);
+    void erase_due(const std::string& id);
+    std::optional<QueuedMessage> describe(const std::string& id, const MessageState& state);
 
     spool::Spool& spool_;
     delivery::Router& router_;
+    delivery::Outbound* outbound_;
     QueueSettings settings_;
 
     std::mutex mutex_;
     std::condition_variable wake_;
-    std::map<std::string, int> attempts_;               // every message the queue knows about: attempts so far
-    std::multimap<Clock::time_point, std::string> due_;   // those waiting for a worker, by due time
-    std::set<std::string> recovered_;
-    std::mt19937 random_{std::random_device{}()};         // retry spread; guarded by mutex_                    // found in the spool at start-up, not yet done
+    std::map<std::string, MessageState> messages_;           // every message the queue knows about
+    std::multimap<Clock::time_point, std::string> due_;       // those waiting for a worker, by due time
+    std::map<std::string, std::unique_ptr<Attempt>> remote_;  // attempts whose remote jobs are out
+    std::deque<std::string> returned_;                       // of those, the ones whose every job came back
+    std::mt19937 random_{std::random_device{}()};             // retry spread; guarded by mutex_
     bool stopping_ = false;
     std::vector<std::thread> workers_;
 };

@@ -14,10 +14,12 @@
 #include <cstring>
 #include <list>
 
+#include "delivery/outbound.hpp"
 #include "delivery/router.hpp"
 #include "policy/local_directory.hpp"
 #include "queue/delivery_queue.hpp"
 #include "server/connection_limits.hpp"
+#include "server/control_socket.hpp"
 #include "server/privileges.hpp"
 #include "server/smtp_connection.hpp"
 #include "server/tls_context.hpp"
@@ -61,7 +63,9 @@ public:
           spool_(config_->spool_dir(), config_->queue.sync),
           committer_(spool_),
           router_(directory_),
-          queue_(spool_, router_, queue_settings(*config_)),
+          outbound_(*config_),
+          queue_(spool_, router_, &outbound_, queue_settings(*config_)),
+          control_(io_, queue_),
           limits_(config_->limits.connections, config_->limits.connections_per_ip),
           services_{io_, directory_, spool_, committer_, queue_, limits_, {}, nullptr, auth_pool_, {}},
           signals_(io_, SIGTERM, SIGINT, SIGHUP) {}
@@ -72,6 +76,8 @@ public:
         for (const auto& l : config_->listeners) bind(l);
         drop_privileges(*config_);
         const auto recovered = spool_.recover();
+        control_.start(config_->data_dir);
+        outbound_.start();
         queue_.start();
         for (const auto& id : recovered) queue_.submit(id, true);
         if (!recovered.empty()) spdlog::info("recovered messages={} from spool", recovered.size());
@@ -81,6 +87,9 @@ public:
         io_.run();
         auth_pool_.join();
         committer_.stop();
+        // Outbound first: connections are cut and what they had comes back to the queue, whose workers record
+        // it (mail that went out is not sent again after a restart) before they stop.
+        outbound_.stop();
         queue_.stop();
         spdlog::info("stopped");
         return 0;
@@ -131,6 +140,7 @@ private:
             }
             spdlog::info("signal={} stopping: no new connections, closing sessions", signal);
             stopping_ = true;
+            control_.close();
             for (auto& a : acceptors_) {
                 error_code ignored;
                 a.acceptor.close(ignored);
@@ -170,7 +180,9 @@ private:
     spool::Spool spool_;
     spool::Committer committer_;
     delivery::Router router_;
+    delivery::Outbound outbound_;
     queue::DeliveryQueue queue_;
+    ControlSocket control_;
     ConnectionLimits limits_;
     ServerServices services_;
     asio::signal_set signals_;

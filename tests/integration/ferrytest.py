@@ -410,6 +410,10 @@ class Ferry:
             parts.append("\n" + toml_section("aliases", self.aliases))
         if self.extra_toml:
             parts.append("\n" + self.extra_toml)
+        if "[dns]" not in self.extra_toml and "[dns]" not in self.top_toml:
+            # Tests talk to 127.0.0.1 only: a server relaying without a test DNS server of its own asks a closed
+            # loopback port (lookups fail for now: mail is deferred), never the machine's resolvers.
+            parts.append('\n[dns]\nresolver = "127.0.0.1:9"\ntimeout = "1s"\n')
         return "".join(parts)
 
     def write_config(self):
@@ -554,3 +558,38 @@ class Ferry:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no log line matches {pattern!r}\n--- log (tail) ---\n{self.log[-4000:]}")
             time.sleep(0.05)
+
+    # -- queue CLI (outbound delivery): talks to the running server over data_dir/control.sock
+    def queue_cli(self, *args, timeout=30):
+        """`ferry queue ARGS --config ...` (list [--json], show ID, flush [ID], delete ID); the CompletedProcess."""
+        return self.cli("queue", *args, timeout=timeout)
+
+    def queue_list(self):
+        """`ferry queue list --json`, parsed: [{"id", "arrival", "age", "sender", "size", "recipients": [{"address",
+        "status", "attempts", "last_error", "next_attempt"}]}] (recipients not yet final)."""
+        r = self.queue_cli("list", "--json")
+        out = r.stdout.decode("utf-8", errors="replace")
+        assert r.returncode == 0, \
+            f"ferry queue list --json exited {r.returncode}: {r.stderr.decode(errors='replace')}{out}"
+        try:
+            return json.loads(out)
+        except ValueError as e:
+            raise AssertionError(f"ferry queue list --json printed no JSON ({e}): {out[:2000]!r}") from None
+
+    def queue_flush(self, queue_id=None):
+        """`ferry queue flush [ID]`: retry now; asserts exit 0."""
+        r = self.queue_cli("flush", *([queue_id] if queue_id else []))
+        assert r.returncode == 0, f"ferry queue flush exited {r.returncode}: {r.stderr.decode(errors='replace')}"
+        return r
+
+    def wait_queue(self, predicate, timeout=15.0, what="queue condition"):
+        """Poll `ferry queue list --json` until predicate(entries) is true; returns the entries."""
+        deadline = time.monotonic() + timeout
+        while True:
+            entries = self.queue_list()
+            if predicate(entries):
+                return entries
+            if time.monotonic() > deadline:
+                raise AssertionError(f"ferry queue list: timed out after {timeout}s waiting for {what}; last:\n"
+                                     f"{json.dumps(entries, indent=1)[:4000]}\n--- log (tail) ---\n{self.log[-4000:]}")
+            time.sleep(0.1)

@@ -508,3 +508,41 @@ TEST(ConfigParsers, Domains) {
     EXPECT_NE(domain_error(std::string(64, 'a') + ".example"), "");
     EXPECT_EQ(domain_error(std::string(63, 'a') + ".example"), "");
 }
+
+TEST_F(ConfigFileTest, OutboundKeys) {
+    std::ofstream(dir_ / "relay-password") << "s3cret\n";
+    Config c = load(kListen + R"([outbound]
+relay_host = "[::1]:587"
+relay_user = "me@example.net"
+relay_password_file = "relay-password"
+helo_name = "out.example.test"
+connect_timeout = "2s"
+command_timeout = "3s"
+data_timeout = "4s"
+max_connections = 7
+max_connections_per_destination = 3
+)");
+    EXPECT_EQ(c.outbound.relay_user, "me@example.net");
+    EXPECT_EQ(c.outbound.relay_password_file, dir_ / "relay-password");
+    EXPECT_EQ(c.outbound.helo_name, "out.example.test");
+    EXPECT_EQ(c.outbound.connect_timeout, 2s);
+    EXPECT_EQ(c.outbound.command_timeout, 3s);
+    EXPECT_EQ(c.outbound.data_timeout, 4s);
+    EXPECT_EQ(c.outbound.max_connections, 7u);
+    EXPECT_EQ(c.outbound.max_connections_per_destination, 3u);
+    Config d = load(kListen);
+    EXPECT_EQ(d.outbound.connect_timeout, 30s);
+    EXPECT_EQ(d.outbound.max_connections_per_destination, 20u);
+}
+
+TEST_F(ConfigFileTest, OutboundRelayAuthErrors) {
+    std::ofstream(dir_ / "pw") << "x\n";
+    EXPECT_NE(error_of(kListen + "[outbound]\nrelay_host = \"r.example\"\nrelay_user = \"u\"\n")
+                  .find("outbound.relay_password_file: missing"), std::string::npos);
+    EXPECT_NE(error_of(kListen + "[outbound]\nrelay_user = \"u\"\nrelay_password_file = \"pw\"\n")
+                  .find("outbound.relay_user: needs relay_host"), std::string::npos);
+    EXPECT_NE(error_of(kListen + "[outbound]\nrelay_host = \"r.example\"\nrelay_user = \"u\"\nrelay_password_file = \"nope\"\n")
+                  .find("is not a readable file"), std::string::npos);
+    EXPECT_NE(error_of(kListen + "[outbound]\nhelo_name = \"bad name\"\n").find("outbound.helo_name"), std::string::npos);
+    EXPECT_NE(error_of(kListen + "[outbound]\nmax_connections = 0\n").find("outbound.max_connections"), std::string::npos);
+}

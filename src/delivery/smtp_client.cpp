@@ -1,0 +1,437 @@
+#include "delivery/smtp_client.hpp"
+
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "accounts/sasl.hpp"
+
+namespace ferry::delivery {
+
+using asio::ip::tcp;
+using boost::system::error_code;
+
+struct SmtpClient::Lost : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+namespace {
+
+constexpr std::size_t kContentBlock = 64 * 1024;
+
+// RFC 3463 code for a reply that carries none: the class from the reply code, the detail unknown.
+std::string status_of(const smtp::Reply& r) {
+    if (!r.enhanced.empty()) return r.enhanced;
+    return r.code >= 500 ? "5.0.0" : r.code >= 400 ? "4.0.0" : "2.0.0";
+}
+
+// One line for logs and DSNs: "550 5.1.1 text" (multi-line replies joined with spaces).
+std::string reply_line(const smtp::Reply& r) {
+    std::string text;
+    for (const auto& l : r.lines) {
+        if (!text.empty()) text += ' ';
+        text += l;
+    }
+    return r.enhanced.empty() ? fmt::format("{} {}", r.code, text) : fmt::format("{} {} {}", r.code, r.enhanced, text);
+}
+
+bool has_8bit_octet(int fd, off_t offset, std::size_t length) {
+    char buf[kContentBlock];
+    while (length > 0) {
+        const ssize_t n = ::pread(fd, buf, std::min(length, sizeof buf), offset);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        for (ssize_t i = 0; i < n; ++i)
+            if (static_cast<unsigned char>(buf[i]) >= 0x80) return true;
+        offset += n;
+        length -= static_cast<std::size_t>(n);
+    }
+    return false;
+}
+
+}  // namespace
+
+DeliveryResult temporary_result(std::string status, std::string why) {
+    return DeliveryResult{DeliveryResult::Kind::temporary, std::move(status), std::move(why), false, {}};
+}
+
+DeliveryResult permanent_result(std::string status, std::string why) {
+    return DeliveryResult{DeliveryResult::Kind::permanent, std::move(status), std::move(why), false, {}};
+}
+
+SmtpClient::SmtpClient(asio::any_io_executor executor, const ClientSettings& settings)
+    : executor_(executor),
+      settings_(settings),
+      stream_(executor, *settings.tls),
+      deadline_(executor) {}
+
+SmtpClient::~SmtpClient() {
+    error_code ignored;
+    deadline_.cancel();
+    stream_.next_layer().close(ignored);
+}
+
+std::string SmtpClient::peer() const { return fmt::format("{}[{}]:{}", host_, address_, port_); }
+
+std::string SmtpClient::tls_summary() const {
+    if (!tls_) return "none";
+    SSL* ssl = const_cast<asio::ssl::stream<tcp::socket>&>(stream_).native_handle();
+    return fmt::format("{} cipher={} verified={}", SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+                       verified_ ? "yes" : "no");
+}
+
+void SmtpClient::arm(std::chrono::milliseconds timeout) {
+    timed_out_ = false;
+    deadline_.expires_after(timeout);
+    deadline_.async_wait([this](error_code ec) {
+        if (ec) return;   // cancelled or re-armed: `this` may be gone, so nothing is touched
+        timed_out_ = true;
+        error_code ignored;
+        stream_.next_layer().cancel(ignored);
+    });
+}
+
+void SmtpClient::disarm() { deadline_.cancel(); }
+
+void SmtpClient::abort() {
+    broken_ = true;
+    error_code ignored;
+    stream_.next_layer().close(ignored);
+}
+
+void SmtpClient::lose(const std::string& why) {
+    broken_ = true;
+    error_code ignored;
+    stream_.next_layer().close(ignored);
+    throw Lost(why);
+}
+
+asio::awaitable<smtp::Reply> SmtpClient::read_reply(std::chrono::milliseconds timeout) {
+    arm(timeout);
+    char buf[4096];
+    for (;;) {
+        const auto parsed = smtp::parse_server_reply(input_);
+        if (parsed.status == smtp::ServerReplyParse::Status::reply) {
+            input_.erase(0, parsed.consumed);
+            disarm();
+            co_return parsed.reply;
+        }
+        if (parsed.status == smtp::ServerReplyParse::Status::protocol_error) {
+            disarm();
+            lose("protocol error from " + peer() + ": " + parsed.error);
+        }
+        error_code ec;
+        std::size_t n = 0;
+        if (tls_)
+            n = co_await stream_.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        else
+            n = co_await stream_.next_layer().async_read_some(asio::buffer(buf),
+                                                              asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+            disarm();
+            lose(timed_out_ ? fmt::format("timeout after {}s waiting for a reply from {}",
+                                          std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), peer())
+                            : fmt::format("connection to {} lost: {}", peer(), ec.message()));
+        }
+        input_.append(buf, n);
+    }
+}
+
+asio::awaitable<void> SmtpClient::write(std::string data, std::chrono::milliseconds timeout) {
+    arm(timeout);
+    error_code ec;
+    if (tls_)
+        co_await asio::async_write(stream_, asio::buffer(data), asio::redirect_error(asio::use_awaitable, ec));
+    else
+        co_await asio::async_write(stream_.next_layer(), asio::buffer(data),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+    disarm();
+    if (ec)
+        lose(timed_out_ ? fmt::format("timeout sending to {}", peer())
+                        : fmt::format("connection to {} lost while sending: {}", peer(), ec.message()));
+}
+
+asio::awaitable<smtp::Reply> SmtpClient::command(std::string line) {
+    co_await write(line + "\r\n", settings_.command_timeout);
+    co_return co_await read_reply(settings_.command_timeout);
+}
+
+DeliveryResult SmtpClient::from_reply(const smtp::Reply& r) const {
+    DeliveryResult out;
+    out.kind = r.code < 400   ? DeliveryResult::Kind::sent
+               : r.code < 500 ? DeliveryResult::Kind::temporary
+                              : DeliveryResult::Kind::permanent;
+    out.status = status_of(r);
+    out.diagnostic = reply_line(r);
+    out.from_server = true;
+    out.remote_mta = host_;
+    return out;
+}
+
+asio::awaitable<std::optional<DeliveryResult>> SmtpClient::open(std::string host, std::string address,
+                                                                std::uint16_t port, bool use_tls) {
+    host_ = std::move(host);
+    address_ = std::move(address);
+    port_ = port;
+    error_code ec;
+    const auto ip = asio::ip::make_address(address_, ec);
+    if (ec) co_return temporary_result("4.4.0", fmt::format("bad address {} for {}", address_, host_));
+    arm(settings_.connect_timeout);
+    co_await stream_.next_layer().async_connect(tcp::endpoint(ip, port), asio::redirect_error(asio::use_awaitable, ec));
+    disarm();
+    if (ec) {
+        error_code ignored;
+        stream_.next_layer().close(ignored);
+        co_return temporary_result("4.4.1", timed_out_ ? fmt::format("connect to {} timed out", peer())
+                                                       : fmt::format("connect to {}: {}", peer(), ec.message()));
+    }
+    open_ = true;
+    try {
+        co_return co_await greet_and_hello(use_tls);
+    } catch (const Lost& e) {
+        co_return temporary_result("4.4.2", e.what());
+    }
+}
+
+asio::awaitable<std::optional<DeliveryResult>> SmtpClient::greet_and_hello(bool use_tls) {
+    auto refused = [this](const smtp::Reply& r, std::string_view what) {
+        // A 5xx greeting or EHLO is this host's refusal, not the recipient's (RFC 5321 3.1): try the next MX.
+        DeliveryResult out = from_reply(r);
+        out.kind = DeliveryResult::Kind::temporary;
+        out.diagnostic = fmt::format("{} {} refused: {}", peer(), what, out.diagnostic);
+        broken_ = true;
+        return out;
+    };
+    const smtp::Reply greeting = co_await read_reply(settings_.command_timeout);
+    if (greeting.code != 220) co_return refused(greeting, "greeting");
+    auto hello = [&]() -> asio::awaitable<std::optional<DeliveryResult>> {
+        const smtp::Reply ehlo = co_await command("EHLO " + settings_.helo_name);
+        if (ehlo.code == 250) {
+            caps_ = smtp::parse_capabilities(ehlo);
+            co_return std::nullopt;
+        }
+        if (ehlo.code < 500) co_return refused(ehlo, "EHLO");
+        // RFC 5321 3.2: a server that does not know EHLO gets HELO, and no extensions.
+        const smtp::Reply helo = co_await command("HELO " + settings_.helo_name);
+        if (helo.code != 250) co_return refused(helo, "HELO");
+        caps_ = {};
+        co_return std::nullopt;
+    };
+    if (auto failed = co_await hello()) co_return failed;
+
+    if (caps_.starttls && use_tls) {
+        const smtp::Reply r = co_await command("STARTTLS");
+        if (r.code == 220) {
+            if (!input_.empty()) lose(fmt::format("{} sent data after its STARTTLS reply", peer()));
+            SSL* ssl = stream_.native_handle();
+            SSL_set_tlsext_host_name(ssl, host_.c_str());
+            SSL_set1_host(ssl, host_.c_str());   // the verification result then covers the name too
+            arm(settings_.command_timeout);
+            error_code ec;
+            co_await stream_.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+            disarm();
+            if (ec) {
+                tls_failed_ = true;
+                broken_ = true;
+                error_code ignored;
+                stream_.next_layer().close(ignored);
+                co_return temporary_result("4.7.5", fmt::format("TLS handshake with {} failed: {}", peer(),
+                                                                timed_out_ ? "timeout" : ec.message()));
+            }
+            tls_ = true;
+            verified_ = SSL_get_verify_result(ssl) == X509_V_OK;
+            if (auto failed = co_await hello()) co_return failed;
+        } else if (settings_.require_tls) {
+            co_return refused(r, "STARTTLS");
+        }
+    }
+    if (settings_.require_tls && !tls_) {
+        broken_ = true;
+        co_return temporary_result("4.7.4", fmt::format("{} offers no STARTTLS, and TLS is required", peer()));
+    }
+    if (!settings_.auth_user.empty()) co_return co_await authenticate();
+    co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<DeliveryResult>> SmtpClient::authenticate() {
+    auto offers = [this](std::string_view m) {
+        return std::find(caps_.auth.begin(), caps_.auth.end(), m) != caps_.auth.end();
+    };
+    smtp::Reply r;
+    if (offers("PLAIN")) {
+        std::string token;
+        token += '\0';
+        token += settings_.auth_user;
+        token += '\0';
+        token += settings_.auth_password;
+        r = co_await command("AUTH PLAIN " + accounts::base64_encode(token));
+    } else if (offers("LOGIN")) {
+        r = co_await command("AUTH LOGIN");
+        if (r.code == 334) r = co_await command(accounts::base64_encode(settings_.auth_user));
+        if (r.code == 334) r = co_await command(accounts::base64_encode(settings_.auth_password));
+    } else {
+        broken_ = true;
+        co_return temporary_result("4.7.0", fmt::format("{} offers neither AUTH PLAIN nor LOGIN", peer()));
+    }
+    if (r.code == 235) co_return std::nullopt;
+    // Wrong credentials are the operator's to fix: the mail waits rather than bounces.
+    DeliveryResult out = from_reply(r);
+    out.kind = DeliveryResult::Kind::temporary;
+    out.diagnostic = fmt::format("{} refused AUTH as {}: {}", peer(), settings_.auth_user, out.diagnostic);
+    broken_ = true;
+    co_return out;
+}
+
+asio::awaitable<std::vector<DeliveryResult>> SmtpClient::send(const OutboundMessage& m,
+                                                              const std::vector<OutboundRecipient>& recipients) {
+    auto all = [&](const DeliveryResult& r) { return std::vector<DeliveryResult>(recipients.size(), r); };
+    // What the message needs that the server must offer; refused here, before MAIL, as Postfix does.
+    if (caps_.size && m.content_length > *caps_.size)
+        co_return all(permanent_result("5.3.4", fmt::format("message size {} exceeds the limit of {} ({})",
+                                                            m.content_length, *caps_.size, peer())));
+    if (m.smtputf8 && !caps_.smtputf8)
+        co_return all(permanent_result("5.6.7", fmt::format("the message needs SMTPUTF8, which {} does not offer", peer())));
+    const bool send_8bit = m.body_8bit && caps_.eight_bit_mime;
+    if (m.body_8bit && !caps_.eight_bit_mime && has_8bit_octet(m.fd, m.content_offset, m.content_length))
+        co_return all(permanent_result("5.6.3", fmt::format("the message has 8-bit content and {} does not offer 8BITMIME",
+                                                            peer())));
+
+    std::vector<DeliveryResult> results(recipients.size());
+    std::vector<bool> decided(recipients.size(), false);
+    try {
+        if (dirty_) {
+            co_await command("RSET");
+            dirty_ = false;
+        }
+        dirty_ = true;
+        std::string mail = fmt::format("MAIL FROM:<{}>", m.sender);
+        if (caps_.size) mail += fmt::format(" SIZE={}", m.content_length);
+        if (send_8bit) mail += " BODY=8BITMIME";
+        if (m.smtputf8) mail += " SMTPUTF8";
+        if (caps_.dsn) {
+            if (!m.ret.empty()) mail += " RET=" + m.ret;
+            if (!m.envid.empty()) mail += " ENVID=" + m.envid;
+        }
+        std::vector<std::string> rcpts;
+        for (const auto& r : recipients) {
+            std::string line = fmt::format("RCPT TO:<{}>", r.address);
+            if (caps_.dsn) {
+                if (!r.notify.empty()) line += " NOTIFY=" + r.notify;
+                if (!r.orcpt.empty()) line += " ORCPT=" + r.orcpt;
+            }
+            rcpts.push_back(std::move(line));
+        }
+
+        smtp::Reply mail_reply, data_reply;
+        std::vector<smtp::Reply> rcpt_replies;
+        if (caps_.pipelining) {
+            // RFC 2920: MAIL, every RCPT and DATA in one write; the replies come back in order.
+            std::string batch = mail + "\r\n";
+            for (const auto& l : rcpts) batch += l + "\r\n";
+            batch += "DATA\r\n";
+            co_await write(std::move(batch), settings_.command_timeout);
+            mail_reply = co_await read_reply(settings_.command_timeout);
+            for (std::size_t i = 0; i < rcpts.size(); ++i) rcpt_replies.push_back(co_await read_reply(settings_.command_timeout));
+            data_reply = co_await read_reply(settings_.command_timeout);
+        } else {
+            mail_reply = co_await command(mail);
+            if (mail_reply.code == 250)
+                for (const auto& l : rcpts) rcpt_replies.push_back(co_await command(l));
+        }
+
+        if (mail_reply.code != 250) {
+            if (caps_.pipelining && data_reply.code == 354) lose(fmt::format("{} accepted DATA after refusing MAIL", peer()));
+            co_return all(from_reply(mail_reply));
+        }
+        bool any = false;
+        for (std::size_t i = 0; i < recipients.size(); ++i) {
+            if (rcpt_replies[i].code == 250 || rcpt_replies[i].code == 251) {
+                any = true;
+                continue;
+            }
+            results[i] = from_reply(rcpt_replies[i]);
+            decided[i] = true;
+        }
+        if (!any) {
+            // Nothing accepted. A pipelined DATA the server took anyway is ended with an empty message,
+            // which it must refuse for having no recipients (RFC 2920 3.1).
+            if (caps_.pipelining && data_reply.code == 354) {
+                co_await write(".\r\n", settings_.command_timeout);
+                co_await read_reply(settings_.data_timeout);
+            }
+            co_return results;
+        }
+        if (!caps_.pipelining) data_reply = co_await command("DATA");
+        if (data_reply.code != 354) {
+            for (std::size_t i = 0; i < recipients.size(); ++i)
+                if (!decided[i]) results[i] = from_reply(data_reply);
+            co_return results;
+        }
+        co_await send_content(m);
+        const smtp::Reply final_reply = co_await read_reply(settings_.data_timeout);
+        dirty_ = false;
+        for (std::size_t i = 0; i < recipients.size(); ++i)
+            if (!decided[i]) results[i] = from_reply(final_reply);
+        co_return results;
+    } catch (const Lost& e) {
+        for (std::size_t i = 0; i < recipients.size(); ++i)
+            if (!decided[i]) results[i] = temporary_result("4.4.2", e.what());
+        co_return results;
+    }
+}
+
+// The content, dot-stuffed (RFC 5321 4.5.2) as it is read from the spool, then the end of data.
+asio::awaitable<void> SmtpClient::send_content(const OutboundMessage& m) {
+    std::string out;
+    out.reserve(kContentBlock + kContentBlock / 8);
+    char buf[kContentBlock];
+    bool line_start = true;
+    off_t offset = m.content_offset;
+    std::size_t left = m.content_length;
+    char last = '\n';
+    while (left > 0) {
+        const ssize_t n = ::pread(m.fd, buf, std::min(left, sizeof buf), offset);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) lose(fmt::format("cannot read spool file of {}: {}", m.queue_id, n < 0 ? std::strerror(errno) : "short file"));
+        for (ssize_t i = 0; i < n; ++i) {
+            if (line_start && buf[i] == '.') out += '.';
+            out += buf[i];
+            line_start = buf[i] == '\n';
+        }
+        last = buf[n - 1];
+        offset += n;
+        left -= static_cast<std::size_t>(n);
+        if (out.size() >= kContentBlock) {
+            co_await write(std::move(out), settings_.data_timeout);
+            out.clear();
+        }
+    }
+    if (last != '\n') out += "\r\n";   // BDAT content need not end with a line break; DATA's must
+    out += ".\r\n";
+    co_await write(std::move(out), settings_.data_timeout);
+}
+
+asio::awaitable<void> SmtpClient::quit() {
+    if (usable()) {
+        try {
+            co_await write("QUIT\r\n", settings_.command_timeout);
+            co_await read_reply(settings_.command_timeout);
+        } catch (const Lost&) {
+        }
+    }
+    broken_ = true;
+    error_code ignored;
+    if (tls_) {
+        // No close_notify wait: the mail is decided, and a peer that never answers must not hold us.
+        stream_.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+    }
+    stream_.next_layer().close(ignored);
+}
+
+}  // namespace ferry::delivery
