@@ -125,6 +125,7 @@ local = ["example.test"]
 # max_retry = "1h"             # longest wait between two attempts
 # lifetime = "5d"              # after this long in the queue a message bounces
 # delivery_workers = 2
+# active_limit = 20000         # messages scheduled in memory at once; the rest wait in the spool
 # sync = "filesystem"          # "filesystem": one syncfs per batch; "files": fsync each file and folder
 )toml";
 
@@ -341,7 +342,7 @@ constexpr std::string_view kDnsKeys[] = {"resolver", "timeout"};
 constexpr std::string_view kOutboundKeys[] = {"port",          "relay_host",      "relay_user",      "relay_password_file",
                                                "helo_name",     "connect_timeout", "command_timeout", "data_timeout",
                                                "max_connections", "max_connections_per_destination"};
-constexpr std::string_view kQueueKeys[] = {"min_retry", "max_retry", "lifetime", "delivery_workers", "sync"};
+constexpr std::string_view kQueueKeys[] = {"min_retry", "max_retry", "lifetime", "delivery_workers", "sync", "active_limit"};
 
 // ---------------------------------------------------------------------------------------------------------
 // The loader
@@ -764,6 +765,7 @@ void Loader::read_queue(const toml::table& root, Config& cfg) const {
     if (auto v = get_seconds(*t, "queue", "lifetime")) q.lifetime = *v;
     if (auto v = get_integer(*t, "queue", "delivery_workers", 1, kMaxDeliveryWorkers, "an integer 1-64"))
         q.delivery_workers = static_cast<std::size_t>(*v);
+    if (auto v = get_positive(*t, "queue", "active_limit")) q.active_limit = *v;
     if (auto v = get_string(*t, "queue", "sync")) {
         if (*v == "filesystem") q.sync = SyncMode::filesystem;
         else if (*v == "files") q.sync = SyncMode::files;

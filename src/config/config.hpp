@@ -78,6 +78,9 @@ struct QueueSettings {
     std::chrono::seconds max_retry{60 * 60};
     std::chrono::seconds lifetime{5 * 24 * 3600};
     std::size_t delivery_workers = 2;    // threads doing local delivery
+    // Messages the scheduler keeps in memory at once (Postfix's qmgr_message_active_limit); the rest wait on disk
+    // and are taken in as these leave, so the queue can be far larger than memory.
+    std::size_t active_limit = 20000;
     SyncMode sync = SyncMode::filesystem;
 };
 

@@ -16,6 +16,7 @@
 #include "queue/bounce.hpp"
 #include "smtp/dsn.hpp"
 #include "spool/envelope.hpp"
+#include "spool/queue_id.hpp"
 #include "util/fs.hpp"
 
 namespace ferry::queue {
@@ -28,6 +29,9 @@ namespace {
 // Messages one worker delivers together, sharing two syncs. Large enough to amortise a journal commit,
 // small enough that one slow mailbox does not hold many others back.
 constexpr std::size_t kDeliveryBatch = 64;
+
+// Shortest time between two reads of queue/ for messages left on disk (a read costs a stat per spool file).
+constexpr auto kScanInterval = std::chrono::seconds(5);
 
 // Reads the spool file head until the envelope's terminating empty line.
 std::optional<spool::ParsedEnvelope> read_envelope(int fd) {
@@ -161,9 +165,16 @@ void DeliveryQueue::stop() {
 void DeliveryQueue::submit(const std::string& queue_id, bool recovered) {
     {
         std::lock_guard lock(mutex_);
-        auto [it, inserted] = messages_.try_emplace(queue_id);
-        if (recovered) it->second.recovered = true;
-        if (!inserted) return;   // already queued
+        if (const auto known = messages_.find(queue_id); known != messages_.end()) {
+            if (recovered) known->second.recovered = true;
+            return;   // already queued
+        }
+        if (messages_.size() >= settings_.active_limit) {
+            on_disk_ = true;   // it is safe in the spool; the scan takes it in when there is room
+            return;
+        }
+        auto it = messages_.try_emplace(queue_id).first;
+        it->second.recovered = recovered;
         it->second.due = Clock::now();
         due_.emplace(it->second.due, queue_id);
     }
@@ -196,15 +207,20 @@ void DeliveryQueue::work() {
             continue;
         }
         if (stopping_) return;
-        if (due_.empty()) {
-            wake_.wait(lock);
+        const bool scan_wanted = on_disk_ && !scanning_ && messages_.size() <= settings_.active_limit / 2;
+        if (scan_wanted && Clock::now() >= next_scan_) {
+            take_in_from_disk(lock);
             continue;
         }
-        if (const auto next = due_.begin()->first; next > Clock::now()) {
-            // A copy: flush() and remove() erase entries of due_ while this waits.
-            wake_.wait_until(lock, next);
+        // A copy of the time, not a reference into due_: flush() and remove() erase entries while this waits.
+        auto next = due_.empty() ? Clock::time_point::max() : due_.begin()->first;
+        if (scan_wanted) next = std::min(next, next_scan_);
+        if (next > Clock::now()) {
+            if (next == Clock::time_point::max()) wake_.wait(lock);
+            else wake_.wait_until(lock, next);
             continue;
         }
+        if (due_.empty()) continue;
         // Take every due message up to the batch size: their copies share two syncs.
         batch.clear();
         recovered.clear();
@@ -581,6 +597,60 @@ DeliveryQueue::Outcome DeliveryQueue::finish(Attempt& a) {
     return Outcome::deferred;
 }
 
+// Reads queue/ for committed messages the scheduler does not hold and takes in as many as there is room for,
+// oldest first (queue ids sort by arrival). Called with the lock held; drops it for the directory read.
+void DeliveryQueue::take_in_from_disk(std::unique_lock<std::mutex>& lock) {
+    scanning_ = true;
+    on_disk_ = false;   // a message left out from now on sets it again
+    lock.unlock();
+    std::vector<std::string> ids;
+    std::error_code ec;
+    const auto now = fs::file_time_type::clock::now();
+    for (const auto& entry : fs::directory_iterator(spool_.queue_dir(), ec)) {
+        const std::string name = entry.path().filename().string();
+        if (!spool::is_queue_id(name)) continue;   // .done records and the like
+        // A file still being received or committed has no valid trailer yet, or has it only for an instant
+        // before its 250: wait until it is a few seconds old. It is in the spool either way; nothing is lost.
+        std::error_code e;
+        if (now - fs::last_write_time(entry.path(), e) < std::chrono::seconds(5) || e) {
+            ids.push_back("");   // looked at again by a later scan
+            continue;
+        }
+        const int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        const bool committed = spool::committed_length(fd).has_value();
+        ::close(fd);
+        if (committed) ids.push_back(name);
+    }
+    std::sort(ids.begin(), ids.end());
+    lock.lock();
+    std::size_t taken = 0;
+    bool left = false;
+    for (const auto& id : ids) {
+        if (id.empty()) {
+            left = true;
+            continue;
+        }
+        if (messages_.count(id)) continue;
+        if (messages_.size() >= settings_.active_limit) {
+            left = true;
+            continue;
+        }
+        MessageState& st = messages_[id];
+        // It may have been tried before a restart: its copies are looked for before new ones are written.
+        st.recovered = true;
+        st.due = Clock::now();
+        due_.emplace(st.due, id);
+        ++taken;
+    }
+    if (left) on_disk_ = true;
+    scanning_ = false;
+    next_scan_ = Clock::now() + kScanInterval;
+    if (taken) spdlog::info("queue: took in {} message(s) waiting in the spool{}", taken,
+                            on_disk_ ? "; more wait for room" : "");
+    wake_.notify_all();
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Operator commands
 
@@ -632,6 +702,11 @@ std::vector<QueuedMessage> DeliveryQueue::list() {
     for (const auto& [id, st] : states)
         if (auto m = describe(id, st)) out.push_back(std::move(*m));
     return out;
+}
+
+bool DeliveryQueue::more_on_disk() {
+    std::lock_guard lock(mutex_);
+    return on_disk_;
 }
 
 std::optional<QueuedMessage> DeliveryQueue::find(const std::string& id) {

@@ -34,6 +34,7 @@ struct QueueSettings {
     std::chrono::seconds max_retry{3600};
     std::chrono::seconds lifetime{5 * 24 * 3600};
     std::size_t workers = 2;
+    std::size_t active_limit = 20000;   // messages in memory at once; more wait on disk (see scan_spool)
 };
 
 // Backoff for the n-th retry (n >= 1): min_retry doubled each time, plus up to a quarter more by `spread` (0 to 1,
@@ -73,6 +74,7 @@ public:
 
     // Operator commands (`ferry queue`), thread-safe.
     std::vector<QueuedMessage> list();
+    bool more_on_disk();   // messages wait in the spool beyond the active limit (not in list())
     std::optional<QueuedMessage> find(const std::string& queue_id);
     std::size_t flush(const std::string& queue_id);   // "" = every message; returns how many are now due
     bool remove(const std::string& queue_id);          // without a bounce; false when there is no such message
@@ -102,6 +104,7 @@ private:
     void send_remote(std::unique_ptr<Attempt> attempt);
     void settle(const std::string& id, Outcome outcome, std::map<std::string, std::string> errors);
     void erase_due(const std::string& id);
+    void take_in_from_disk(std::unique_lock<std::mutex>& lock);
     std::optional<QueuedMessage> describe(const std::string& id, const MessageState& state);
 
     spool::Spool& spool_;
@@ -117,6 +120,11 @@ private:
     std::deque<std::string> returned_;                       // of those, the ones whose every job came back
     std::mt19937 random_{std::random_device{}()};             // retry spread; guarded by mutex_
     bool stopping_ = false;
+    // Messages were left on disk because the active set was full: a worker scans the spool for them once the
+    // active set has room (at most half full), oldest first.
+    bool on_disk_ = false;
+    bool scanning_ = false;
+    Clock::time_point next_scan_{};
     std::vector<std::thread> workers_;
 };
 

@@ -99,7 +99,11 @@ std::string ControlSocket::answer(const std::string& request) {
     spdlog::info("control: {}", request);
     if (verb == "list") {
         const auto messages = queue_.list();
-        return "ok\n" + (arg == "json" ? queue::format_queue_json(messages, now) : queue::format_queue_text(messages, now));
+        if (arg == "json") return "ok\n" + queue::format_queue_json(messages, now);
+        std::string text = queue::format_queue_text(messages, now);
+        if (queue_.more_on_disk())
+            text += "-- and more in the spool, waiting for room among the scheduled messages ([queue] active_limit)\n";
+        return "ok\n" + text;
     }
     if (verb == "show" && !arg.empty()) {
         const auto m = queue_.find(arg);

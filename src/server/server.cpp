@@ -52,6 +52,7 @@ queue::QueueSettings queue_settings(const config::Config& c) {
     q.max_retry = c.queue.max_retry;
     q.lifetime = c.queue.lifetime;
     q.workers = c.queue.delivery_workers;
+    q.active_limit = c.queue.active_limit;
     return q;
 }
 
