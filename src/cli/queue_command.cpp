@@ -18,6 +18,7 @@ namespace {
 constexpr int kNotFound = 1;
 constexpr int kUsage = 2;
 constexpr int kTempFail = 75;
+constexpr int kNoPermission = 77;   // EX_NOPERM
 }  // namespace
 
 int run_queue_command(const std::string& action, const std::string& id, bool json, const std::string& config_file) {
@@ -55,11 +56,16 @@ int run_queue_command(const std::string& action, const std::string& id, bool jso
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        std::cerr << "ferry queue: no server is running for " << cfg.data_dir.string() << " (cannot connect to "
-                  << socket_name << ": " << std::strerror(errno) << ")\n";
+        const int err = errno;
+        if (err == EACCES || err == EPERM)
+            std::cerr << "ferry queue: " << socket_name << ": " << std::strerror(err)
+                      << " (only root and the server's own account may use it)\n";
+        else
+            std::cerr << "ferry queue: no server is running for " << cfg.data_dir.string() << " (cannot connect to "
+                      << socket_name << ": " << std::strerror(err) << ")\n";
         ::close(fd);
         ::close(dir_fd);
-        return kTempFail;
+        return err == EACCES || err == EPERM ? kNoPermission : kTempFail;
     }
     ::close(dir_fd);
     request += "\n";

@@ -42,6 +42,8 @@ import threading
 import time
 from pathlib import Path
 
+from ferrytest import free_port
+
 POSTFIX = "/usr/sbin/postfix"
 DAEMON_DIR = "/usr/lib/postfix/sbin"
 MAIL_OWNER = "postfix"
@@ -75,12 +77,6 @@ def make_base_dir(prefix="ferry-postfix-"):
     d = Path(tempfile.mkdtemp(prefix=prefix))
     d.chmod(0o711)
     return d
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- processes (by PID, never by name)

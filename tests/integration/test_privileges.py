@@ -110,6 +110,15 @@ def test_root_binds_then_runs_as_user(base):
     assert reply.is_(250, "2.1.5"), reply
     assert "Permission denied" not in srv.log
 
+    # The control socket belongs to the account, mode 0600: root may use `ferry queue`, another user may not.
+    sock = srv.data_dir / "control.sock"
+    assert sock.stat().st_uid == account.pw_uid and sock.stat().st_mode & 0o777 == 0o600
+    assert srv.queue_cli("list").returncode == 0
+    other = subprocess.run(["su", "-s", "/bin/sh", "nobody", "-c",
+                            f"{ferry_bin()} queue list --config {srv.config}"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    assert other.returncode == 77, (other.returncode, other.stderr)
+
 
 def test_symlink_in_data_dir_does_not_give_away_its_target(base):
     """The ownership walk never follows links: a link planted in data_dir leaves its target root's."""
