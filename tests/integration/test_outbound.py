@@ -717,3 +717,30 @@ def test_smarthost_credentials_never_go_in_plaintext(dns, make_peer, ferry, tmp_
     srv.wait_log(log_rx(qid, "carol@smart.example.org", "(deferred|bounced)"), timeout=WAIT)
     assert peer.connections >= 1
     assert peer.commands("AUTH") == [] and peer.commands("MAIL") == [], peer.describe()
+
+
+# ---------------------------------------------------------------- success reports (NOTIFY=SUCCESS)
+
+def test_notify_success_reports_delivered_locally_and_relayed_to_a_server_without_dsn(dns, peer, ferry):
+    peer.ehlo_caps = [c for c in DEFAULT_CAPS if c != "DSN"]
+    srv = sender_server(ferry, dns, peer.port)
+    qid = submit(srv, ["bob@example.test", "carol@example.org"], rcpt_params="NOTIFY=SUCCESS",
+                 subject="tell me it arrived")
+    wait_peer(peer, srv, 1)
+    srv.wait_mail("bob")
+    srv.wait_log(rf"notify id={qid} dsn=\S+ to=<{ALICE}> recipients=2 \(success\)", timeout=WAIT)
+    [dsn] = wait_dsn(srv)
+    assert dsn.final_recipients() == ["bob@example.test", "carol@example.org"]
+    assert str(dsn.recipient("bob@example.test")["Action"]).strip().lower() == "delivered"
+    assert str(dsn.recipient("carol@example.org")["Action"]).strip().lower() == "relayed"
+    for block in dsn.recipients:
+        assert status_of(block).startswith("2."), str(block)
+
+
+def test_notify_success_to_a_server_with_dsn_is_left_to_that_server(dns, peer, ferry):
+    srv = sender_server(ferry, dns, peer.port)   # the peer offers DSN
+    qid = submit(srv, "carol@example.org", rcpt_params="NOTIFY=SUCCESS", subject="it reports")
+    [m] = wait_peer(peer, srv, 1)
+    assert "NOTIFY=SUCCESS" in m.session.rcpt_lines[0], m.session.rcpt_lines
+    srv.wait_log(delivered_rx(qid, "carol@example.org"), timeout=5)
+    assert_no_dsn(srv, qid)
