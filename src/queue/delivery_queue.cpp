@@ -254,8 +254,15 @@ void DeliveryQueue::settle(const std::string& id, Outcome outcome, std::map<std:
     const auto it = messages_.find(id);
     if (it == messages_.end()) return;
     MessageState& st = it->second;
-    if (outcome == Outcome::done || st.deleted) {
+    if (outcome == Outcome::done) {
         messages_.erase(it);
+        return;
+    }
+    if (st.deleted) {   // `ferry queue delete` came while finish() was recording this attempt
+        messages_.erase(it);
+        spool_.remove(id);
+        ::unlink((spool_.queue_file(id).string() + ".done").c_str());
+        spdlog::info("removed id={} (deleted by the operator)", id);
         return;
     }
     st.in_flight = false;
