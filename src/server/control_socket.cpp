@@ -31,8 +31,8 @@ std::string control_socket_path(const std::filesystem::path& data_dir, int& dir_
     return fmt::format("/proc/self/fd/{}/control.sock", dir_fd);
 }
 
-ControlSocket::ControlSocket(asio::io_context& io, queue::DeliveryQueue& queue)
-    : io_(io), queue_(queue), acceptor_(io) {}
+ControlSocket::ControlSocket(asio::io_context& io, asio::any_io_executor work, queue::DeliveryQueue& queue)
+    : io_(io), work_(std::move(work)), queue_(queue), acceptor_(io) {}
 
 ControlSocket::~ControlSocket() {
     if (dir_fd_ >= 0) ::close(dir_fd_);
@@ -85,8 +85,11 @@ asio::awaitable<void> ControlSocket::serve(local::socket socket) {
     if (ec) co_return;
     request.resize(n - 1);
     if (!request.empty() && request.back() == '\r') request.pop_back();
-    // The commands read spool files: a few milliseconds per thousand messages, on this thread like the sessions.
+    // The commands read spool files (a list reads one per scheduled message): done on the worker pool, then
+    // back to the I/O thread for the socket.
+    co_await asio::post(work_, asio::use_awaitable);
     const std::string reply = answer(request);
+    co_await asio::post(io_, asio::use_awaitable);
     co_await asio::async_write(socket, asio::buffer(reply), asio::as_tuple(asio::use_awaitable));
     deadline.cancel();
 }

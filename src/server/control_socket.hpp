@@ -22,7 +22,8 @@ std::string control_socket_path(const std::filesystem::path& data_dir, int& dir_
 
 class ControlSocket {
 public:
-    ControlSocket(boost::asio::io_context& io, queue::DeliveryQueue& queue);
+    // `work` runs the requests, which read spool files: off the I/O thread, so sessions do not wait for a list.
+    ControlSocket(boost::asio::io_context& io, boost::asio::any_io_executor work, queue::DeliveryQueue& queue);
     ~ControlSocket();
     void start(const std::filesystem::path& data_dir);   // throws std::runtime_error
     void close();
@@ -33,6 +34,7 @@ private:
     std::string answer(const std::string& request);
 
     boost::asio::io_context& io_;
+    boost::asio::any_io_executor work_;
     queue::DeliveryQueue& queue_;
     boost::asio::local::stream_protocol::acceptor acceptor_;
     int dir_fd_ = -1;

@@ -66,7 +66,7 @@ public:
           router_(directory_),
           outbound_(*config_),
           queue_(spool_, router_, &outbound_, queue_settings(*config_)),
-          control_(io_, queue_),
+          control_(io_, auth_pool_.get_executor(), queue_),
           limits_(config_->limits.connections, config_->limits.connections_per_ip),
           services_{io_, directory_, spool_, committer_, queue_, limits_, {}, nullptr, auth_pool_, {}},
           signals_(io_, SIGTERM, SIGINT, SIGHUP) {}
