@@ -252,10 +252,14 @@ asio::awaitable<void> Outbound::run_connection(std::string key) {
                 job->done(std::move(results));
             }
             co_await client.quit();
+            // The session served what it could. Jobs that came meanwhile get a connection of their own (Release);
+            // only a job cut off midway goes on to the next host.
+            if (!current) co_return;
         }
     }
     if (stopping_) co_return;
-    // Every host tried: what is left waits for the next attempt, with the last host's error.
+    // Every host tried without a session that ended well: what is left waits for the next attempt, with the
+    // last host's error.
     if (current) current->done(std::vector<DeliveryResult>(current->recipients.size(), last));
     fail_waiting(d, last);
 }

@@ -744,3 +744,17 @@ def test_notify_success_to_a_server_with_dsn_is_left_to_that_server(dns, peer, f
     assert "NOTIFY=SUCCESS" in m.session.rcpt_lines[0], m.session.rcpt_lines
     srv.wait_log(delivered_rx(qid, "carol@example.org"), timeout=5)
     assert_no_dsn(srv, qid)
+
+
+def test_messages_arriving_while_connections_close_all_go_in_the_first_attempt(dns, peer, ferry):
+    """Jobs that reach a destination while its connections are finishing get a connection of their own; they
+    are not deferred (with min_retry at 1h a deferral would show as a missing message)."""
+    import concurrent.futures
+    peer.delay = {"QUIT": 0.4}   # a connection out of jobs lingers in QUIT while new ones arrive
+    srv = sender_server(ferry, dns, peer.port, queue={"min_retry": "1h", "max_retry": "2h"},
+                        outbound={"max_connections_per_destination": 3})
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        qids = list(pool.map(lambda i: submit(srv, f"c{i}@example.org", subject=f"burst {i}"), range(36)))
+    msgs = wait_peer(peer, srv, len(qids), timeout=WAIT)
+    assert sorted(header_value(m.data, "Subject") for m in msgs) == sorted(f"burst {i}" for i in range(36))
+    assert "status=deferred" not in srv.log, [l for l in srv.log.splitlines() if "deferred" in l][:3]
