@@ -12,6 +12,7 @@
 
 #include "config/config.hpp"
 #include "dns/answer.hpp"
+#include "dns/lookup.hpp"
 
 struct ub_ctx;
 struct ub_result;
@@ -22,20 +23,22 @@ namespace asio = boost::asio;
 
 // Record types asked for (RFC 1035, RFC 3596).
 inline constexpr int kTypeA = 1;
+inline constexpr int kTypePtr = 12;
 inline constexpr int kTypeMx = 15;
+inline constexpr int kTypeTxt = 16;
 inline constexpr int kTypeAaaa = 28;
 
-class Resolver {
+class Resolver : public Lookup {
 public:
     // `[dns] resolver` set: every query goes to that server (recursion desired), loopback included; unset: the
     // servers of /etc/resolv.conf. Throws std::runtime_error when libunbound refuses the settings.
     Resolver(asio::any_io_executor executor, const config::DnsSettings& settings);
-    ~Resolver();
+    ~Resolver() override;
     Resolver(const Resolver&) = delete;
     Resolver& operator=(const Resolver&) = delete;
 
     // One lookup, bounded by `[dns] timeout` (then Status::temporary). Call from the executor's thread.
-    asio::awaitable<Answer> query(std::string name, int type);
+    asio::awaitable<Answer> query(std::string name, int type) override;
 
     // Ends every lookup in flight now, as temporary failures (shutting down). Call from the executor's thread.
     void cancel_all();

@@ -55,4 +55,45 @@ std::optional<std::string> address_text(int family, std::string_view rdata, std:
 std::optional<std::string> parse_a(std::string_view rdata) { return address_text(AF_INET, rdata, 4); }
 std::optional<std::string> parse_aaaa(std::string_view rdata) { return address_text(AF_INET6, rdata, 16); }
 
+std::optional<std::string> parse_txt(std::string_view rdata) {
+    if (rdata.empty()) return std::nullopt;
+    std::string text;
+    std::size_t at = 0;
+    while (at < rdata.size()) {
+        const auto len = static_cast<unsigned char>(rdata[at++]);
+        if (at + len > rdata.size()) return std::nullopt;
+        text.append(rdata.substr(at, len));
+        at += len;
+    }
+    return text;
+}
+
+std::optional<std::string> parse_ptr(std::string_view rdata) {
+    std::size_t pos = 0;
+    auto name = read_name(rdata, pos);
+    if (!name || pos != rdata.size()) return std::nullopt;
+    return name;
+}
+
+std::optional<std::string> reverse_name(std::string_view address) {
+    const std::string text(address);
+    unsigned char bytes[16];
+    if (::inet_pton(AF_INET, text.c_str(), bytes) == 1) {
+        return std::to_string(bytes[3]) + "." + std::to_string(bytes[2]) + "." + std::to_string(bytes[1]) + "." +
+               std::to_string(bytes[0]) + ".in-addr.arpa";
+    }
+    if (::inet_pton(AF_INET6, text.c_str(), bytes) == 1) {
+        static constexpr char kHex[] = "0123456789abcdef";
+        std::string name;
+        for (int i = 15; i >= 0; --i) {
+            name += kHex[bytes[i] & 0x0f];
+            name += '.';
+            name += kHex[bytes[i] >> 4];
+            name += '.';
+        }
+        return name + "ip6.arpa";
+    }
+    return std::nullopt;
+}
+
 }  // namespace ferry::dns

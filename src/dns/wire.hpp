@@ -26,4 +26,16 @@ std::optional<MxRecord> parse_mx(std::string_view rdata);
 std::optional<std::string> parse_a(std::string_view rdata);
 std::optional<std::string> parse_aaaa(std::string_view rdata);
 
+// TXT rdata (RFC 1035 3.3.14): one or more <character-string>s (a length octet, then that many octets),
+// joined without separators, as RFC 7208 3.3 and RFC 6376 3.6.2.2 read them. nullopt when a string runs past
+// the end or there is none.
+std::optional<std::string> parse_txt(std::string_view rdata);
+
+// PTR rdata (RFC 1035 3.3.12): one name, nothing after it.
+std::optional<std::string> parse_ptr(std::string_view rdata);
+
+// The name to ask PTR for, for an IPv4 or IPv6 address in text ("192.0.2.1" -> "1.2.0.192.in-addr.arpa",
+// RFC 1035 3.5; IPv6 nibbles under ip6.arpa, RFC 3596 2.5). nullopt for text that is not an address.
+std::optional<std::string> reverse_name(std::string_view address);
+
 }  // namespace ferry::dns

@@ -34,6 +34,30 @@ std::string_view header_section(std::string_view message) {
     return message;
 }
 
+std::vector<RawField> header_fields(std::string_view header) {
+    std::vector<RawField> fields;
+    std::size_t pos = 0;
+    while (pos < header.size()) {
+        std::size_t end = header.find('\n', pos);
+        end = end == std::string_view::npos ? header.size() : end + 1;
+        while (end < header.size() && is_wsp(header[end])) {   // continuation lines belong to this field
+            const std::size_t e = header.find('\n', end);
+            end = e == std::string_view::npos ? header.size() : e + 1;
+        }
+        const std::string_view raw = header.substr(pos, end - pos);
+        std::string_view name;
+        const auto colon = raw.find(':');
+        const auto eol = raw.find('\n');
+        if (!raw.empty() && !is_wsp(raw.front()) && colon != std::string_view::npos && colon < eol) {
+            name = raw.substr(0, colon);
+            while (!name.empty() && is_wsp(name.back())) name.remove_suffix(1);
+        }
+        fields.push_back(RawField{name, raw});
+        pos = end;
+    }
+    return fields;
+}
+
 std::optional<std::string> header_field(std::string_view header, std::string_view name) {
     const std::string want = util::ascii_lower(name);
     std::size_t pos = 0;

@@ -13,6 +13,18 @@ namespace ferry::mime {
 // it when there is no body.
 std::string_view header_section(std::string_view message);
 
+// One header field as it appears: its name (as written, without trailing WSP before the colon) and every
+// octet of it, continuation lines and the final line break included. DKIM signs fields in this raw form.
+struct RawField {
+    std::string_view name;
+    std::string_view raw;
+};
+
+// The fields of a header section, in order. A line that is neither a field ("Name:") nor the continuation of
+// one (starting with WSP) is returned as a field with an empty name, so nothing is silently dropped; so is a
+// continuation line before any field.
+std::vector<RawField> header_fields(std::string_view header);
+
 // The value of the first field named `name` (case-insensitive), unfolded (CRLF before WSP removed), without
 // the leading whitespace; nullopt when there is no such field.
 std::optional<std::string> header_field(std::string_view header, std::string_view name);

@@ -140,3 +140,23 @@ TEST(MxPlan, DuplicatesDroppedAndListCapped) {
 }
 
 }  // namespace
+
+TEST(DnsWire, TxtJoinsCharacterStrings) {
+    EXPECT_EQ(parse_txt(std::string("\x05v=spf\x06""1 -all", 13)), "v=spf1 -all");
+    EXPECT_EQ(parse_txt(std::string("\x00", 1)), "");
+    EXPECT_FALSE(parse_txt(""));
+    EXPECT_FALSE(parse_txt("\x05v=sp"));   // runs past the end
+}
+
+TEST(DnsWire, PtrIsOneName) {
+    EXPECT_EQ(parse_ptr(wire_name({"mail", "Example", "org"})), "mail.example.org");
+    EXPECT_FALSE(parse_ptr(wire_name({"mail"}) + "x"));
+}
+
+TEST(DnsWire, ReverseNames) {
+    EXPECT_EQ(reverse_name("192.0.2.10"), "10.2.0.192.in-addr.arpa");
+    EXPECT_EQ(reverse_name("2001:db8::1"),
+              "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+    EXPECT_FALSE(reverse_name("example.org"));
+    EXPECT_FALSE(reverse_name("192.0.2"));
+}

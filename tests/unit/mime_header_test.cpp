@@ -7,6 +7,20 @@ using Addrs = std::vector<std::string>;
 
 namespace {
 
+TEST(MimeHeader, FieldsKeepTheirRawForm) {
+    const auto f = header_fields("From: a@b\r\nSubject : hi\r\n there\r\n\tagain\r\nnot a field\r\nX:1");
+    ASSERT_EQ(f.size(), 4u);
+    EXPECT_EQ(f[0].name, "From");
+    EXPECT_EQ(f[0].raw, "From: a@b\r\n");
+    EXPECT_EQ(f[1].name, "Subject");
+    EXPECT_EQ(f[1].raw, "Subject : hi\r\n there\r\n\tagain\r\n");
+    EXPECT_EQ(f[2].name, "");
+    EXPECT_EQ(f[2].raw, "not a field\r\n");
+    EXPECT_EQ(f[3].name, "X");
+    EXPECT_EQ(f[3].raw, "X:1");
+    EXPECT_TRUE(header_fields("").empty());
+}
+
 TEST(MimeHeader, SectionEndsAtTheFirstEmptyLine) {
     EXPECT_EQ(header_section("A: 1\r\nB: 2\r\n\r\nbody\r\n\r\n"), "A: 1\r\nB: 2\r\n");
     EXPECT_EQ(header_section("A: 1\nB: 2\n\nbody"), "A: 1\nB: 2\n");
