@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target in BUILD_DIR for SECONDS each, on a scratch copy of its seed corpus (the committed
 # corpus under tests/fuzz/corpus/ never grows). Crashing inputs land in BUILD_DIR/fuzz/artifacts/<target>/.
-# Exits non-zero when any target fails. Used by `make fuzz`; targets may be named to run only those.
+# A target's dictionary is dict/<name without fuzz_>.dict, or the one named below. Exits non-zero when any target
+# fails. Used by `make fuzz`; targets may be named to run only those.
 #   tests/fuzz/run_fuzzers.sh BUILD_DIR SECONDS [target...]
 set -uo pipefail
 
@@ -10,8 +11,9 @@ seconds=${2:?usage: run_fuzzers.sh BUILD_DIR SECONDS [target...]}
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_command fuzz_address fuzz_content_decoder fuzz_session fuzz_config fuzz_envelope fuzz_header
-                                   fuzz_sasl fuzz_dns fuzz_server_reply fuzz_dsn)
+if [ ${#targets[@]} -eq 0 ]; then   # every tests/fuzz/fuzz_*.cpp is a target
+  for source in "$here"/fuzz_*.cpp; do targets+=("$(basename "$source" .cpp)"); done
+fi
 
 declare -A dict=([fuzz_command]=smtp [fuzz_session]=smtp [fuzz_address]=address
                  [fuzz_content_decoder]=content_decoder [fuzz_config]=config [fuzz_envelope]=envelope [fuzz_header]=header
@@ -39,7 +41,8 @@ for t in "${targets[@]}"; do
   cp "$here/corpus/$t/"* "$corpus/"
   args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
         -artifact_prefix="$artifacts")
-  [ -n "${dict[$t]:-}" ] && args+=(-dict="$here/dict/${dict[$t]}.dict")
+  d=${dict[$t]:-${t#fuzz_}}
+  [ -f "$here/dict/$d.dict" ] && args+=(-dict="$here/dict/$d.dict")
   echo "== $t: ${seconds}s (log: $log)"
   "$bin" "${args[@]}" "$corpus" >"$log" 2>&1
   rc=$?
