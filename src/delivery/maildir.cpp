@@ -48,6 +48,18 @@ bool ensure_maildir(const fs::path& dir, std::string& why) {
             return false;
         }
     }
+    // A Maildir++ folder (".Junk" inside a mailbox): its mailbox must be a Maildir too, and Dovecot marks
+    // folders with an empty "maildirfolder" file.
+    if (dir.filename().string().starts_with(".")) {
+        if (!ensure_maildir(dir.parent_path(), why)) return false;
+        const fs::path marker = dir / "maildirfolder";
+        const int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            why = fmt::format("cannot create {}: {}", marker.string(), std::strerror(errno));
+            return false;
+        }
+        ::close(fd);
+    }
     return true;
 }
 
@@ -74,6 +86,10 @@ bool maildir_has(const fs::path& maildir, std::string_view name) {
             return true;
     }
     return false;
+}
+
+fs::path maildir_folder(const fs::path& maildir, std::string_view folder) {
+    return folder.empty() ? maildir : maildir / ("." + std::string(folder));
 }
 
 fs::path maildir_path(const fs::path& mail_root, std::string_view domain, std::string_view local) {

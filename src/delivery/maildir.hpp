@@ -26,6 +26,10 @@ struct MaildirFile {
 std::filesystem::path maildir_path(const std::filesystem::path& mail_root, std::string_view domain,
                                    std::string_view local);
 
+// A Maildir++ folder of a mailbox, as Dovecot lays them out: "Junk" is maildir/.Junk/ (itself a Maildir);
+// "" is the mailbox itself (the inbox). `folder` is a plain name, never a path.
+std::filesystem::path maildir_folder(const std::filesystem::path& maildir, std::string_view folder);
+
 // The file name of a message's copy in a mailbox: "<arrival>.<queue id>.<host>,S=<size>". The same for every
 // attempt (a message has one copy per mailbox), so an attempt repeated after a crash, between the copy landing
 // in new/ and that being recorded in the spool, finds the copy instead of making a second one.

@@ -308,9 +308,10 @@ asio::awaitable<std::vector<DeliveryResult>> SmtpClient::send(const OutboundMess
                                                               const std::vector<OutboundRecipient>& recipients) {
     auto all = [&](const DeliveryResult& r) { return std::vector<DeliveryResult>(recipients.size(), r); };
     // What the message needs that the server must offer; refused here, before MAIL, as Postfix does.
-    if (caps_.size && m.content_length > *caps_.size)
+    const std::size_t size = m.prefix.size() + m.content_length;
+    if (caps_.size && size > *caps_.size)
         co_return all(permanent_result("5.3.4", fmt::format("message size {} exceeds the limit of {} ({})",
-                                                            m.content_length, *caps_.size, peer())));
+                                                            size, *caps_.size, peer())));
     if (m.smtputf8 && !caps_.smtputf8)
         co_return all(permanent_result("5.6.7", fmt::format("the message needs SMTPUTF8, which {} does not offer", peer())));
     const bool send_8bit = m.body_8bit && caps_.eight_bit_mime;
@@ -327,7 +328,7 @@ asio::awaitable<std::vector<DeliveryResult>> SmtpClient::send(const OutboundMess
         }
         dirty_ = true;
         std::string mail = fmt::format("MAIL FROM:<{}>", m.sender);
-        if (caps_.size) mail += fmt::format(" SIZE={}", m.content_length);
+        if (caps_.size) mail += fmt::format(" SIZE={}", size);
         if (send_8bit) mail += " BODY=8BITMIME";
         if (m.smtputf8) mail += " SMTPUTF8";
         if (caps_.dsn) {
@@ -404,8 +405,9 @@ asio::awaitable<std::vector<DeliveryResult>> SmtpClient::send(const OutboundMess
 
 // The content, dot-stuffed (RFC 5321 4.5.2) as it is read from the spool, then the end of data.
 asio::awaitable<void> SmtpClient::send_content(const OutboundMessage& m) {
-    std::string out;
-    out.reserve(kContentBlock + kContentBlock / 8);
+    // The prefix is header fields Ferry wrote: no line of it starts with '.', so it needs no stuffing.
+    std::string out = m.prefix;
+    out.reserve(out.size() + kContentBlock + kContentBlock / 8);
     char buf[kContentBlock];
     bool line_start = true;
     off_t offset = m.content_offset;

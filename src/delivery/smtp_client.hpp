@@ -38,6 +38,7 @@ struct OutboundMessage {
     int fd = -1;                      // the spool file; the content is [content_offset, + content_length)
     off_t content_offset = 0;
     std::size_t content_length = 0;
+    std::string prefix;               // header fields sent before the content (spool addendum: A-R, DKIM-Signature)
     std::string sender;               // "" is the null reverse-path
     bool smtputf8 = false;            // received with SMTPUTF8: the next hop must offer it too (RFC 6531 3.4)
     bool body_8bit = false;           // received with BODY=8BITMIME

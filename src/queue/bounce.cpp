@@ -75,6 +75,7 @@ std::optional<std::string> write_dsn(spool::Spool& spool, const std::string& hos
         const mime::DsnMessage dsn = mime::build_dsn(report);
         spool::MessageWriter writer(spool, envelope);
         std::error_code ec = writer.append(dsn.head);
+        if (!ec && !m.prefix.empty()) ec = writer.append(m.prefix);
         if (report.return_headers_only) {
             const auto prefix = read_prefix(m.fd, m.content_offset, std::min(m.content_length, kMaxReturnedHeaders));
             if (!prefix) throw std::runtime_error("cannot read the original message");

@@ -20,6 +20,7 @@ struct ReportedMessage {
     int fd;                        // its spool file
     off_t content_offset;
     std::size_t content_length;
+    std::string_view prefix;       // header fields Ferry put before the content (the spool addendum's)
 };
 
 // A failure DSN returns the whole message up to this size unless RET=HDRS; past it only the header section

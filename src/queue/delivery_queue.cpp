@@ -33,21 +33,6 @@ constexpr std::size_t kDeliveryBatch = 64;
 // Shortest time between two reads of queue/ for messages left on disk (a read costs a stat per spool file).
 constexpr auto kScanInterval = std::chrono::seconds(5);
 
-// Reads the spool file head until the envelope's terminating empty line.
-std::optional<spool::ParsedEnvelope> read_envelope(int fd) {
-    std::string head;
-    char buf[16384];
-    off_t off = 0;
-    for (;;) {
-        const ssize_t n = ::pread(fd, buf, sizeof buf, off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return std::nullopt;
-        head.append(buf, static_cast<std::size_t>(n));
-        off += n;
-        if (head.find("\n\n") != std::string::npos) return spool::parse_envelope(head);
-    }
-}
-
 // queue/<id>.done: what is final, so a retry or a restart does not deliver twice. One line each: "rcpt" (the
 // recipient is final) or "rcpt>destination" (one of its copies is). Lines starting with a tab record a deferral,
 // "\t<attempt>\t<rcpt>\t<reason>", so the backoff and the last error survive a restart; an address never holds
@@ -127,6 +112,7 @@ struct DeliveryQueue::Attempt {
     spool::Envelope envelope;
     off_t content_offset = 0;
     std::size_t content_length = 0;
+    spool::Addendum addendum;   // header fields to put first, the folder for local copies
     std::time_t age = 0;
     bool expired = false;
     bool usable = false;      // envelope read; otherwise kept untouched (keep) or gone
@@ -310,9 +296,8 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
             attempts.push_back(std::move(a));
             continue;
         }
-        const auto parsed = read_envelope(a->fd);
-        const auto length = spool::committed_length(a->fd);
-        if (!parsed || !length || *length < parsed->content_offset) {
+        auto stored = spool::read_stored_message(a->fd);
+        if (!stored) {
             // Unreadable spool files are kept for the operator, never delivered half-understood.
             spdlog::error("delivery id={} spool file has no valid envelope or trailer; left in {}", id, file.string());
             a->keep = true;
@@ -320,9 +305,10 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
             continue;
         }
         a->usable = true;
-        a->envelope = parsed->envelope;
-        a->content_offset = static_cast<off_t>(parsed->content_offset);
-        a->content_length = static_cast<std::size_t>(*length - parsed->content_offset);
+        a->envelope = std::move(stored->envelope);
+        a->content_offset = stored->content_offset;
+        a->content_length = stored->content_length;
+        a->addendum = std::move(stored->addendum);
         a->record = read_done(file.string() + ".done");
         if (a->record.attempts > prior_attempts[qi]) {
             std::lock_guard lock(mutex_);   // a restart: the backoff goes on from where it was
@@ -351,8 +337,10 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
                 a->legs.push_back(Leg{ri, dest.address, false});
                 Copy c{ai, a->legs.size() - 1, {}, true, {}, false};
                 const std::string headers =
-                    fmt::format("Return-Path: <{}>\r\nDelivered-To: {}\r\n", a->envelope.sender, dest.address);
-                const fs::path maildir = delivery::maildir_path(settings_.mail_root, dest.domain, dest.local);
+                    fmt::format("Return-Path: <{}>\r\nDelivered-To: {}\r\n", a->envelope.sender, dest.address) +
+                    a->addendum.headers;
+                const fs::path maildir = delivery::maildir_folder(
+                    delivery::maildir_path(settings_.mail_root, dest.domain, dest.local), a->addendum.folder);
                 const std::string name = delivery::maildir_name(id, a->envelope.arrival, settings_.hostname,
                                                                 headers.size() + a->content_length);
                 if (recovered[qi] && delivery::maildir_has(maildir, name)) {
@@ -454,7 +442,7 @@ void DeliveryQueue::send_remote(std::unique_ptr<Attempt> a) {
         delivery::RemoteJob job;
         job.destination = domain;
         const spool::Envelope& e = a->envelope;
-        job.message = delivery::OutboundMessage{a->id, ::dup(a->fd), a->content_offset, a->content_length,
+        job.message = delivery::OutboundMessage{a->id, ::dup(a->fd), a->content_offset, a->content_length, a->addendum.headers,
                                                 e.sender, e.smtputf8, e.body_8bit, e.ret, e.envid};
         for (const std::size_t li : legs) {
             const Leg& leg = a->legs[li];
@@ -564,7 +552,7 @@ DeliveryQueue::Outcome DeliveryQueue::finish(Attempt& a) {
     }
 
     bool deferred = std::any_of(pending.begin(), pending.end(), [](bool p) { return p; });
-    const ReportedMessage reported{e, a.fd, a.content_offset, a.content_length};
+    const ReportedMessage reported{e, a.fd, a.content_offset, a.content_length, a.addendum.headers};
     if (!failed.empty()) {
         if (e.sender.empty()) {
             spdlog::info("bounce id={} not sent: the sender is <> (a bounce is never answered)", a.id);
@@ -673,17 +661,16 @@ std::optional<QueuedMessage> DeliveryQueue::describe(const std::string& id, cons
     const fs::path file = spool_.queue_file(id);
     const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return std::nullopt;
-    const auto parsed = read_envelope(fd);
-    const auto length = spool::committed_length(fd);
+    const auto stored = spool::read_stored_message(fd);
     ::close(fd);
-    if (!parsed) return std::nullopt;
+    if (!stored) return std::nullopt;
     QueuedMessage m;
     m.id = id;
-    m.arrival = parsed->envelope.arrival;
-    m.sender = parsed->envelope.sender;
-    m.size = length && *length >= parsed->content_offset ? *length - parsed->content_offset : 0;
+    m.arrival = stored->envelope.arrival;
+    m.sender = stored->envelope.sender;
+    m.size = stored->addendum.headers.size() + stored->content_length;
     const DoneRecord record = read_done(file.string() + ".done");
-    for (const auto& rcpt : parsed->envelope.recipients) {
+    for (const auto& rcpt : stored->envelope.recipients) {
         if (record.done.count(rcpt)) continue;
         QueuedRecipient r;
         r.address = rcpt;
@@ -769,15 +756,19 @@ std::string DeliveryQueue::message_headers(const std::string& id) {
     constexpr std::size_t kMaxShown = 64 * 1024;
     const int fd = ::open(spool_.queue_file(id).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return "";
-    std::string text(kMaxShown, '\0');
-    const ssize_t n = ::pread(fd, text.data(), text.size(), 0);
+    const auto stored = spool::read_stored_message(fd);
+    std::string text;
+    if (stored) {
+        text = spool::serialize_envelope(stored->envelope) + stored->addendum.headers;
+        std::string content(std::min(kMaxShown, stored->content_length), '\0');
+        const ssize_t n = ::pread(fd, content.data(), content.size(), stored->content_offset);
+        content.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+        // The header section ends with an empty line.
+        const auto headers_end = content.find("\r\n\r\n");
+        if (headers_end != std::string::npos) content.resize(headers_end + 4);
+        text += content;
+    }
     ::close(fd);
-    text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-    // The envelope ends with an empty line, and so does the header section after it.
-    const auto envelope_end = text.find("\n\n");
-    if (envelope_end == std::string::npos) return text;
-    const auto headers_end = text.find("\r\n\r\n", envelope_end);
-    if (headers_end != std::string::npos) text.resize(headers_end + 4);
     return text;
 }
 

@@ -58,6 +58,9 @@ bool parse_line(std::string_view key, std::string_view value, Envelope& e) {
     } else if (key == "Envid") {
         if (!e.envid.empty() || !is_token(value)) return false;
         e.envid = std::string(value);
+    } else if (key == "Addendum") {
+        if (e.addendum || value != "yes") return false;
+        e.addendum = true;
     } else if (key == "Notify") {   // of the recipient just before
         const auto bits = notify_bits(value);
         if (e.recipient_dsn.empty() || e.recipient_dsn.back().notify != 0 || !bits) return false;
@@ -83,6 +86,7 @@ std::string serialize_envelope(const Envelope& e) {
     if (e.body_8bit) out += "Body: 8BITMIME\n";
     if (!e.ret.empty()) out += "Ret: " + e.ret + "\n";
     if (!e.envid.empty()) out += "Envid: " + e.envid + "\n";
+    if (e.addendum) out += "Addendum: yes\n";
     for (std::size_t i = 0; i < e.recipients.size(); ++i) {
         out += "Recipient: " + e.recipients[i] + "\n";
         if (i >= e.recipient_dsn.size()) continue;

@@ -9,6 +9,7 @@
 //   Body: 8BITMIME                (optional: MAIL had BODY=8BITMIME)
 //   Ret: FULL|HDRS                (optional: RFC 3461 RET)
 //   Envid: <xtext>                (optional: RFC 3461 ENVID, as received)
+//   Addendum: yes                 (optional: an addendum follows the content, spool/addendum.hpp)
 //   Recipient: <address>          (one line per recipient)
 //   Notify: SUCCESS,FAILURE       (optional, of the Recipient line before it: RFC 3461 NOTIFY)
 //   Orcpt: rfc822;<xtext>         (optional, of the Recipient line before it: RFC 3461 ORCPT, as received)
@@ -45,6 +46,7 @@ struct Envelope {
     bool body_8bit = false;
     std::string ret;                       // "", "FULL" or "HDRS"
     std::string envid;                     // xtext as received, "" when absent
+    bool addendum = false;                 // the content is followed by an addendum (spool/addendum.hpp)
     // Parallel to `recipients` (always the same size after parse_envelope; missing entries serialize as none).
     std::vector<RecipientDsn> recipient_dsn;
 };

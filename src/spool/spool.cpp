@@ -74,6 +74,64 @@ std::optional<std::uint64_t> committed_length(int fd) {
     return trailer->length;
 }
 
+namespace {
+
+// The spool file's head, read until the envelope's terminating empty line.
+std::optional<ParsedEnvelope> read_envelope(int fd) {
+    std::string head;
+    char buf[16384];
+    off_t off = 0;
+    for (;;) {
+        const ssize_t n = ::pread(fd, buf, sizeof buf, off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return std::nullopt;
+        head.append(buf, static_cast<std::size_t>(n));
+        off += n;
+        if (head.find("\n\n") != std::string::npos) return parse_envelope(head);
+    }
+}
+
+bool pread_all(int fd, std::string& out, std::uint64_t at) {
+    std::size_t done = 0;
+    while (done < out.size()) {
+        const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(at + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        done += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+// Far more than the header fields Ferry adds (one Authentication-Results, a few DKIM-Signatures).
+constexpr std::uint64_t kMaxAddendum = 1 << 20;
+
+}  // namespace
+
+std::optional<StoredMessage> read_stored_message(int fd) {
+    auto parsed = read_envelope(fd);
+    const auto length = committed_length(fd);
+    if (!parsed || !length || *length < parsed->content_offset) return std::nullopt;
+    StoredMessage m;
+    m.envelope = std::move(parsed->envelope);
+    m.content_offset = static_cast<off_t>(parsed->content_offset);
+    std::uint64_t end = *length;
+    if (m.envelope.addendum) {
+        if (end - parsed->content_offset < kAddendumFooterSize) return std::nullopt;
+        std::string footer(kAddendumFooterSize, '\0');
+        if (!pread_all(fd, footer, end - kAddendumFooterSize)) return std::nullopt;
+        const auto size = parse_addendum_footer(footer);
+        if (!size || *size > end - parsed->content_offset || *size > kMaxAddendum) return std::nullopt;
+        std::string block(static_cast<std::size_t>(*size), '\0');
+        if (!pread_all(fd, block, end - *size)) return std::nullopt;
+        auto addendum = parse_addendum(block);
+        if (!addendum) return std::nullopt;
+        m.addendum = std::move(*addendum);
+        end -= *size;
+    }
+    m.content_length = static_cast<std::size_t>(end - parsed->content_offset);
+    return m;
+}
+
 Spool::Spool(fs::path root, config::SyncMode sync)
     : root_(std::move(root)),
       queue_(root_ / "queue"),
@@ -180,7 +238,7 @@ int Spool::create_file(const std::string& queue_id) {
 }
 
 MessageWriter::MessageWriter(Spool& spool, const Envelope& envelope)
-    : queue_id_(envelope.queue_id), path_(spool.queue_file(envelope.queue_id)) {
+    : queue_id_(envelope.queue_id), path_(spool.queue_file(envelope.queue_id)), with_addendum_(envelope.addendum) {
     fd_ = spool.create_file(queue_id_);
     buffer_.reserve(kWriteBufferSize);
     append(serialize_envelope(envelope));
@@ -205,6 +263,10 @@ std::error_code MessageWriter::append(std::string_view content) {
 
 std::error_code MessageWriter::seal() {
     if (error_) return error_;
+    if (with_addendum_) {
+        if (auto ec = append(serialize_addendum(addendum_))) return ec;
+        with_addendum_ = false;
+    }
     buffer_ += make_trailer(Trailer{length_, crc_});
     return flush();
 }

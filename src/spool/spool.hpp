@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "spool/addendum.hpp"
 #include "spool/envelope.hpp"
 
 namespace ferry::spool {
@@ -69,6 +70,19 @@ private:
 // a trailer that matches its size (the CRC is checked by Spool::recover, not here).
 std::optional<std::uint64_t> committed_length(int fd);
 
+// A committed message as its file holds it: the envelope, where the content is, and the addendum (what goes in
+// front of the content when it is delivered, and the folder for local copies).
+struct StoredMessage {
+    Envelope envelope;
+    off_t content_offset = 0;
+    std::size_t content_length = 0;
+    Addendum addendum;
+};
+
+// Reads the envelope, the trailer and the addendum of a spool file; nullopt when any of them is missing or
+// malformed (the CRC is checked by Spool::recover, not here).
+std::optional<StoredMessage> read_stored_message(int fd);
+
 // One message being received into queue/<id>. Writes are buffered and summed into the trailer's CRC as they
 // are made; the destructor discards an uncommitted file.
 class MessageWriter {
@@ -79,7 +93,10 @@ public:
     MessageWriter& operator=(const MessageWriter&) = delete;
 
     std::error_code append(std::string_view content);
-    // Writes the trailer after everything appended: the file is complete, and committed once synced.
+    // What seal() writes after the content when the envelope says "Addendum: yes" (an empty one by default).
+    void set_addendum(Addendum addendum) { addendum_ = std::move(addendum); }
+    // Writes the addendum, if any, and the trailer after everything appended: the file is complete, and
+    // committed once synced.
     std::error_code seal();
     void discard();
 
@@ -96,6 +113,8 @@ private:
     std::string buffer_;
     std::uint64_t length_ = 0;   // bytes appended so far, envelope included
     std::uint32_t crc_ = 0;
+    bool with_addendum_ = false;
+    Addendum addendum_;
     bool committed_ = false;
     std::error_code error_;
 };

@@ -1,9 +1,11 @@
 // spool::parse_envelope on arbitrary spool-file heads, and the round trip serialize -> parse of what it returns;
-// spool::parse_trailer on the input's last bytes, which must print back to exactly what it parsed.
+// spool::parse_trailer on the input's last bytes, which must print back to exactly what it parsed; and
+// spool::parse_addendum on the input as an addendum block, which must print back the same.
 #include <cstddef>
 #include <cstdint>
 
 #include "fuzz_check.hpp"
+#include "spool/addendum.hpp"
 #include "spool/envelope.hpp"
 #include "spool/trailer.hpp"
 
@@ -14,7 +16,7 @@ namespace {
 bool same(const spool::Envelope& a, const spool::Envelope& b) {
     return a.queue_id == b.queue_id && a.arrival == b.arrival && a.client == b.client && a.sender == b.sender &&
            a.recipients == b.recipients && a.smtputf8 == b.smtputf8 && a.body_8bit == b.body_8bit && a.ret == b.ret &&
-           a.envid == b.envid && a.recipient_dsn == b.recipient_dsn;
+           a.envid == b.envid && a.recipient_dsn == b.recipient_dsn && a.addendum == b.addendum;
 }
 
 }  // namespace
@@ -25,6 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::string_view tail = head.substr(head.size() - spool::kTrailerSize);
         if (const auto trailer = spool::parse_trailer(tail)) FUZZ_CHECK(spool::make_trailer(*trailer) == tail);
     }
+    if (const auto addendum = spool::parse_addendum(head)) FUZZ_CHECK(spool::serialize_addendum(*addendum) == head);
     const auto parsed = spool::parse_envelope(head);
     if (!parsed) return 0;
     const spool::Envelope& env = parsed->envelope;

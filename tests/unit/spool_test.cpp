@@ -106,6 +106,65 @@ TEST_F(SpoolTest, CommittedFileIsEnvelopeContentAndTrailer) {
     }
 }
 
+TEST_F(SpoolTest, AddendumIsStoredAfterTheContentAndReadBack) {
+    spool::Spool sp(dir_ / "spool", config::SyncMode::filesystem);
+    const std::string content = "Subject: x\r\n\r\nbody\r\n";
+    for (const bool with_headers : {false, true}) {
+        const std::string id = with_headers ? "AAAAAAAAAAAAAAE" : "AAAAAAAAAAAAAAD";
+        spool::Envelope e = envelope(id);
+        e.addendum = true;
+        spool::Committer committer(sp);
+        spool::MessageWriter writer(sp, e);
+        ASSERT_FALSE(writer.append(content));
+        spool::Addendum a;
+        if (with_headers) a = {"Authentication-Results: mx.example.test; none\r\n", "Junk"};
+        writer.set_addendum(a);
+        std::promise<std::error_code> done;
+        committer.submit(writer, [&](std::error_code ec) { done.set_value(ec); });
+        ASSERT_FALSE(done.get_future().get());
+
+        const int fd = ::open(sp.queue_file(id).c_str(), O_RDONLY);
+        ASSERT_GE(fd, 0);
+        const auto m = spool::read_stored_message(fd);
+        ::close(fd);
+        ASSERT_TRUE(m);
+        EXPECT_EQ(m->envelope.queue_id, id);
+        EXPECT_TRUE(m->envelope.addendum);
+        EXPECT_EQ(m->content_length, content.size());
+        EXPECT_EQ(read(sp.queue_file(id)).substr(static_cast<std::size_t>(m->content_offset), m->content_length), content);
+        EXPECT_EQ(m->addendum, a);
+    }
+    EXPECT_EQ(sp.recover().size(), 2u);   // the CRC covers the addendum too
+}
+
+TEST_F(SpoolTest, FileWithoutAnAddendumReadsAsBefore) {
+    spool::Spool sp(dir_ / "spool", config::SyncMode::filesystem);
+    ASSERT_FALSE(commit(sp, "AAAAAAAAAAAAAAF", "Subject: y\r\n\r\nFerry-Addendum: 0000000000000021\n"));
+    const int fd = ::open(sp.queue_file("AAAAAAAAAAAAAAF").c_str(), O_RDONLY);
+    const auto m = spool::read_stored_message(fd);
+    ::close(fd);
+    ASSERT_TRUE(m);
+    EXPECT_FALSE(m->envelope.addendum);   // content that looks like a footer is content
+    EXPECT_EQ(m->content_length, 47u);
+    EXPECT_TRUE(m->addendum.headers.empty());
+}
+
+TEST(SpoolAddendum, RoundTripsAndRefusesDamage) {
+    const spool::Addendum a{"DKIM-Signature: v=1; a=ed25519-sha256;\r\n\tb=abc\r\n", "Junk"};
+    const std::string text = spool::serialize_addendum(a);
+    EXPECT_TRUE(text.ends_with("\n") && text.size() > spool::kAddendumFooterSize);
+    EXPECT_EQ(spool::parse_addendum(text), a);
+    EXPECT_EQ(spool::parse_addendum(spool::serialize_addendum({})), spool::Addendum{});
+    EXPECT_EQ(spool::parse_addendum_footer(text.substr(text.size() - spool::kAddendumFooterSize)), text.size());
+    EXPECT_FALSE(spool::parse_addendum(text.substr(1)));               // size does not match
+    EXPECT_FALSE(spool::parse_addendum("X" + text));
+    std::string bad = text;
+    bad[bad.find("Headers: ") + 9] = '9';                               // header length wrong
+    EXPECT_FALSE(spool::parse_addendum(bad));
+    EXPECT_FALSE(spool::parse_addendum_footer("Ferry-Addendum: 00000000000000zz\n"));
+    EXPECT_FALSE(spool::parse_addendum_footer("Ferry-Addendum: 0000000000000001\n"));   // smaller than itself
+}
+
 TEST_F(SpoolTest, UncommittedWriterLeavesNothing) {
     spool::Spool sp(dir_ / "spool", config::SyncMode::filesystem);
     {
