@@ -127,6 +127,20 @@ local = ["example.test"]
 # delivery_workers = 2
 # active_limit = 20000         # messages scheduled in memory at once; the rest wait in the spool
 # sync = "filesystem"          # "filesystem": one syncfs per batch; "files": fsync each file and folder
+
+# [mailauth]                   # checks of mail arriving on mx listeners; results in Authentication-Results
+# verify = true                # SPF (MAIL FROM and HELO), DKIM and DMARC
+# dmarc_enforce = true         # the sender's DMARC policy: reject -> "550 5.7.1", quarantine -> the Junk folder
+# authserv_id = ""             # the name results are given under; default: hostname
+# public_suffix_list = "/usr/share/publicsuffix/public_suffix_list.dat"   # organizational domains (DMARC)
+
+# [dkim]                       # signing of mail from authenticated users whose From: domain has a key
+# sign = true
+# canonicalization = "relaxed/relaxed"
+# [[dkim.key]]                 # `ferry dkim keygen example.test s1` writes the key and prints its DNS record
+# domain = "example.test"
+# selector = "s1"
+# private_key = "/etc/ferry/example.test.s1.pem"   # default: data_dir/dkim/<domain>.<selector>.pem
 )toml";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -330,7 +344,7 @@ std::vector<std::pair<const toml::key*, const toml::node*>> in_file_order(const 
 // The keys each table accepts.
 constexpr std::string_view kRootKeys[] = {"hostname", "data_dir", "user",     "run_as_root", "log_level", "listen",
                                           "tls",      "domains",  "limits",   "dns",         "outbound",  "queue",
-                                          "aliases"};
+                                          "aliases",  "mailauth", "dkim"};
 constexpr std::string_view kListenKeys[] = {"address", "role", "plaintext_auth", "sender_login_match"};
 constexpr std::string_view kTlsKeys[] = {"certificate", "private_key", "min_version", "ciphers"};
 constexpr std::string_view kDomainsKeys[] = {"local"};
@@ -342,6 +356,9 @@ constexpr std::string_view kDnsKeys[] = {"resolver", "timeout"};
 constexpr std::string_view kOutboundKeys[] = {"port",          "relay_host",      "relay_user",      "relay_password_file",
                                                "helo_name",     "connect_timeout", "command_timeout", "data_timeout",
                                                "max_connections", "max_connections_per_destination"};
+constexpr std::string_view kMailauthKeys[] = {"verify", "dmarc_enforce", "authserv_id", "public_suffix_list"};
+constexpr std::string_view kDkimKeys[] = {"sign", "canonicalization", "key"};
+constexpr std::string_view kDkimKeyKeys[] = {"domain", "selector", "private_key"};
 constexpr std::string_view kQueueKeys[] = {"min_retry", "max_retry", "lifetime", "delivery_workers", "sync", "active_limit"};
 
 // ---------------------------------------------------------------------------------------------------------
@@ -390,6 +407,15 @@ private:
         section("dns", kDnsKeys);
         section("outbound", kOutboundKeys);
         section("queue", kQueueKeys);
+        section("mailauth", kMailauthKeys);
+        section("dkim", kDkimKeys);
+        if (const toml::node* d = root.get("dkim"); d && d->is_table())
+            if (const toml::node* n = d->as_table()->get("key"); n && n->is_array()) {
+                const toml::array& arr = *n->as_array();
+                for (std::size_t i = 0; i < arr.size(); ++i)
+                    if (arr[i].is_table())
+                        check_keys(*arr[i].as_table(), "dkim.key[" + std::to_string(i) + "]", kDkimKeyKeys);
+            }
         if (const toml::node* n = root.get("listen"); n && n->is_array()) {
             const toml::array& arr = *n->as_array();
             for (std::size_t i = 0; i < arr.size(); ++i)
@@ -498,6 +524,8 @@ private:
     void read_outbound(const toml::table& root, Config& cfg) const;
     void read_queue(const toml::table& root, Config& cfg) const;
     void read_aliases(const toml::table& root, Config& cfg) const;
+    void read_mailauth(const toml::table& root, Config& cfg) const;
+    void read_dkim(const toml::table& root, Config& cfg) const;
     std::string read_address(const toml::node& node, const std::string& key) const;
 
     std::string file_;
@@ -554,6 +582,8 @@ Config Loader::load(std::string_view text) {
     read_outbound(root, cfg);
     read_queue(root, cfg);
     read_aliases(root, cfg);
+    read_mailauth(root, cfg);
+    read_dkim(root, cfg);
     return cfg;
 }
 
@@ -776,6 +806,98 @@ void Loader::read_queue(const toml::table& root, Config& cfg) const {
         fail(*at, t->get("max_retry") ? "queue.max_retry" : "queue.min_retry",
              "max_retry (" + std::to_string(q.max_retry.count()) + "s) is shorter than min_retry (" +
                  std::to_string(q.min_retry.count()) + "s)");
+    }
+}
+
+void Loader::read_mailauth(const toml::table& root, Config& cfg) const {
+    const toml::table* t = get_table(root, "", "mailauth");
+    if (!t) return;
+    MailauthSettings& m = cfg.mailauth;
+    if (auto b = get_bool(*t, "mailauth", "verify")) m.verify = *b;
+    if (auto b = get_bool(*t, "mailauth", "dmarc_enforce")) m.dmarc_enforce = *b;
+    if (auto v = get_string(*t, "mailauth", "authserv_id")) {
+        // RFC 8601 2.5: the authserv-id is the receiving host's name (a token readers compare with their own).
+        std::string why = domain_error(*v);
+        if (!why.empty())
+            fail(*t->get("authserv_id"), "mailauth.authserv_id", quote_value(*v) + " is not a host name (" + why + ")");
+        m.authserv_id = ascii_lower(*v);
+    }
+    if (auto v = get_string(*t, "mailauth", "public_suffix_list")) {
+        if (v->empty()) fail(*t->get("public_suffix_list"), "mailauth.public_suffix_list", "must not be empty");
+        const fs::path p = resolve(*v);
+        if (::access(p.c_str(), R_OK) != 0)
+            fail(*t->get("public_suffix_list"), "mailauth.public_suffix_list",
+                 "cannot read " + quote_value(p.string()) + ": " + std::strerror(errno));
+        m.public_suffix_list = p;
+    }
+}
+
+// RFC 6376 3.1: a selector is a sub-domain: dot-separated labels of letters, digits and hyphens.
+static std::string selector_error(std::string_view s) {
+    if (s.empty()) return "empty";
+    if (s.size() > 63) return "longer than 63 octets";
+    std::size_t label = 0;
+    for (std::size_t i = 0; i <= s.size(); ++i) {
+        if (i == s.size() || s[i] == '.') {
+            if (label == 0) return "empty label";
+            if (s[i - 1] == '-' || s[i - label] == '-') return "a label starts or ends with '-'";
+            label = 0;
+            continue;
+        }
+        if (!is_alpha(s[i]) && !is_digit(s[i]) && s[i] != '-') return "only letters, digits, '-' and '.' are allowed";
+        ++label;
+    }
+    return "";
+}
+
+void Loader::read_dkim(const toml::table& root, Config& cfg) const {
+    const toml::table* t = get_table(root, "", "dkim");
+    if (!t) return;
+    DkimSettings& d = cfg.dkim;
+    if (auto b = get_bool(*t, "dkim", "sign")) d.sign = *b;
+    if (auto v = get_string(*t, "dkim", "canonicalization")) {
+        // RFC 6376 3.5 c=: header/body, each simple or relaxed.
+        const auto slash = v->find('/');
+        const std::string head = v->substr(0, slash), body = slash == std::string::npos ? "" : v->substr(slash + 1);
+        auto ok = [](const std::string& x) { return x == "simple" || x == "relaxed"; };
+        if (slash == std::string::npos || !ok(head) || !ok(body))
+            fail(*t->get("canonicalization"), "dkim.canonicalization",
+                 quote_value(*v) + " is not header/body canonicalization (\"relaxed/relaxed\", \"simple/simple\", "
+                                   "\"relaxed/simple\" or \"simple/relaxed\")");
+        d.relaxed_header = head == "relaxed";
+        d.relaxed_body = body == "relaxed";
+    }
+    const toml::node* node = t->get("key");
+    if (!node) return;
+    if (!node->is_array_of_tables())
+        fail(*node, "dkim.key", std::string("expected [[dkim.key]] tables, got ") + type_name(node->type()));
+    const toml::array& arr = *node->as_array();
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+        const toml::table& k = *arr[i].as_table();
+        const std::string prefix = "dkim.key[" + std::to_string(i) + "]";
+        DkimKeySettings key;
+        const auto domain = get_string(k, prefix, "domain");
+        if (!domain) fail(arr[i], prefix + ".domain", "missing (the d= domain this key signs for)");
+        if (std::string why = domain_error(*domain); !why.empty())
+            fail(*k.get("domain"), prefix + ".domain", quote_value(*domain) + " is not a domain name (" + why + ")");
+        key.domain = ascii_lower(*domain);
+        const auto selector = get_string(k, prefix, "selector");
+        if (!selector) fail(arr[i], prefix + ".selector", "missing (the s= selector of the key's DNS record)");
+        if (std::string why = selector_error(*selector); !why.empty())
+            fail(*k.get("selector"), prefix + ".selector", quote_value(*selector) + " is not a selector (" + why + ")");
+        key.selector = ascii_lower(*selector);
+        // Read when the server starts (and by check-config), not here: `ferry dkim keygen` loads this file to
+        // learn data_dir before the key it writes exists.
+        if (auto v = get_string(k, prefix, "private_key")) {
+            if (v->empty()) fail(*k.get("private_key"), prefix + ".private_key", "must not be empty");
+            key.private_key = resolve(*v);
+        } else {
+            key.private_key = cfg.dkim_dir() / (key.domain + "." + key.selector + ".pem");
+        }
+        for (const auto& other : d.keys)
+            if (other.domain == key.domain && other.selector == key.selector)
+                fail(arr[i], prefix, "a second key for " + key.selector + "._domainkey." + key.domain);
+        d.keys.push_back(std::move(key));
     }
 }
 

@@ -84,6 +84,29 @@ struct QueueSettings {
     SyncMode sync = SyncMode::filesystem;
 };
 
+// Message authentication of mail arriving on mx listeners (RFC 7208 SPF, RFC 6376 DKIM, RFC 7489 DMARC), recorded
+// in an Authentication-Results field (RFC 8601).
+struct MailauthSettings {
+    bool verify = true;          // check and add Authentication-Results on mx listeners
+    bool dmarc_enforce = true;   // apply the sender domain's policy: reject -> 550 5.7.1, quarantine -> Junk
+    std::string authserv_id;     // the name our results are given under; empty: hostname
+    std::filesystem::path public_suffix_list = "/usr/share/publicsuffix/public_suffix_list.dat";   // Debian's publicsuffix
+};
+
+// One DKIM signing key: mail whose From: is this domain (or a subdomain of it) is signed with it.
+struct DkimKeySettings {
+    std::string domain;                  // lower-case d=
+    std::string selector;                // s=
+    std::filesystem::path private_key;   // PEM; default data_dir/dkim/<domain>.<selector>.pem (ferry dkim keygen)
+};
+
+// DKIM signing of mail from authenticated users (RFC 6376).
+struct DkimSettings {
+    bool sign = true;
+    bool relaxed_header = true, relaxed_body = true;   // c=relaxed/relaxed
+    std::vector<DkimKeySettings> keys;
+};
+
 struct Config {
     std::filesystem::path source;          // the file it was loaded from ("" for the embedded default)
     std::string hostname;                  // default: the machine's host name
@@ -99,10 +122,14 @@ struct Config {
     DnsSettings dns;
     OutboundSettings outbound;
     QueueSettings queue;
+    MailauthSettings mailauth;
+    DkimSettings dkim;
 
     std::filesystem::path spool_dir() const { return data_dir / "spool"; }
     std::filesystem::path mail_dir() const { return data_dir / "mail"; }
     std::filesystem::path accounts_file() const { return data_dir / "accounts"; }
+    std::filesystem::path dkim_dir() const { return data_dir / "dkim"; }
+    const std::string& authserv_id() const { return mailauth.authserv_id.empty() ? hostname : mailauth.authserv_id; }
 };
 
 // A configuration error: `what()` is one line "FILE:LINE: KEY: WHY" (LINE omitted when unknown).

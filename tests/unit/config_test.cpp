@@ -546,3 +546,55 @@ TEST_F(ConfigFileTest, OutboundRelayAuthErrors) {
     EXPECT_NE(error_of(kListen + "[outbound]\nhelo_name = \"bad name\"\n").find("outbound.helo_name"), std::string::npos);
     EXPECT_NE(error_of(kListen + "[outbound]\nmax_connections = 0\n").find("outbound.max_connections"), std::string::npos);
 }
+
+// --- [mailauth] and [dkim] ---------------------------------------------------------------------------------
+
+TEST_F(ConfigFileTest, MailauthDefaultsAndValues) {
+    Config c = load("hostname = \"mx.example.test\"\n" + kListen);
+    EXPECT_TRUE(c.mailauth.verify);
+    EXPECT_TRUE(c.mailauth.dmarc_enforce);
+    EXPECT_EQ(c.authserv_id(), "mx.example.test");
+    EXPECT_EQ(c.mailauth.public_suffix_list, "/usr/share/publicsuffix/public_suffix_list.dat");
+    write("psl.dat", "test\n");
+    c = load(kListen + "[mailauth]\nverify = false\ndmarc_enforce = false\nauthserv_id = \"Auth.Example.TEST\"\n"
+                       "public_suffix_list = \"psl.dat\"\n");
+    EXPECT_FALSE(c.mailauth.verify);
+    EXPECT_FALSE(c.mailauth.dmarc_enforce);
+    EXPECT_EQ(c.authserv_id(), "auth.example.test");
+    EXPECT_EQ(c.mailauth.public_suffix_list, dir_ / "psl.dat");
+}
+
+TEST_F(ConfigFileTest, MailauthErrors) {
+    EXPECT_EQ(error_of(kListen + "[mailauth]\nverfy = true\n"), at_line(4) + "mailauth.verfy: unknown key");
+    EXPECT_EQ(error_of(kListen + "[mailauth]\nauthserv_id = \"a b\"\n").rfind(at_line(4) + "mailauth.authserv_id: \"a b\" is not a host name", 0), 0u);
+    EXPECT_EQ(error_of(kListen + "[mailauth]\npublic_suffix_list = \"missing.dat\"\n")
+                  .rfind(at_line(4) + "mailauth.public_suffix_list: cannot read", 0), 0u);
+}
+
+TEST_F(ConfigFileTest, DkimKeys) {
+    Config c = load("data_dir = \"d\"\n" + kListen +
+                    "[dkim]\ncanonicalization = \"simple/relaxed\"\n"
+                    "[[dkim.key]]\ndomain = \"Example.TEST\"\nselector = \"s1\"\n"
+                    "[[dkim.key]]\ndomain = \"example.test\"\nselector = \"ed.2026\"\nprivate_key = \"keys/ed.pem\"\n");
+    EXPECT_TRUE(c.dkim.sign);
+    EXPECT_FALSE(c.dkim.relaxed_header);
+    EXPECT_TRUE(c.dkim.relaxed_body);
+    ASSERT_EQ(c.dkim.keys.size(), 2u);
+    EXPECT_EQ(c.dkim.keys[0].domain, "example.test");
+    EXPECT_EQ(c.dkim.keys[0].private_key, dir_ / "d" / "dkim" / "example.test.s1.pem");   // ferry dkim keygen's path
+    EXPECT_EQ(c.dkim.keys[1].selector, "ed.2026");
+    EXPECT_EQ(c.dkim.keys[1].private_key, dir_ / "keys" / "ed.pem");
+}
+
+TEST_F(ConfigFileTest, DkimErrors) {
+    EXPECT_EQ(error_of(kListen + "[dkim]\ncanonicalization = \"relaxed\"\n")
+                  .rfind(at_line(4) + "dkim.canonicalization: \"relaxed\" is not header/body canonicalization", 0), 0u);
+    EXPECT_EQ(error_of(kListen + "[[dkim.key]]\nselector = \"s1\"\n"), at_line(3) + "dkim.key[0].domain: missing (the d= domain this key signs for)");
+    EXPECT_EQ(error_of(kListen + "[[dkim.key]]\ndomain = \"example.test\"\nselector = \"s_1\"\n")
+                  .rfind(at_line(5) + "dkim.key[0].selector: \"s_1\" is not a selector", 0), 0u);
+    EXPECT_EQ(error_of(kListen + "[[dkim.key]]\ndomain = \"example.test\"\nselector = \"s1\"\nbits = 2048\n"),
+              at_line(6) + "dkim.key[0].bits: unknown key");
+    EXPECT_EQ(error_of(kListen + "[[dkim.key]]\ndomain = \"a.test\"\nselector = \"s\"\n[[dkim.key]]\ndomain = \"A.test\"\nselector = \"S\"\n"),
+              at_line(6) + "dkim.key[1]: a second key for s._domainkey.a.test");
+    EXPECT_EQ(error_of(kListen + "[dkim]\nkey = 5\n"), at_line(4) + "dkim.key: expected [[dkim.key]] tables, got an integer");
+}
