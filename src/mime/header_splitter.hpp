@@ -1,0 +1,44 @@
+// Splits message content, as it streams in, into its header section and its body (RFC 5322 2.1: the first empty
+// line separates them), holding at most `limit` octets of header. The header section is what the checks read
+// (the From: of authenticated mail, DKIM, DMARC) and what Ferry may rewrite (Authentication-Results claiming our
+// name are removed) before anything of it is stored. Pure: no I/O. Content lines end in CRLF (bare LF and CR
+// are refused by the content decoder before a message is accepted).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace ferry::mime {
+
+class HeaderSplitter {
+public:
+    enum class State { header, body, too_large };
+
+    explicit HeaderSplitter(std::size_t limit) : limit_(limit) {}
+
+    // The next piece of content. While in `header`, its octets are kept and nothing is returned. The call in
+    // which the empty line arrives switches to `body` and returns what follows the empty line (valid until
+    // the next call); in `body` every piece is returned as it is. A header section longer than `limit` switches
+    // to `too_large`: what was kept is dropped and nothing more is returned.
+    std::string_view feed(std::string_view piece);
+
+    // The end of the content while still in `header`: everything kept is the header section of a message that
+    // has no body (and no empty line). Switches to `body`.
+    void finish();
+
+    State state() const { return state_; }
+    // The header section: its fields with their line breaks, without the empty line. Complete in `body`.
+    const std::string& header() const { return header_; }
+    // Whether an empty line ended the header section (false for a message without a body).
+    bool has_body() const { return has_body_; }
+
+private:
+    std::size_t limit_;
+    State state_ = State::header;
+    std::string header_;
+    std::string rest_;   // the part of the piece after the empty line
+    bool has_body_ = false;
+};
+
+}  // namespace ferry::mime
