@@ -37,6 +37,22 @@ std::optional<std::string> to_a_labels(std::string_view domain) {
     return a;
 }
 
+// A name DNS can be asked about (RFC 1035 2.3.4 lengths; LDH and '_' labels, as A-labels are).
+bool is_dns_name(std::string_view name) {
+    if (name.empty() || name.size() > kMaxDomainOctets) return false;
+    std::size_t label = 0;
+    for (const char c : name) {
+        if (c == '.') {
+            if (label == 0) return false;
+            label = 0;
+        } else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') ||
+                   ++label > kMaxLabelOctets) {
+            return false;
+        }
+    }
+    return label > 0;
+}
+
 struct Discovery {
     enum class Status { found, none, several, temporary } status = Status::none;
     std::string record;     // the one DMARC record, when found
@@ -124,9 +140,9 @@ boost::asio::awaitable<DmarcOutcome> check_dmarc(dns::Lookup& dns, const PublicS
         co_return out;
     }
     const auto from = to_a_labels(given);
-    if (!from || from->empty()) {
-        out.from_domain = given;
-        out.reason = "From domain is not a valid IDN";
+    if (!from || !is_dns_name(*from)) {
+        out.from_domain = from ? *from : given;
+        out.reason = from ? "From domain is not a DNS name" : "From domain is not a valid IDN";
         co_return out;
     }
     out.from_domain = *from;

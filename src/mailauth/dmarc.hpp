@@ -24,13 +24,13 @@ struct DmarcInput {
     std::vector<DkimOutcome> dkim;    // every signature's outcome
 };
 
-// RFC 7489 6.6.2, 6.6.3, 6.6.4, 3.1. `sample` in [0, 1): the pct= draw (the caller passes a random number; tests
+// RFC 7489 6.6.2, 6.6.3, 6.6.4, 3.1. `dns` and `psl` must outlive the coroutine. `sample` in [0, 1): the pct= draw (the caller passes a random number; tests
 // pass fixed ones); the policy applies when sample * 100 < pct.
 //
 // The outcome: `from_domain` in A-label form (U-labels converted with IDNA2008, libidn2); `policy_domain` the
 // name whose record was used; alignment filled in for every result (with the record's adkim=/aspf=, relaxed
 // when there is no record). Results:
-//   none       no From domain, no DMARC record at the From domain or its organizational domain, or more than
+//   none       no From domain (or one that is not a DNS name), no DMARC record at the From domain or its organizational domain, or more than
 //              one (6.6.3 step 5: no DMARC processing)
 //   temperror  a DNS lookup failed for now
 //   permerror  the one DMARC record has no valid p= (or an invalid sp=) and no valid rua= (6.6.3 step 6.2)

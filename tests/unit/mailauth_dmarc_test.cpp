@@ -187,7 +187,15 @@ TEST(Dmarc, NoRecord) {
     o = check(dns, input("", kSpfFail));
     EXPECT_EQ(o.result, DmarcResult::none);
     EXPECT_EQ(o.reason, "no RFC5322.From domain");
-    EXPECT_EQ(dns.asked.size(), 3u);
+    o = check(dns, input("a..example.com", kSpfFail));
+    EXPECT_EQ(o.result, DmarcResult::none);
+    EXPECT_EQ(o.reason, "From domain is not a DNS name");
+    o = check(dns, input(std::string(250, 'a') + ".com", kSpfFail));
+    EXPECT_EQ(o.reason, "From domain is not a DNS name");
+    o = check(dns, input(std::string(60, 'a') + "." + std::string(60, 'b') + "." + std::string(60, 'c') + "." +
+                             std::string(60, 'd') + ".com", kSpfFail));
+    EXPECT_EQ(o.reason, "From domain too long for a DMARC lookup");
+    EXPECT_EQ(dns.asked.size(), 3u);   // none of these reached DNS
 }
 
 TEST(Dmarc, PercentSampling) {
