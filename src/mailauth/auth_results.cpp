@@ -134,13 +134,14 @@ struct ResInfo {
 };
 
 // RFC 6008 2: header.b holds enough of b= to tell this signature from the others in the field, at least
-// kHeaderBOctets.
+// kHeaderBOctets (and no more than a property value may hold).
 std::string signature_prefix(const DkimOutcome& sig, const std::vector<DkimOutcome>& all) {
     const std::string& b = sig.signature_b;
-    std::size_t n = std::min(kHeaderBOctets, b.size());
+    const std::size_t most = std::min(b.size(), kMaxPropertyValueOctets);
+    std::size_t n = std::min(kHeaderBOctets, most);
     for (const auto& other : all) {
         if (&other == &sig || other.signature_b == b) continue;
-        while (n < b.size() && other.signature_b.compare(0, n, b, 0, n) == 0) ++n;
+        while (n < most && other.signature_b.compare(0, n, b, 0, n) == 0) ++n;
     }
     return b.substr(0, n);
 }

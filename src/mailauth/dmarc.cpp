@@ -27,6 +27,8 @@ std::string normalize(std::string_view domain) {
 // The name in A-label form (RFC 8616 4: DMARC asks DNS with A-labels). IDNA2008 mapping and checks are
 // libidn2's (NFC, nontransitional, as for the rest of Ferry's SMTPUTF8 handling).
 std::optional<std::string> to_a_labels(std::string_view domain) {
+    // Nothing longer can be a DNS name in either form (a U-label octet per A-label octet at most 4:1).
+    if (domain.size() > 4 * kMaxDomainOctets) return std::nullopt;
     std::string name = normalize(domain);
     if (std::all_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
         return name;

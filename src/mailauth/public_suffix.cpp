@@ -133,6 +133,7 @@ std::vector<std::string_view> domain_labels(std::string_view domain) {
 }  // namespace
 
 std::optional<std::string> a_label(std::string_view label) {
+    if (label.size() > kMaxULabelOctets) return std::nullopt;
     std::string lower(label);
     lower_ascii(lower);
     if (std::all_of(lower.begin(), lower.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))

@@ -30,6 +30,11 @@ inline constexpr const char* kDebianPublicSuffixList = "/usr/share/publicsuffix/
 // A list file larger than this is refused: the real one is about 250 KB.
 inline constexpr std::size_t kMaxPublicSuffixListOctets = 16 * 1024 * 1024;
 
+// The longest label a_label() converts: an A-label holds at most 63 octets (RFC 5890 2.3.2.1) and each code
+// point of its U-label at most 4 octets of UTF-8 (RFC 3629 3). Longer labels are no names (and Punycode's
+// cost grows with the square of a label's length).
+inline constexpr std::size_t kMaxULabelOctets = 4 * 63;
+
 class PublicSuffixList {
 public:
     // Every rule of the text, ICANN and PRIVATE sections alike (see above). A line is read up to its first
@@ -65,7 +70,8 @@ private:
 };
 
 // The A-label of one label (RFC 5890 2.3.2.1): the label itself, ASCII lower-cased, when it is ASCII, else
-// "xn--" and the Punycode (RFC 3492 6.3) of its code points. nullopt for invalid UTF-8 or Punycode overflow.
+// "xn--" and the Punycode (RFC 3492 6.3) of its code points. nullopt for invalid UTF-8, a label longer than
+// kMaxULabelOctets, or Punycode overflow.
 std::optional<std::string> a_label(std::string_view label);
 
 }  // namespace ferry::mailauth

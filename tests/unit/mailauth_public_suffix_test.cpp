@@ -118,6 +118,10 @@ TEST(PublicSuffix, ALabels) {
     EXPECT_FALSE(a_label("\xff"));
     EXPECT_FALSE(a_label("\xc0\x80"));       // overlong
     EXPECT_FALSE(a_label("\xed\xa0\x80"));   // surrogate
+    std::string cjk;
+    for (int i = 0; i < 85; ++i) cjk += "\xe4\xb8\xad";   // 255 octets of 中
+    EXPECT_FALSE(a_label(cjk));
+    EXPECT_TRUE(a_label(cjk.substr(3)));
 }
 
 TEST(PublicSuffix, DebianList) {
