@@ -13,6 +13,9 @@ namespace {
 constexpr std::size_t kExpansionWindow = 4096;
 constexpr std::size_t kExpansionKeep = 1024;
 static_assert(kExpansionKeep > kSpfMaxDomainLength + 1);
+// RFC 7208 7.3: a digit transformer must work up to at least 127; any count is read, saturating here (far more
+// parts than any value can have, so a saturated count still means "all of them").
+constexpr std::size_t kMaxTransformerCount = 1000000;
 
 bool is_alpha(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -46,7 +49,7 @@ bool is_explanation_only(char c) {
 
 struct Macro {
     char letter = 's';         // as written: upper case asks for URL escaping
-    unsigned digits = 0;       // 0: all parts
+    std::size_t digits = 0;    // 0: all parts
     bool reverse = false;
     std::string_view delimiters;   // "" means "."
 };
@@ -102,8 +105,7 @@ bool walk(std::string_view text, MacroContext context, Sink&& sink, std::string*
             bool has_digits = false;
             while (at < text.size() && is_digit(text[at])) {
                 has_digits = true;
-                m.digits = std::min<unsigned>(m.digits * 10 + static_cast<unsigned>(text[at] - '0'),
-                                              kSpfMaxTransformerDigits + 1);
+                m.digits = std::min(m.digits * 10 + static_cast<std::size_t>(text[at] - '0'), kMaxTransformerCount);
                 ++at;
             }
             if (has_digits && m.digits == 0) return fail(error, "macro transformer of zero parts");   // 7.3

@@ -27,8 +27,6 @@ inline constexpr std::size_t kSpfMaxDomainLength = 253;
 // RFC 7208 6.2 lets the explanation be limited; it goes into one SMTP reply line (RFC 5321 4.5.3.1.5 allows
 // 512 octets for the whole line, code and text).
 inline constexpr std::size_t kSpfMaxExplanationLength = 400;
-// RFC 7208 7.3: a digit transformer must work up to 127 (labels in a name); larger counts mean "all parts".
-inline constexpr unsigned kSpfMaxTransformerDigits = 127;
 
 // Where a macro-string stands: c, r and t are allowed only in the explanation text (RFC 7208 7.2), and only
 // the explanation text may hold spaces.

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 using namespace ferry::mailauth;
 
 namespace {
@@ -99,6 +101,13 @@ TEST(SpfMacro, Transformers) {
     EXPECT_EQ(text("%{l=}", v), "a,b/c_d.e.f");
     EXPECT_EQ(text("%{d127}"), "email.example.com");   // more parts than there are: all of them
     EXPECT_EQ(text("%{d99999999999999999999}"), "email.example.com");
+    // Counts above 127 are honoured too (RFC 7208 7.3 asks for at least 127).
+    std::string labels;
+    for (int i = 0; i < 199; ++i) labels += "x.";
+    v.domain = labels + "end";
+    const std::string kept = text("%{d150}", v);
+    EXPECT_EQ(std::count(kept.begin(), kept.end(), '.'), 149);
+    EXPECT_EQ(kept.size(), 301u);
     EXPECT_EQ(text("%{d01}"), "com");                   // *DIGIT: a leading zero is allowed
     EXPECT_EQ(text("%{dR}"), "com.example.email");      // "r" is case-insensitive (ABNF)
     // Empty parts are kept (RFC 7208 7.3: no special treatment of leading, trailing or repeated delimiters).
