@@ -427,7 +427,7 @@ asio::awaitable<SpfOutcome> spf_check_host(dns::Lookup& dns, const SpfQuery& que
         outcome.reason = "not a usable domain name: " + quote(domain);
         co_return outcome;
     }
-    outcome.domain = *usable;
+    outcome.domain = ascii_lower(*usable);   // DNS names compare case-insensitively; reported in one form
 
     auto [local, sender_domain] = split_address(sender);
     if (local.empty()) local = "postmaster";   // RFC 7208 4.3

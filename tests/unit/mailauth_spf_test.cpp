@@ -121,8 +121,10 @@ TEST(Spf, UnusableDomainsGiveNoneWithoutAsking) {
     // 63 octets is fine.
     d.txt(std::string(63, 'x') + ".example.com", "v=spf1 -all");
     EXPECT_EQ(mail_from(d, "192.0.2.1", "a@" + std::string(63, 'x') + ".example.com").result, SpfResult::fail);
-    // A trailing dot is ignored.
-    EXPECT_EQ(mail_from(d, "192.0.2.1", "a@example.com.").result, SpfResult::fail);
+    // A trailing dot is ignored, and the domain is reported in lower case.
+    const SpfOutcome dotted = mail_from(d, "192.0.2.1", "a@Example.COM.");
+    EXPECT_EQ(dotted.result, SpfResult::fail);
+    EXPECT_EQ(dotted.domain, "example.com");
     // A bad client address gives none too.
     EXPECT_EQ(mail_from(d, "not-an-ip", "a@example.com").result, SpfResult::none);
 }
