@@ -60,9 +60,14 @@ void BodyCanonicalizer::flush(const BodySink& sink) {
 }
 
 void BodyCanonicalizer::put(std::string_view s, const BodySink& sink) {
-    buf_.append(s);
+    if (s.empty()) return;
     emitted_ = true;
-    if (buf_.size() >= kBodyChunk) flush(sink);
+    if (buf_.size() + s.size() > kBodyChunk) flush(sink);
+    while (s.size() > kBodyChunk) {   // a long run of the input goes out as it is, without a copy
+        sink(s.substr(0, kBodyChunk));
+        s.remove_prefix(kBodyChunk);
+    }
+    buf_.append(s);
 }
 
 // Before an octet of content: the empty lines held back are inside the body after all, and a WSP run inside a

@@ -152,6 +152,7 @@ std::optional<DkimSigningKey> signing_key_from_pem(std::string_view pem, std::st
         break;
     case EVP_PKEY_ED25519:
         k.algorithm = DkimAlgorithm::ed25519_sha256;
+        k.bits = 8 * static_cast<int>(kEd25519KeySize);   // OpenSSL says 253 (the curve's bit length)
         break;
     default:
         error = "unsupported key type (RSA or Ed25519 only)";
