@@ -230,8 +230,13 @@ asio::awaitable<std::vector<DkimOutcome>> DkimVerifier::verify(dns::Lookup& dns,
             o.reason = "body hash did not verify";
             continue;
         }
+        // The field being verified is hashed last, with b= emptied (3.7), and never as one of h='s fields: a
+        // signer cannot have seen it there (an h= naming DKIM-Signature one time more than older signatures
+        // exist must find nothing, as at signing).
+        std::vector<mime::RawField> others = fields;
+        others.erase(others.begin() + static_cast<std::ptrdiff_t>(s.field));
         const std::string data =
-            signed_header_data(sig.header_canon, fields, sig.signed_headers, remove_b_value(fields[s.field].raw));
+            signed_header_data(sig.header_canon, others, sig.signed_headers, remove_b_value(fields[s.field].raw));
         if (!verify_digest(pkey.get(), sig.algorithm, sha256(data), sig.signature)) {
             o.result = DkimResult::fail;
             o.reason = "signature did not verify";

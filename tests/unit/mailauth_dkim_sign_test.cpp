@@ -313,6 +313,24 @@ TEST(DkimSign, IdentityQueryAndUnknownTags) {
     }
 }
 
+TEST(DkimSign, SignatureNamingDkimSignatureInH) {
+    // h= names DKIM-Signature: at signing there was none, so it was hashed as null; the verifier must not take
+    // the signature being verified for it. A DKIM-Signature added later, above or below, breaks it, as h=
+    // promised.
+    const auto& key = keys().ed;
+    const std::string f = hand_signed(
+        key, "v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.com; s=ed; h=from:dkim-signature:subject",
+        {"from", "dkim-signature", "subject"}, DkimCanon::relaxed, DkimCanon::relaxed, std::nullopt, kHeader, kBody);
+    auto out = verify(f + kHeader, kBody);
+    EXPECT_EQ(out[0].result, DkimResult::pass) << out[0].reason;
+    const std::string other = sign(keys().rsa, {}, f + kHeader, kBody);
+    out = verify(other + f + kHeader, kBody);
+    EXPECT_EQ(out[0].result, DkimResult::pass) << out[0].reason;
+    EXPECT_EQ(out[1].reason, "signature did not verify");
+    out = verify(f + other + kHeader, kBody);
+    EXPECT_EQ(out[0].reason, "signature did not verify");
+}
+
 TEST(DkimSign, SmallRsaKeysRefused) {
     EVP_PKEY* raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<std::size_t>(768));
     ASSERT_NE(raw, nullptr);
