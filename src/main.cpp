@@ -4,11 +4,14 @@
 
 #include <iostream>
 
+#include "cli/check_command.hpp"
+#include "cli/dkim_command.hpp"
 #include "cli/dns_command.hpp"
 #include "cli/logging.hpp"
 #include "cli/queue_command.hpp"
 #include "cli/user_command.hpp"
 #include "config/config.hpp"
+#include "mailauth/signing.hpp"
 #include "server/server.hpp"
 
 namespace {
@@ -58,19 +61,54 @@ int main(int argc, char** argv) {
     queue->add_flag("--json", queue_json, "list: print JSON");
     queue->add_option("--config", queue_config, "Configuration file (default: the built-in example configuration)");
 
+    ferry::cli::CheckOptions auth_check;
+    std::string mail_from;
+    auto* check_auth = app.add_subcommand("check", "Run the SPF, DKIM and DMARC checks of mx listeners by hand");
+    check_auth->require_subcommand(1);
+    for (const char* what : {"spf", "dkim", "message"}) {
+        auto* sub = check_auth->add_subcommand(what, what == std::string("spf")     ? "SPF result for an IP, HELO and MAIL FROM"
+                                                     : what == std::string("dkim") ? "Verify the DKIM signatures of a message on stdin"
+                                                                                   : "The Authentication-Results mx would add to a message on stdin");
+        sub->add_option("--config", auth_check.config, "Configuration file (its [dns] and [mailauth] settings)")->required();
+        if (what == std::string("dkim")) continue;
+        sub->add_option("--ip", auth_check.ip, "The SMTP client's IP address")->required();
+        sub->add_option("--helo", auth_check.helo, "The HELO/EHLO name")->required();
+        sub->add_option("--mail-from", mail_from, "The MAIL FROM address (\"\" for the null sender)");
+    }
+
+    ferry::cli::KeygenOptions keygen;
+    auto* dkim = app.add_subcommand("dkim", "DKIM signing keys");
+    dkim->require_subcommand(1);
+    auto* dkim_keygen = dkim->add_subcommand("keygen", "Make a signing key and print its DNS record");
+    dkim_keygen->add_option("domain", keygen.domain, "Domain the key signs for (d=)")->required();
+    dkim_keygen->add_option("selector", keygen.selector, "Selector (s=): the key's DNS record is SELECTOR._domainkey.DOMAIN")->required();
+    dkim_keygen->add_option("--algorithm", keygen.algorithm, "rsa (default) or ed25519")->check(CLI::IsMember({"rsa", "ed25519"}));
+    dkim_keygen->add_option("--bits", keygen.bits, "RSA key size (default 2048)");
+    dkim_keygen->add_option("--output", keygen.output, "Key file (default data_dir/dkim/DOMAIN.SELECTOR.pem)");
+    dkim_keygen->add_option("--config", keygen.config, "Configuration file")->required();
+
     CLI11_PARSE(app, argc, argv);
 
     if (*check) {
         try {
             const auto cfg = ferry::config::load_config(check_config);
+            ferry::mailauth::SigningKeys::load(cfg.dkim);   // the keys the server would sign with
             std::cout << check_config << ": ok (" << cfg.listeners.size() << " listener(s), "
-                      << cfg.local_domains.size() << " local domain(s))\n";
+                      << cfg.local_domains.size() << " local domain(s), " << cfg.dkim.keys.size() << " DKIM key(s))\n";
             return 0;
-        } catch (const ferry::config::ConfigError& e) {
+        } catch (const std::exception& e) {
             std::cerr << e.what() << "\n";
             return kConfigError;
         }
     }
+    if (*check_auth) {
+        for (const auto* sub : check_auth->get_subcommands()) {
+            auth_check.what = sub->get_name();
+            if (auth_check.what != "dkim" && sub->count("--mail-from") > 0) auth_check.mail_from = mail_from;
+        }
+        return ferry::cli::run_check_command(auth_check);
+    }
+    if (*dkim_keygen) return ferry::cli::run_dkim_keygen(keygen);
     if (*user) return ferry::cli::run_user_command(user_action, user_address, user_config);
     if (*dns) return ferry::cli::run_dns_command(dns_domain, dns_config);
     if (*queue) return ferry::cli::run_queue_command(queue_action, queue_id, queue_json, queue_config);

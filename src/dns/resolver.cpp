@@ -76,6 +76,14 @@ Resolver::Resolver(asio::any_io_executor executor, const config::DnsSettings& se
             // unbound will not query loopback servers unless told: a local resolver is exactly what we want.
             check(ub_ctx_set_option(ctx_, "do-not-query-localhost:", "no"), "do-not-query-localhost");
             check(ub_ctx_set_fwd(ctx_, unbound_address(*settings.resolver).c_str()), "forwarder");
+            // libunbound answers some special-use names itself with NXDOMAIN (RFC 6761 6.2 lets a resolver
+            // configured for testing pass them on): the test domain and the reverse zones of the documentation
+            // address blocks (RFC 5737, RFC 3849). The server named here is the authority for them instead, as
+            // for everything else; .onion, localhost and the private address blocks stay unbound's own. (Last:
+            // adding a zone finalizes the context, and no setting may follow.)
+            for (const char* zone : {"test.", "2.0.192.in-addr.arpa.", "100.51.198.in-addr.arpa.",
+                                     "113.0.203.in-addr.arpa.", "8.b.d.0.1.0.0.2.ip6.arpa."})
+                check(ub_ctx_zone_add(ctx_, zone, "nodefault"), "local-zone nodefault");
         } else {
             check(ub_ctx_resolvconf(ctx_, nullptr), "reading /etc/resolv.conf");
         }

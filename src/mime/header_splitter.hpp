@@ -11,6 +11,11 @@
 
 namespace ferry::mime {
 
+// The longest header section Ferry accepts (larger ones get 552 5.3.4). RFC 5322 sets no limit; Postfix keeps
+// 100 KiB of it (header_size_limit) and Exim refuses over 1 MiB. Honest mail stays far below; a session holds at
+// most this much of it in memory.
+inline constexpr std::size_t kMaxHeaderSection = 256 * 1024;
+
 class HeaderSplitter {
 public:
     enum class State { header, body, too_large };

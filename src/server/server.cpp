@@ -16,6 +16,9 @@
 
 #include "delivery/outbound.hpp"
 #include "delivery/router.hpp"
+#include "dns/resolver.hpp"
+#include "mailauth/public_suffix.hpp"
+#include "mailauth/signing.hpp"
 #include "policy/local_directory.hpp"
 #include "queue/delivery_queue.hpp"
 #include "server/connection_limits.hpp"
@@ -41,6 +44,17 @@ std::string_view role_name(config::ListenerRole role) {
     case config::ListenerRole::submissions: return "submissions";
     }
     return "?";
+}
+
+// The organizational-domain rules DMARC needs. Without the list (Debian's publicsuffix not installed), every
+// domain's organizational domain is its last two labels (the list's implicit "*" rule), which is right for
+// most domains and wrong under suffixes like co.uk: say so, but keep serving.
+mailauth::PublicSuffixList load_public_suffixes(const config::Config& c) {
+    std::string error;
+    if (auto list = mailauth::PublicSuffixList::load(c.mailauth.public_suffix_list, error)) return std::move(*list);
+    if (c.mailauth.verify)
+        spdlog::warn("mailauth: {}; DMARC takes the last two labels of a domain as its organizational domain", error);
+    return mailauth::PublicSuffixList::parse("");
 }
 
 queue::QueueSettings queue_settings(const config::Config& c) {
@@ -69,7 +83,14 @@ public:
           control_(io_, auth_pool_.get_executor(), queue_),
           limits_(config_->limits.connections, config_->limits.connections_per_ip),
           services_{io_, directory_, spool_, committer_, queue_, limits_, {}, nullptr, auth_pool_, {}},
-          signals_(io_, SIGTERM, SIGINT, SIGHUP) {}
+          resolver_(io_.get_executor(), config_->dns),
+          public_suffixes_(load_public_suffixes(*config_)),
+          signals_(io_, SIGTERM, SIGINT, SIGHUP) {
+        services_.resolver = &resolver_;
+        services_.public_suffixes = &public_suffixes_;
+        // Before the privilege drop, like the TLS key: signing keys may be readable by root only.
+        services_.signing_keys = std::make_shared<const mailauth::SigningKeys>(mailauth::SigningKeys::load(config_->dkim));
+    }
 
     int run() {
         // Before the privilege drop: the key may be readable by root only.
@@ -142,6 +163,7 @@ private:
             spdlog::info("signal={} stopping: no new connections, closing sessions", signal);
             stopping_ = true;
             control_.close();
+            resolver_.cancel_all();   // checks waiting on DNS end now (temperror), their sessions get 421
             for (auto& a : acceptors_) {
                 error_code ignored;
                 a.acceptor.close(ignored);
@@ -161,7 +183,9 @@ private:
         try {
             config::Config fresh = config::load_config(config_->source);
             auto tls = make_tls_context(fresh);   // a broken certificate refuses the whole reload
+            auto keys = std::make_shared<const mailauth::SigningKeys>(mailauth::SigningKeys::load(fresh.dkim));
             services_.tls = std::move(tls);
+            services_.signing_keys = std::move(keys);
             directory_.update(fresh.local_domains, fresh.aliases);
             directory_.reload_accounts();
             limits_.set_limits(fresh.limits.connections, fresh.limits.connections_per_ip);
@@ -186,6 +210,8 @@ private:
     ControlSocket control_;
     ConnectionLimits limits_;
     ServerServices services_;
+    dns::Resolver resolver_;   // for the checks of arriving mail; outbound delivery has its own, on its thread
+    mailauth::PublicSuffixList public_suffixes_;
     asio::signal_set signals_;
     struct Acceptor {
         tcp::acceptor acceptor;

@@ -303,6 +303,7 @@ asio::awaitable<void> SmtpConnection::serve() {
     settings.auth_required = submission;
     policy::LocalMailPolicy policy(services_.directory, settings_.sender_login_match);
     smtp::Session session(std::move(settings), policy);
+    session_ = &session;   // for the content path (store_decoded); the session outlives every use
 
     // Implicit TLS (RFC 8314): the handshake comes before the greeting; a plaintext client gets nothing.
     if (settings_.role == config::ListenerRole::submissions) {
@@ -436,8 +437,9 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
     decoded_.clear();
     write_error_.clear();
     hops_ = mime::HopCounter();
-    // The header section is kept only when there is a From: to check (from_not_owned).
-    header_complete_ = session.authenticated_user().empty() || !settings_.sender_login_match;
+    splitter_.emplace(mime::kMaxHeaderSection);
+    inbound_.reset();
+    signers_.clear();
 
     spool::Envelope env;
     env.queue_id = spool::make_queue_id();
@@ -451,6 +453,7 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
     env.ret = std::string(smtp::to_string(tx.ret));
     env.envid = tx.envid;
     for (const auto& d : tx.recipient_dsn) env.recipient_dsn.push_back({d.notify, d.orcpt});
+    env.addendum = true;   // filled at the end of data (make_addendum)
     try {
         writer_ = std::make_unique<spool::MessageWriter>(services_.spool, env);
     } catch (const std::exception& e) {
@@ -480,21 +483,58 @@ void SmtpConnection::append_to_spool(std::string_view content) {
 
 void SmtpConnection::store_decoded() {
     if (!hops_.header_ended()) hops_.feed(decoded_);
-    // Keep the header section for the From: check; 64 KiB is far more than any honest header needs.
-    constexpr std::size_t kMaxHeader = 64 * 1024;
-    if (!header_complete_ && !decoded_.empty()) {
-        const std::size_t room = kMaxHeader - std::min(header_.size(), kMaxHeader);
-        header_.append(decoded_, 0, std::min(decoded_.size(), room));
-        header_complete_ = header_.size() >= kMaxHeader || mime::header_section(header_).size() < header_.size();
+    if (splitter_ && splitter_->state() == mime::HeaderSplitter::State::header) {
+        const std::string_view body = splitter_->feed(decoded_);
+        if (splitter_->state() == mime::HeaderSplitter::State::too_large) {
+            if (writer_) writer_->discard();   // refused at the end of data (552); give the space back now
+        } else if (splitter_->state() == mime::HeaderSplitter::State::body) {
+            header_complete(*session_);
+            store_body(body);
+        }
+    } else if (splitter_ && splitter_->state() == mime::HeaderSplitter::State::body) {
+        store_body(decoded_);
     }
-    append_to_spool(decoded_);
     decoded_.clear();
 }
 
+void SmtpConnection::header_complete(const smtp::Session& session) {
+    const config::Config& cfg = *config_;
+    std::string header = splitter_->header();
+    if (settings_.role == config::ListenerRole::mx && cfg.mailauth.verify && services_.resolver) {
+        const smtp::Transaction& tx = session.transaction();
+        inbound_ = std::make_unique<mailauth::InboundCheck>(
+            mailauth::InboundFacts{client_ip_, session.helo_name(),
+                                   tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string()},
+            header);
+        std::size_t removed = 0;
+        header = mailauth::remove_claimed_results(header, cfg.authserv_id(), removed);
+        if (removed > 0)
+            spdlog::info("client={} removed {} Authentication-Results field{} claiming {}", client_, removed,
+                         removed == 1 ? "" : "s", cfg.authserv_id());
+    }
+    const auto& keys = services_.signing_keys;
+    if (!session.authenticated_user().empty() && cfg.dkim.sign && keys && !keys->empty()) {
+        const smtp::Transaction& tx = session.transaction();
+        const std::string sender = tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string();
+        if (const auto domain = mailauth::signing_domain(header, sender))
+            for (const mailauth::DkimSigningKey* key : keys->for_domain(*domain))
+                signers_.emplace_back(*key, keys->options(), header);
+    }
+    append_to_spool(header);
+    if (splitter_->has_body()) append_to_spool("\r\n");
+}
+
+void SmtpConnection::store_body(std::string_view body) {
+    if (body.empty()) return;
+    if (inbound_) inbound_->feed_body(body);
+    for (auto& signer : signers_) signer.feed_body(body);
+    append_to_spool(body);
+}
+
 void SmtpConnection::end_message() {
-    header_.clear();
-    header_.shrink_to_fit();
-    header_complete_ = false;
+    splitter_.reset();
+    inbound_.reset();
+    signers_.clear();
     writer_.reset();   // an uncommitted file is removed by the writer
     decoder_.reset();
     decoded_.clear();
@@ -548,7 +588,7 @@ asio::awaitable<std::error_code> SmtpConnection::commit_to_spool(spool::MessageW
 std::optional<std::string> SmtpConnection::from_not_owned(const smtp::Session& session) {
     const std::string& user = session.authenticated_user();
     if (user.empty() || !settings_.sender_login_match) return std::nullopt;
-    const auto from = mime::header_field(mime::header_section(header_), "From");
+    const auto from = mime::header_field(splitter_ ? splitter_->header() : std::string(), "From");
     if (!from) return std::nullopt;   // no claim made
     policy::LocalMailPolicy policy(services_.directory, true);
     const auto addresses = mime::address_list(*from);
@@ -561,7 +601,41 @@ std::optional<std::string> SmtpConnection::from_not_owned(const smtp::Session& s
     return std::nullopt;
 }
 
+asio::awaitable<std::optional<smtp::Reply>> SmtpConnection::make_addendum(const smtp::Session& session,
+                                                                            spool::Addendum& addendum) {
+    const config::Config& cfg = *config_;
+    if (inbound_) {
+        const double sample = std::uniform_real_distribution<double>(0.0, 1.0)(services_.random);
+        mailauth::InboundSettings settings{cfg.authserv_id(), services_.public_suffixes};
+        const mailauth::InboundVerdict v =
+            co_await inbound_->finish(*services_.resolver, settings, sample, std::time(nullptr));
+        spdlog::info("checked client={} from={} {}", client_, loggable(v.dmarc.from_domain), v.summary);
+        const mailauth::Disposition d = v.dmarc.disposition;
+        if (d == mailauth::Disposition::reject && cfg.mailauth.dmarc_enforce) {
+            // RFC 7489 10.3: the rejection names DMARC, so the sender knows which policy refused the mail.
+            spdlog::warn("refused client={} from={}: DMARC policy reject ({})", client_, loggable(v.dmarc.from_domain),
+                         v.dmarc.reason);
+            co_return smtp::Reply(550, "5.7.1",
+                                  "Message rejected per DMARC policy of " + loggable(v.dmarc.policy_domain));
+        }
+        addendum.headers += v.field;
+        if (d == mailauth::Disposition::quarantine && cfg.mailauth.dmarc_enforce) addendum.folder = "Junk";
+    }
+    const std::time_t now = std::time(nullptr);
+    for (auto& signer : signers_) addendum.headers += signer.finish(now);
+    co_return std::nullopt;
+}
+
 asio::awaitable<smtp::Step> SmtpConnection::commit(smtp::Session& session) {
+    if (splitter_ && splitter_->state() == mime::HeaderSplitter::State::too_large) {
+        spdlog::warn("refused client={}: header section over {} octets", client_, mime::kMaxHeaderSection);
+        co_return session.on_content_refused(smtp::Reply(
+            552, "5.3.4", fmt::format("Message header section exceeds {} KiB", mime::kMaxHeaderSection / 1024)));
+    }
+    if (splitter_ && splitter_->state() == mime::HeaderSplitter::State::header) {   // no empty line, no body
+        splitter_->finish();
+        header_complete(session);
+    }
     if (!writer_ || write_error_) co_return session.on_commit_failed(out_of_space(write_error_));
     if (hops_.hops() > mime::kMaxHops) {
         // RFC 5321 6.3: a message that has passed this many relays is going round in circles.
@@ -576,6 +650,10 @@ asio::awaitable<smtp::Step> SmtpConnection::commit(smtp::Session& session) {
         co_return session.on_content_refused(smtp::Reply(
             553, "5.7.1", "Header From: address " + loggable(*bad) + " not owned by user " + session.authenticated_user()));
     }
+    spool::Addendum addendum;
+    if (const auto refusal = co_await make_addendum(session, addendum)) co_return session.on_content_refused(*refusal);
+    if (!writer_ || write_error_) co_return session.on_commit_failed(out_of_space(write_error_));
+    writer_->set_addendum(std::move(addendum));
     const std::error_code ec = co_await commit_to_spool(*writer_);
     const std::string id = writer_->queue_id();
     if (ec) {

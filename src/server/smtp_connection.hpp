@@ -9,10 +9,16 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
+#include "dns/lookup.hpp"
+#include "mailauth/inbound_check.hpp"
+#include "mailauth/signing.hpp"
+#include "mime/header_splitter.hpp"
 #include "policy/local_directory.hpp"
 #include "queue/delivery_queue.hpp"
 #include "server/auth_throttle.hpp"
@@ -40,6 +46,10 @@ struct ServerServices {
     std::shared_ptr<asio::ssl::context> tls;   // the current certificate; replaced on reload
     asio::thread_pool& auth_pool;              // password checks (yescrypt is slow on purpose)
     AuthThrottle auth_throttle;                // touched only on the io thread
+    dns::Lookup* resolver = nullptr;           // message checks of mx listeners (runs on the io thread)
+    const mailauth::PublicSuffixList* public_suffixes = nullptr;
+    std::shared_ptr<const mailauth::SigningKeys> signing_keys;   // replaced on reload
+    std::mt19937 random{std::random_device{}()};                 // DMARC pct= draws; io thread only
 };
 
 class SmtpConnection : public std::enable_shared_from_this<SmtpConnection> {
@@ -77,7 +87,14 @@ private:
     asio::awaitable<std::error_code> commit_to_spool(spool::MessageWriter& writer);
     bool begin_message(smtp::Session& session, smtp::ContentDecoder::Mode mode);
     void store_decoded();
+    // The header section is complete: start the checks or signatures it calls for, store it (without forged
+    // Authentication-Results when we add our own).
+    void header_complete(const smtp::Session& session);
+    void store_body(std::string_view body);
     void append_to_spool(std::string_view content);   // a failure is kept in write_error_ and frees the file
+    // What goes after the content: our Authentication-Results (and the Junk folder for a DMARC quarantine) or
+    // DKIM signatures. A Reply when the message is refused for its content (DMARC reject).
+    asio::awaitable<std::optional<smtp::Reply>> make_addendum(const smtp::Session& session, spool::Addendum& addendum);
     void end_message();
     asio::awaitable<void> say_goodbye(ReadResult why, smtp::Session& session);
     void arm_timer(Clock::time_point deadline);
@@ -103,13 +120,15 @@ private:
     bool timed_out_ = false;
     std::uint64_t timer_generation_ = 0;
 
+    const smtp::Session* session_ = nullptr;   // the session serve() runs
     std::optional<smtp::ContentDecoder> decoder_;
     std::unique_ptr<spool::MessageWriter> writer_;
     std::string decoded_;      // decoded content waiting to be handed to the writer
-    std::string header_;       // the start of the content, up to the end of its header section (From: check)
-    bool header_complete_ = false;
-    std::error_code write_error_;
-    mime::HopCounter hops_;   // Received: fields of the message being received (loop detection)   // the spool refused this message's content; answered at its end
+    std::optional<mime::HeaderSplitter> splitter_;          // the header section is held until it is complete
+    std::unique_ptr<mailauth::InboundCheck> inbound_;       // mx: SPF, DKIM, DMARC of this message
+    std::vector<mailauth::DkimSigner> signers_;             // authenticated mail from a domain with keys
+    std::error_code write_error_;   // the spool refused this message's content; answered at its end
+    mime::HopCounter hops_;   // Received: fields of the message being received (loop detection)
     std::size_t commands_ = 0, messages_ = 0;
 };
 

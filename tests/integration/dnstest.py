@@ -4,7 +4,9 @@
             "mx1.example.org": [("A", "127.0.0.1")],
             "alias.example.org": [("CNAME", "mx1.example.org")],
             "broken.example.org": "SERVFAIL",     # every query for the name gets SERVFAIL
-            "silent.example.org": "DROP"}          # never answered (the client's timeout)
+            "silent.example.org": "DROP",          # never answered (the client's timeout)
+            "example.org": [("TXT", "v=spf1 -all")],   # TXT: a str (cut at 255 octets) or a list of strings
+            "1.0.0.127.in-addr.arpa": [("PTR", "mx1.example.org")]}
     with DnsServer(zone) as dns:
         ... f"127.0.0.1:{dns.port}" is Ferry's [dns] resolver ...
 
@@ -16,7 +18,7 @@ import socket
 import threading
 from collections import Counter
 
-from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, A, DNSRecord
+from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, TXT, A, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
 TTL = 60
@@ -31,6 +33,15 @@ def _rdata(kind, values):
         return MX(values[1] if values[1] != "." else ".", values[0])
     if kind == "CNAME":
         return CNAME(values[0])
+    if kind == "PTR":
+        return PTR(values[0])
+    if kind == "TXT":
+        # One record: a str is cut into character-strings of 255 octets (RFC 1035 3.3.14); a list gives them as is.
+        text = values[0]
+        if isinstance(text, str):
+            data = text.encode("utf-8")
+            text = [data[i:i + 255] for i in range(0, len(data), 255)] or [b""]
+        return TXT(text)
     raise ValueError(kind)
 
 
@@ -46,8 +57,9 @@ class _ZoneResolver(BaseResolver):
         qtype = QTYPE[request.q.qtype]
         with self.lock:
             self.queries[(name, qtype)] += 1
+            zone = dict(self.zone)
         for _ in range(8):   # follow CNAMEs inside the zone
-            records = self.zone.get(name)
+            records = zone.get(name)
             if records is None:
                 reply.header.rcode = RCODE.NXDOMAIN
                 return reply
@@ -103,20 +115,32 @@ def _free_port_udp_tcp():
 
 
 class DnsServer:
-    def __init__(self, zone):
+    def __init__(self, zone, port=None, address="127.0.0.1"):
+        """port: a fixed port (53 inside a network namespace of the test's own, for clients that read
+        /etc/resolv.conf); default: a free one."""
         self.resolver = _ZoneResolver(zone)
-        self.port = _free_port_udp_tcp()
+        self.host = address
+        self.port = port or _free_port_udp_tcp()
         logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
-        self.servers = [DNSServer(self.resolver, address="127.0.0.1", port=self.port, tcp=tcp, logger=logger,
+        self.servers = [DNSServer(self.resolver, address=self.host, port=self.port, tcp=tcp, logger=logger,
                                   handler=_Handler) for tcp in (False, True)]
 
     @property
     def address(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def queries(self):
         return self.resolver.queries
+
+    def set(self, name, records):
+        """Adds or replaces the records of one name while the server runs (None removes the name)."""
+        with self.resolver.lock:
+            key = name.lower().rstrip(".")
+            if records is None:
+                self.resolver.zone.pop(key, None)
+            else:
+                self.resolver.zone[key] = records
 
     def __enter__(self):
         for s in self.servers:
