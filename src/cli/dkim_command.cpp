@@ -16,19 +16,6 @@
 
 namespace ferry::cli {
 
-namespace {
-
-// RFC 1035 3.3.14: a TXT record is a sequence of character-strings of at most 255 octets each.
-std::string zone_file_strings(std::string_view text) {
-    std::string out;
-    for (std::size_t at = 0; at < text.size(); at += 255) {
-        if (!out.empty()) out += " ";
-        out += "\"" + std::string(text.substr(at, 255)) + "\"";
-    }
-    return out;
-}
-
-}  // namespace
 
 int run_dkim_keygen(const KeygenOptions& o) {
     config::Config cfg;
@@ -93,7 +80,7 @@ int run_dkim_keygen(const KeygenOptions& o) {
 
     const std::string name = selector + "._domainkey." + domain;
     std::cout << "# Key written to " << file.string() << ". Publish this TXT record:\n";
-    std::cout << name << ". 3600 IN TXT " << zone_file_strings(key.txt_record) << "\n";
+    std::cout << name << ". 3600 IN TXT " << mailauth::txt_presentation(key.txt_record) << "\n";
     std::cout << "# and sign with it (add to the configuration):\n";
     std::cout << "[[dkim.key]]\n";
     std::cout << "domain = \"" << domain << "\"\n";

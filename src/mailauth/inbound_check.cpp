@@ -3,6 +3,8 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <fmt/format.h>
 
+#include <chrono>
+
 #include "mailauth/auth_results.hpp"
 #include "mailauth/dmarc.hpp"
 #include "mailauth/from_domain.hpp"
@@ -13,6 +15,52 @@
 namespace ferry::mailauth {
 
 namespace {
+
+// RFC 7208 4.6.4: an SPF evaluation may be given up after at least 20 seconds. The same bound holds for all the
+// checks of a message together: a client waits for them before its reply to the end of data.
+constexpr std::chrono::seconds kCheckTimeLimit{20};
+
+// Asks `inner` until the deadline, then answers every new question with a temporary failure at once, so a
+// chain of slow lookups (SPF includes, DKIM keys, DMARC records) ends as temperror instead of holding the
+// session. A lookup in flight at the deadline ends within [dns] timeout.
+class DeadlineLookup : public dns::Lookup {
+public:
+    DeadlineLookup(dns::Lookup& inner, std::chrono::steady_clock::time_point deadline)
+        : inner_(inner), deadline_(deadline) {}
+    boost::asio::awaitable<dns::Answer> query(std::string name, int type) override {
+        if (std::chrono::steady_clock::now() >= deadline_) {
+            dns::Answer a;
+            a.status = dns::Answer::Status::temporary;
+            a.why = "the checks of this message took longer than 20 s";
+            co_return a;
+        }
+        co_return co_await inner_.query(std::move(name), type);
+    }
+
+private:
+    dns::Lookup& inner_;
+    std::chrono::steady_clock::time_point deadline_;
+};
+
+// The first word of a field value, past whitespace and comments, without quotes, lower-cased: what a reader
+// that does not parse RFC 8601 strictly takes for the authserv-id. A field that is not well-formed but starts
+// with our name is removed as well, so no reader can be fooled by junk after the name.
+std::string first_word(std::string_view v) {
+    std::size_t at = 0;
+    for (int depth = 0; at < v.size(); ++at) {
+        const char c = v[at];
+        if (c == '(') ++depth;
+        else if (c == ')' && depth > 0) --depth;
+        else if (depth == 0 && c != ' ' && c != '\t' && c != '\r' && c != '\n') break;
+    }
+    std::size_t end = at;
+    while (end < v.size() && v[end] != ' ' && v[end] != '\t' && v[end] != '\r' && v[end] != '\n' && v[end] != ';' &&
+           v[end] != '(')
+        ++end;
+    std::string_view word = v.substr(at, end - at);
+    if (word.size() >= 2 && word.front() == '"' && word.back() == '"') word = word.substr(1, word.size() - 2);
+    return util::ascii_lower(word);
+}
 
 std::string dkim_summary(const std::vector<DkimOutcome>& outcomes) {
     if (outcomes.empty()) return "none";
@@ -31,9 +79,10 @@ InboundCheck::InboundCheck(InboundFacts facts, std::string_view header_section)
 
 void InboundCheck::feed_body(std::string_view octets) { verifier_.feed_body(octets); }
 
-boost::asio::awaitable<InboundVerdict> InboundCheck::finish(dns::Lookup& dns, const InboundSettings& settings,
+boost::asio::awaitable<InboundVerdict> InboundCheck::finish(dns::Lookup& resolver, const InboundSettings& settings,
                                                              double sample, std::time_t now) {
     using namespace boost::asio::experimental::awaitable_operators;
+    DeadlineLookup dns(resolver, std::chrono::steady_clock::now() + kCheckTimeLimit);
     const SpfQuery query{facts_.client_ip, facts_.helo, facts_.sender, settings.authserv_id};
     InboundVerdict v;
     // The three are independent: their DNS questions go out together.
@@ -70,7 +119,8 @@ std::string remove_claimed_results(std::string_view header_section, std::string_
         if (util::ascii_lower(f.name) == "authentication-results") {
             std::string_view value = f.raw.substr(f.raw.find(':') + 1);
             while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.remove_suffix(1);
-            if (const auto id = authserv_id_of(value); id && *id == ours) {
+            const auto id = authserv_id_of(value);
+            if ((id && *id == ours) || first_word(value) == ours) {
                 ++removed;
                 continue;
             }
