@@ -15,10 +15,10 @@
 namespace ferry::mailauth {
 
 // RFC 8301 3.2: signers MUST use RSA keys of at least 1024 bits (SHOULD 2048) and verifiers MUST NOT accept
-// signatures from smaller ones; verifiers MUST be able to validate keys of up to 4096 bits, so a signer's larger
-// key would not verify everywhere and is refused.
+// signatures from smaller ones. Verifiers need only validate keys of up to 4096 bits, so no larger key is
+// generated here (an operator's own larger key is loaded: that is their choice).
 inline constexpr int kMinRsaBits = 1024;
-inline constexpr int kMaxSigningRsaBits = 4096;
+inline constexpr int kMaxGeneratedRsaBits = 4096;
 inline constexpr int kDefaultRsaBits = 2048;
 // A private key file is a few kilobytes; anything far larger is not one (and is not read into memory).
 inline constexpr std::uintmax_t kMaxKeyFileSize = 1024 * 1024;
@@ -58,8 +58,8 @@ struct DkimSigningKey {
     int bits = 0;           // RSA modulus size; 256 for Ed25519
 };
 
-// A PEM private key (PKCS#8, or traditional "RSA PRIVATE KEY"; not encrypted). RSA of kMinRsaBits to
-// kMaxSigningRsaBits bits, or Ed25519. nullopt with `error` set otherwise (or when the file cannot be read).
+// A PEM private key (PKCS#8, or traditional "RSA PRIVATE KEY"; not encrypted): RSA of at least kMinRsaBits
+// bits, or Ed25519. nullopt with `error` set otherwise (or when the file cannot be read).
 std::optional<DkimSigningKey> load_signing_key(const std::filesystem::path& pem_file, std::string domain,
                                                std::string selector, std::string& error);
 std::optional<DkimSigningKey> signing_key_from_pem(std::string_view pem, std::string domain, std::string selector,
@@ -70,7 +70,7 @@ struct GeneratedKey {
     std::string txt_record;        // "v=DKIM1; k=rsa; p=<base64 SubjectPublicKeyInfo>" or "v=DKIM1; k=ed25519; p=<base64 of the raw 32 octets>" (RFC 8463 4.2)
 };
 
-// A new key. rsa_bits must be kMinRsaBits..kMaxSigningRsaBits (std::invalid_argument otherwise: a bug or a
+// A new key. rsa_bits must be kMinRsaBits..kMaxGeneratedRsaBits (std::invalid_argument otherwise: a bug or a
 // configuration error, not input); std::runtime_error if OpenSSL cannot make a key.
 GeneratedKey generate_signing_key(DkimAlgorithm algorithm, int rsa_bits = kDefaultRsaBits);
 

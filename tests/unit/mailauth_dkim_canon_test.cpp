@@ -156,6 +156,11 @@ TEST(DkimCanon, SplitAtEveryOffsetGivesTheSameOutput) {
         EXPECT_EQ(whole, reference_body(c, body));
         for (std::size_t i = 0; i <= body.size(); ++i) {
             EXPECT_EQ(canon_in_pieces(c, body, {i}), whole) << to_string(c) << " cut at " << i;
+            BodyHasher h(c, std::nullopt);
+            h.feed(std::string_view(body).substr(0, i));
+            h.feed(std::string_view(body).substr(i));
+            h.finish();
+            EXPECT_EQ(h.digest(), sha256(whole)) << to_string(c) << " cut at " << i;
             for (std::size_t j = i; j <= body.size(); ++j)
                 ASSERT_EQ(canon_in_pieces(c, body, {i, j}), whole) << to_string(c) << " cuts " << i << "," << j;
         }

@@ -138,7 +138,9 @@ TEST(DkimSign, FieldFormat) {
     while (std::getline(lines, line)) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         EXPECT_LE(line.size(), kMaxSignatureLine) << line;
-        if (count++ > 0) EXPECT_TRUE(line.starts_with(" ")) << line;
+        if (count++ > 0) {
+            EXPECT_TRUE(line.starts_with(" ")) << line;
+        }
     }
     EXPECT_GE(count, 5);   // a 2048-bit signature alone is 344 base64 octets
     const auto parsed = parse_dkim_signature(field.substr(field.find(':') + 1));
