@@ -34,7 +34,7 @@ namespace {
 
 // Past this the naive expander gives up (its output is unbounded by design); the real one is still checked
 // for its bounds.
-constexpr std::size_t kNaiveLimit = 1 << 20;
+constexpr std::size_t kNaiveLimit = 1 << 16;
 
 bool printable(std::string_view s) {
     for (const char c : s)
