@@ -33,7 +33,15 @@ std::string_view HeaderSplitter::feed(std::string_view piece) {
 }
 
 void HeaderSplitter::finish() {
-    if (state_ == State::header) state_ = State::body;
+    if (state_ != State::header) return;
+    // feed() waits up to limit + 3 octets for an empty line that may still come; at the end there is none.
+    if (header_.size() > limit_) {
+        state_ = State::too_large;
+        header_.clear();
+        header_.shrink_to_fit();
+        return;
+    }
+    state_ = State::body;
 }
 
 }  // namespace ferry::mime

@@ -627,14 +627,14 @@ asio::awaitable<std::optional<smtp::Reply>> SmtpConnection::make_addendum(const 
 }
 
 asio::awaitable<smtp::Step> SmtpConnection::commit(smtp::Session& session) {
+    if (splitter_ && splitter_->state() == mime::HeaderSplitter::State::header) {   // no empty line, no body
+        splitter_->finish();
+        if (splitter_->state() == mime::HeaderSplitter::State::body) header_complete(session);
+    }
     if (splitter_ && splitter_->state() == mime::HeaderSplitter::State::too_large) {
         spdlog::warn("refused client={}: header section over {} octets", client_, mime::kMaxHeaderSection);
         co_return session.on_content_refused(smtp::Reply(
             552, "5.3.4", fmt::format("Message header section exceeds {} KiB", mime::kMaxHeaderSection / 1024)));
-    }
-    if (splitter_ && splitter_->state() == mime::HeaderSplitter::State::header) {   // no empty line, no body
-        splitter_->finish();
-        header_complete(session);
     }
     if (!writer_ || write_error_) co_return session.on_commit_failed(out_of_space(write_error_));
     if (hops_.hops() > mime::kMaxHops) {

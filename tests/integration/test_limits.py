@@ -356,3 +356,30 @@ def test_mail_loop_more_than_50_received_fields_refused(ferry):
     [f] = srv.wait_mail("alice")
     assert header_value(f.read_bytes(), "Subject") == "fifty hops"
     srv.wait_log(r"refused client=.* hops=51: mail loop")
+
+
+def test_header_section_over_256_kib_refused_552(ferry):
+    """The header section is held in memory until it ends (for the From: check and the message checks): more
+    than 256 KiB of it gets 552 5.3.4 and nothing is stored; just under is delivered byte-exact."""
+    srv = ferry()
+
+    def with_header(size, subject):
+        line = "X-Filler: " + "f" * 88 + "\r\n"   # 100 octets
+        return (line * (size // 100)).encode() + make_message(subject=subject)
+
+    big = with_header(256 * 1024 + 200, "too big")
+    fits = with_header(250 * 1024, "fits")
+    with srv.connect() as c:
+        c.ehlo()
+        r = c.data(big, mail_from="x@client.test", rcpts=["alice@example.test"])
+        assert r.is_(552, "5.3.4"), r
+        assert "header section exceeds 256 KiB" in r.text
+        c.expect("NOOP", 250, "2.0.0")   # the session goes on
+        r = c.data(fits, mail_from="x@client.test", rcpts=["alice@example.test"])
+        assert r.code == 250, r
+        c.quit()
+    [f] = srv.wait_mail("alice")
+    data = f.read_bytes()
+    assert header_value(data, "Subject") == "fits"
+    assert data.endswith(fits)
+    srv.wait_log(r"refused client=.*: header section over 262144 octets")

@@ -66,4 +66,9 @@ TEST(HeaderSplitter, LimitCountsOnlyTheHeader) {
     EXPECT_EQ(s.header, "");
     s = split(std::string(5000, 'h'), 64, 99);   // never an empty line
     EXPECT_EQ(s.state, HeaderSplitter::State::too_large);
+    s = split(std::string(101, 'h'), 200, 99);   // over the limit by less than an empty line, then the end
+    EXPECT_EQ(s.state, HeaderSplitter::State::too_large);
+    s = split(std::string(99, 'h'), 200, 99);
+    EXPECT_EQ(s.state, HeaderSplitter::State::body);
+    EXPECT_EQ(s.header.size(), 99u);
 }
