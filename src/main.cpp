@@ -87,7 +87,13 @@ int main(int argc, char** argv) {
     dkim_keygen->add_option("--output", keygen.output, "Key file (default data_dir/dkim/DOMAIN.SELECTOR.pem)");
     dkim_keygen->add_option("--config", keygen.config, "Configuration file")->required();
 
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // --help and --version exit 0; every usage error (a missing or unknown option) is status 2, as the
+        // subcommands document, not CLI11's own numbers.
+        return app.exit(e) == 0 ? 0 : kConfigError;
+    }
 
     if (*check) {
         try {

@@ -122,14 +122,13 @@ int check_message(const config::Config& cfg, const CheckOptions& o) {
     auto check = std::make_shared<mailauth::InboundCheck>(
         mailauth::InboundFacts{o.ip, o.helo, o.mail_from.value_or("")}, m.header);
     check->feed_body(m.body);
-    const mailauth::InboundSettings settings{cfg.authserv_id(), &*psl};
+    const mailauth::InboundSettings settings{cfg.authserv_id(), &*psl, cfg.mailauth.dmarc_enforce};
     std::mt19937 random{std::random_device{}()};
     const double sample = std::uniform_real_distribution<double>(0.0, 1.0)(random);
     const auto verdict = run_with_resolver<mailauth::InboundVerdict>(
         cfg, [&](dns::Resolver& r) { return check->finish(r, settings, sample, std::time(nullptr)); });
     std::cout << verdict.field;
-    const mailauth::Disposition d = cfg.mailauth.dmarc_enforce ? verdict.dmarc.disposition : mailauth::Disposition::none;
-    std::cout << "disposition: " << mailauth::to_string(d) << "\n";
+    std::cout << "disposition: " << mailauth::to_string(verdict.dmarc.disposition) << "\n";
     return 0;
 }
 

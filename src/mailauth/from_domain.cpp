@@ -1,5 +1,7 @@
 #include "mailauth/from_domain.hpp"
 
+#include <algorithm>
+
 #include "mime/header.hpp"
 
 namespace ferry::mailauth {
@@ -246,50 +248,56 @@ std::optional<std::vector<MailboxAddress>> parse_address_list(std::string_view v
     return out;
 }
 
-std::optional<std::string> from_domain(std::string_view header_section, std::string& problem) {
-    std::optional<std::string_view> raw;
-    std::size_t count = 0;
+std::optional<std::vector<std::string>> from_domains(std::string_view header_section, std::string& problem) {
+    std::vector<std::string> domains;
+    std::size_t fields = 0;
     for (const auto& field : mime::header_fields(header_section)) {
         if (!iequals(field.name, "from")) continue;
-        if (++count == 1) raw = field.raw.substr(field.raw.find(':') + 1);
+        ++fields;
+        std::string why;
+        const auto addresses = parse_address_list(unfold(field.raw.substr(field.raw.find(':') + 1)), why);
+        if (!addresses) {
+            problem = "From field does not parse: " + why;
+            return std::nullopt;
+        }
+        if (addresses->empty()) {
+            problem = "From field holds no address";
+            return std::nullopt;
+        }
+        for (const auto& a : *addresses) {
+            if (a.domain.front() == '[') {
+                problem = "From address has a domain literal";
+                return std::nullopt;
+            }
+            if (!is_dns_name(a.domain)) {
+                problem = "From domain is not a DNS name";
+                return std::nullopt;
+            }
+            std::string d = lower(a.domain);
+            if (std::find(domains.begin(), domains.end(), d) == domains.end()) domains.push_back(std::move(d));
+        }
     }
-    if (count == 0) {
+    if (fields == 0) {
         problem = "no From field";
         return std::nullopt;
     }
-    if (count > 1) {   // RFC 5322 3.6 allows one; RFC 7489 6.6.1 leaves such mail to local policy
+    return domains;
+}
+
+std::optional<std::string> from_domain(std::string_view header_section, std::string& problem) {
+    std::size_t count = 0;
+    for (const auto& field : mime::header_fields(header_section)) count += iequals(field.name, "from");
+    if (count > 1) {   // RFC 5322 3.6 allows one
         problem = std::to_string(count) + " From fields";
         return std::nullopt;
     }
-    std::string why;
-    const auto addresses = parse_address_list(unfold(*raw), why);
-    if (!addresses) {
-        problem = "From field does not parse: " + why;
+    auto domains = from_domains(header_section, problem);
+    if (!domains) return std::nullopt;
+    if (domains->size() > 1) {
+        problem = "From addresses have different domains";
         return std::nullopt;
     }
-    if (addresses->empty()) {
-        problem = "From field holds no address";
-        return std::nullopt;
-    }
-    std::string domain;
-    for (const auto& a : *addresses) {
-        if (a.domain.front() == '[') {
-            problem = "From address has a domain literal";
-            return std::nullopt;
-        }
-        if (!is_dns_name(a.domain)) {
-            problem = "From domain is not a DNS name";
-            return std::nullopt;
-        }
-        const std::string d = lower(a.domain);
-        if (domain.empty()) {
-            domain = d;
-        } else if (d != domain) {   // RFC 7489 6.6.1: several domains are several evaluations; refused here
-            problem = "From addresses have different domains";
-            return std::nullopt;
-        }
-    }
-    return domain;
+    return std::move(domains->front());
 }
 
 }  // namespace ferry::mailauth

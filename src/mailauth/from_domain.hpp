@@ -31,4 +31,10 @@ std::optional<std::vector<MailboxAddress>> parse_address_list(std::string_view v
 // longer than 63 octets or with characters other than letters, digits, '-', '_' and UTF-8).
 std::optional<std::string> from_domain(std::string_view header_section, std::string& problem);
 
+// Every distinct domain of the From: addresses, over all From fields (RFC 5322 allows one field; mail with more, or
+// with addresses of several domains, is evaluated for each domain, RFC 7489 6.6.1), in order, lower-case.
+// nullopt with `problem` when there is no From field, or one does not parse, holds no address, or has a domain
+// that is not a DNS name.
+std::optional<std::vector<std::string>> from_domains(std::string_view header_section, std::string& problem);
+
 }  // namespace ferry::mailauth

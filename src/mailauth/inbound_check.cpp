@@ -62,6 +62,22 @@ std::string first_word(std::string_view v) {
     return util::ascii_lower(word);
 }
 
+// Which of two DMARC outcomes decides for a message: a failure with the harsher disposition first, then a
+// temporary error, a permanent one, no policy, and a pass last.
+int severity(const DmarcOutcome& o) {
+    switch (o.result) {
+    case DmarcResult::fail:
+        return o.disposition == Disposition::reject ? 0 : o.disposition == Disposition::quarantine ? 1 : 2;
+    case DmarcResult::temperror: return 3;
+    case DmarcResult::permerror: return 4;
+    case DmarcResult::none: return 5;
+    case DmarcResult::pass: return 6;
+    }
+    return 4;
+}
+
+bool stricter(const DmarcOutcome& a, const DmarcOutcome& b) { return severity(a) < severity(b); }
+
 std::string dkim_summary(const std::vector<DkimOutcome>& outcomes) {
     if (outcomes.empty()) return "none";
     std::string out;
@@ -89,18 +105,33 @@ boost::asio::awaitable<InboundVerdict> InboundCheck::finish(dns::Lookup& resolve
     std::tie(v.spf_mail_from, v.spf_helo, v.dkim) =
         co_await (check_spf_mail_from(dns, query, now) && check_spf_helo(dns, query, now) && verifier_.verify(dns, now));
 
+    static const PublicSuffixList kNoList = PublicSuffixList::parse("");
+    const PublicSuffixList& list = settings.public_suffixes ? *settings.public_suffixes : kNoList;
     std::string problem;
-    if (const auto from = from_domain(header_, problem)) {
-        static const PublicSuffixList kNoList = PublicSuffixList::parse("");
-        const PublicSuffixList& list = settings.public_suffixes ? *settings.public_suffixes : kNoList;
-        // A named argument, moved in: g++ 12 destroys a braced temporary passed to a coroutine twice.
-        DmarcInput input{*from, v.spf_mail_from, v.dkim};
-        v.dmarc = co_await check_dmarc(dns, list, std::move(input), sample);
-    } else {
-        // RFC 7489 6.6.1: DMARC is about the From: domain; without exactly one, there is nothing to align.
+    const auto domains = from_domains(header_, problem);
+    if (!domains) {
+        // RFC 7489 6.6.1: DMARC is about the From: domain; without one there is nothing to align.
         v.dmarc.result = DmarcResult::permerror;
         v.dmarc.reason = problem;
+    } else if (domains->size() > kMaxFromDomains) {
+        v.dmarc.result = DmarcResult::permerror;
+        v.dmarc.from_domain = domains->front();
+        v.dmarc.disposition = Disposition::quarantine;
+        v.dmarc.reason = fmt::format("From: names {} domains, more than {} are not evaluated", domains->size(),
+                                     kMaxFromDomains);
+    } else {
+        // Each domain on its own; the message gets the strictest outcome (RFC 7489 6.6.1), so a second address
+        // cannot lift the policy of the first.
+        for (std::size_t i = 0; i < domains->size(); ++i) {
+            // A named argument, moved in: g++ 12 destroys a braced temporary passed to a coroutine twice.
+            DmarcInput input{(*domains)[i], v.spf_mail_from, v.dkim};
+            DmarcOutcome o = co_await check_dmarc(dns, list, std::move(input), sample);
+            if (i == 0 || stricter(o, v.dmarc)) v.dmarc = std::move(o);
+        }
+        if (domains->size() > 1)
+            v.dmarc.reason = fmt::format("{} From domains, the strictest: {}", domains->size(), v.dmarc.reason);
     }
+    if (!settings.enforce) v.dmarc.disposition = Disposition::none;
     v.field = authentication_results_field(
         AuthResultsInput{settings.authserv_id, {v.spf_mail_from, v.spf_helo}, v.dkim, v.dmarc});
     v.summary = fmt::format("spf={} spf_helo={} dkim={} dmarc={} dis={}", to_string(v.spf_mail_from.result),

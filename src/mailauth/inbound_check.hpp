@@ -27,7 +27,12 @@ struct InboundFacts {
 struct InboundSettings {
     std::string authserv_id;   // our name in Authentication-Results (and %{r} of SPF)
     const PublicSuffixList* public_suffixes = nullptr;
+    bool enforce = true;       // [mailauth] dmarc_enforce: off, the disposition (dis=) is always none
 };
+
+// RFC 7489 6.6.1: a From: with addresses of several domains is evaluated for each; past this many, the message
+// is not evaluated (a hostile list must not buy a DNS lookup per address) and goes to Junk.
+inline constexpr std::size_t kMaxFromDomains = 5;
 
 struct InboundVerdict {
     SpfOutcome spf_mail_from, spf_helo;

@@ -18,8 +18,7 @@ SigningKeys SigningKeys::load(const config::DkimSettings& settings) {
         std::string error;
         auto key = load_signing_key(k.private_key, k.domain, k.selector, error);
         if (!key)
-            throw std::runtime_error(fmt::format("dkim.key[{}] ({}._domainkey.{}): {}: {}", i, k.selector, k.domain,
-                                                 k.private_key.string(), error));
+            throw std::runtime_error(fmt::format("dkim.key[{}] ({}._domainkey.{}): {}", i, k.selector, k.domain, error));
         keys.keys_.push_back(std::move(*key));
     }
     return keys;

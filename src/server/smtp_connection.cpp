@@ -506,12 +506,14 @@ void SmtpConnection::header_complete(const smtp::Session& session) {
             mailauth::InboundFacts{client_ip_, session.helo_name(),
                                    tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string()},
             header);
-        std::size_t removed = 0;
-        header = mailauth::remove_claimed_results(header, cfg.authserv_id(), removed);
-        if (removed > 0)
-            spdlog::info("client={} removed {} Authentication-Results field{} claiming {}", client_, removed,
-                         removed == 1 ? "" : "s", cfg.authserv_id());
     }
+    // RFC 8601 5: results under our name come only from us, whatever the listener (a user's mail client is not
+    // a trusted MTA) and whether or not we add our own.
+    std::size_t removed = 0;
+    header = mailauth::remove_claimed_results(header, cfg.authserv_id(), removed);
+    if (removed > 0)
+        spdlog::info("client={} removed {} Authentication-Results field{} claiming {}", client_, removed,
+                     removed == 1 ? "" : "s", cfg.authserv_id());
     const auto& keys = services_.signing_keys;
     if (!session.authenticated_user().empty() && cfg.dkim.sign && keys && !keys->empty()) {
         const smtp::Transaction& tx = session.transaction();
@@ -606,12 +608,12 @@ asio::awaitable<std::optional<smtp::Reply>> SmtpConnection::make_addendum(const 
     const config::Config& cfg = *config_;
     if (inbound_) {
         const double sample = std::uniform_real_distribution<double>(0.0, 1.0)(services_.random);
-        mailauth::InboundSettings settings{cfg.authserv_id(), services_.public_suffixes};
+        mailauth::InboundSettings settings{cfg.authserv_id(), services_.public_suffixes, cfg.mailauth.dmarc_enforce};
         const mailauth::InboundVerdict v =
             co_await inbound_->finish(*services_.resolver, settings, sample, std::time(nullptr));
         spdlog::info("checked client={} from={} {}", client_, loggable(v.dmarc.from_domain), v.summary);
         const mailauth::Disposition d = v.dmarc.disposition;
-        if (d == mailauth::Disposition::reject && cfg.mailauth.dmarc_enforce) {
+        if (d == mailauth::Disposition::reject) {
             // RFC 7489 10.3: the rejection names DMARC, so the sender knows which policy refused the mail.
             spdlog::warn("refused client={} from={}: DMARC policy reject ({})", client_, loggable(v.dmarc.from_domain),
                          v.dmarc.reason);
@@ -619,7 +621,7 @@ asio::awaitable<std::optional<smtp::Reply>> SmtpConnection::make_addendum(const 
                                   "Message rejected per DMARC policy of " + loggable(v.dmarc.policy_domain));
         }
         addendum.headers += v.field;
-        if (d == mailauth::Disposition::quarantine && cfg.mailauth.dmarc_enforce) addendum.folder = "Junk";
+        if (d == mailauth::Disposition::quarantine) addendum.folder = "Junk";
     }
     const std::time_t now = std::time(nullptr);
     for (auto& signer : signers_) addendum.headers += signer.finish(now);

@@ -18,11 +18,11 @@ const std::string kHeader = "From: Alice <alice@example.org>\r\nTo: bob@example.
 const std::string kBody = "Hello.\r\n";
 
 InboundVerdict check(FakeDns& dns, const std::string& header, const std::string& body, const std::string& ip,
-                     const std::string& sender, double sample = 0.5) {
+                     const std::string& sender, double sample = 0.5, bool enforce = true) {
     const PublicSuffixList psl = PublicSuffixList::parse("org\nco.uk\n");
     InboundCheck c(InboundFacts{ip, "mail.example.org", sender}, header);
     c.feed_body(body);
-    return run_sync(c.finish(dns, InboundSettings{"mx.example.test", &psl}, sample, 1800000000));
+    return run_sync(c.finish(dns, InboundSettings{"mx.example.test", &psl, enforce}, sample, 1800000000));
 }
 
 // A DKIM-Signature by our own signer for example.org, its key published in `dns`.
@@ -68,6 +68,37 @@ TEST(InboundCheck, DmarcRejectWhenNothingAligns) {
     EXPECT_EQ(v.dmarc.result, DmarcResult::fail);
     EXPECT_EQ(v.dmarc.disposition, Disposition::reject);
     EXPECT_EQ(v.dmarc.policy_domain, "example.org");
+}
+
+TEST(InboundCheck, WithoutEnforcementTheDispositionIsNone) {
+    FakeDns dns;
+    dns.txt("example.org", "v=spf1 -all").txt("_dmarc.example.org", "v=DMARC1; p=reject");
+    const InboundVerdict v = check(dns, kHeader, kBody, "198.51.100.1", "alice@example.org", 0.5, false);
+    EXPECT_EQ(v.dmarc.result, DmarcResult::fail);
+    EXPECT_EQ(v.dmarc.policy, Disposition::reject);
+    EXPECT_EQ(v.dmarc.disposition, Disposition::none);
+    EXPECT_NE(v.field.find("(p=reject dis=none)"), std::string::npos) << v.field;
+}
+
+TEST(InboundCheck, SeveralFromDomainsGetTheStrictestOutcome) {
+    FakeDns dns;
+    dns.txt("example.org", "v=spf1 -all").txt("_dmarc.example.org", "v=DMARC1; p=reject");
+    dns.txt("example.net", "v=spf1 ip4:198.51.100.1 -all").txt("_dmarc.example.net", "v=DMARC1; p=none");
+    // The envelope aligns with example.net, which passes; example.org in the same From: still rejects.
+    for (const std::string from : {"From: a@example.net, b@example.org\r\n", "From: b@example.org, a@example.net\r\n",
+                                   "From: a@example.net\r\nFrom: b@example.org\r\n"}) {
+        const InboundVerdict v = check(dns, from + "Subject: x\r\n", kBody, "198.51.100.1", "a@example.net");
+        EXPECT_EQ(v.dmarc.result, DmarcResult::fail) << from;
+        EXPECT_EQ(v.dmarc.disposition, Disposition::reject) << from;
+        EXPECT_EQ(v.dmarc.from_domain, "example.org") << from;
+        EXPECT_EQ(v.dmarc.reason.rfind("2 From domains, the strictest: ", 0), 0u) << v.dmarc.reason;
+    }
+    std::string many = "From: ";
+    for (int i = 0; i <= static_cast<int>(kMaxFromDomains); ++i) many += (i ? ", a@d" : "a@d") + std::to_string(i) + ".example";
+    const InboundVerdict v = check(dns, many + "\r\n", kBody, "198.51.100.1", "a@example.net");
+    EXPECT_EQ(v.dmarc.result, DmarcResult::permerror);
+    EXPECT_EQ(v.dmarc.disposition, Disposition::quarantine);
+    for (const auto& [name, type] : dns.asked) EXPECT_EQ(name.find("_dmarc.d"), std::string::npos) << name;
 }
 
 TEST(InboundCheck, NoFromFieldIsADmarcPermerror) {
