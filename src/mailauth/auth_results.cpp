@@ -1,15 +1,18 @@
 #include "mailauth/auth_results.hpp"
 
+#include "util/ascii.hpp"
+
 #include <algorithm>
 
 namespace ferry::mailauth {
 namespace {
 
+using util::is_wsp;
+using util::is_digit;
+
 constexpr std::string_view kFieldName = "Authentication-Results:";
 constexpr std::string_view kFold = "\r\n\t";
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_printable(char c) { return c >= 0x20 && c <= 0x7e; }
 

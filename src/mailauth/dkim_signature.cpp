@@ -6,9 +6,10 @@
 namespace ferry::mailauth {
 namespace {
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+using util::is_wsp;
+using util::is_digit;
+
 bool is_fws(char c) { return is_wsp(c) || c == '\r' || c == '\n'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 std::string_view trim_fws(std::string_view s) {

@@ -1,5 +1,7 @@
 #include "mailauth/dmarc_record.hpp"
 
+#include "util/ascii.hpp"
+
 #include <map>
 
 #include "mailauth/tag_list.hpp"
@@ -7,19 +9,15 @@
 namespace ferry::mailauth {
 namespace {
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-bool is_alpha(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+using util::is_wsp;
+using util::is_alpha;
+using util::is_digit;
+constexpr auto lower = [](char c) { return util::ascii_lower(c); };
+constexpr auto iequals = util::ascii_iequals;
+
 bool is_hex(char c) { return is_digit(c) || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f'); }
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-}
 
 std::string_view trim(std::string_view s) {
     auto ws = [](char c) { return is_wsp(c) || c == '\r' || c == '\n'; };

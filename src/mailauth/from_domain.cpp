@@ -1,5 +1,7 @@
 #include "mailauth/from_domain.hpp"
 
+#include "util/ascii.hpp"
+
 #include <algorithm>
 
 #include "mime/header.hpp"
@@ -7,7 +9,8 @@
 namespace ferry::mailauth {
 namespace {
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+using util::is_wsp;
+
 
 // RFC 5322 3.2.3 atext, with the UTF-8 octets of RFC 6532 3.2.
 bool is_atext(char c) {

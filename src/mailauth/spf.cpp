@@ -1,5 +1,7 @@
 #include "mailauth/spf.hpp"
 
+#include "util/ascii.hpp"
+
 #include <idn2.h>
 
 #include <algorithm>
@@ -21,6 +23,8 @@ namespace ferry::mailauth {
 
 namespace {
 
+constexpr auto lower = [](char c) { return util::ascii_lower(c); };
+
 namespace asio = boost::asio;
 using dns::Answer;
 
@@ -30,7 +34,6 @@ constexpr std::size_t kMaxQuotedLength = 64;
 constexpr std::size_t kMaxReasonLength = 200;
 constexpr std::size_t kMaxLabelLength = 63;   // RFC 1035 2.3.4
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 std::string ascii_lower(std::string_view s) {
     std::string out(s);

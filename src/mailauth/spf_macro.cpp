@@ -1,11 +1,17 @@
 #include "mailauth/spf_macro.hpp"
 
+#include "util/ascii.hpp"
+
 #include <algorithm>
 #include <vector>
 
 namespace ferry::mailauth {
 
 namespace {
+
+using util::is_alpha;
+using util::is_digit;
+constexpr auto lower = [](char c) { return util::ascii_lower(c); };
 
 // An expansion longer than this keeps only its last kExpansionKeep octets as it grows: RFC 7208 7.3 truncation
 // looks at no more than the last kSpfMaxDomainLength + 1 of them, so the result is the same and a record full
@@ -17,10 +23,7 @@ static_assert(kExpansionKeep > kSpfMaxDomainLength + 1);
 // parts than any value can have, so a saturated count still means "all of them").
 constexpr std::size_t kMaxTransformerCount = 1000000;
 
-bool is_alpha(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 // RFC 7208 7.1 macro-literal: visible characters except "%".
 bool is_macro_literal(char c) {

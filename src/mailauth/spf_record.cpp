@@ -1,5 +1,7 @@
 #include "mailauth/spf_record.hpp"
 
+#include "util/ascii.hpp"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -11,22 +13,18 @@ namespace ferry::mailauth {
 
 namespace {
 
+using util::is_alpha;
+using util::is_digit;
+constexpr auto lower = [](char c) { return util::ascii_lower(c); };
+constexpr auto iequals = util::ascii_iequals;
+
 // RFC 1035 2.3.4 / RFC 7208 4.3.
 constexpr std::size_t kMaxLabelLength = 63;
 // How much of a bad term a parse error quotes.
 constexpr std::size_t kQuotedTermLength = 40;
 constexpr std::string_view kVersion = "v=spf1";
 
-bool is_alpha(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-}
 
 bool all_digits(std::string_view s) {
     return !s.empty() && std::all_of(s.begin(), s.end(), is_digit);

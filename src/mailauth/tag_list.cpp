@@ -1,12 +1,15 @@
 #include "mailauth/tag_list.hpp"
 
+#include "util/ascii.hpp"
+
 namespace ferry::mailauth {
 
 namespace {
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-bool is_alpha(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+using util::is_wsp;
+using util::is_alpha;
+using util::is_digit;
+
 bool is_valchar(char c) {
     const auto u = static_cast<unsigned char>(c);
     return u >= 0x21 && u <= 0x7e && u != ';';

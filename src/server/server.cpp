@@ -82,7 +82,8 @@ public:
           queue_(spool_, router_, &outbound_, queue_settings(*config_)),
           control_(io_, auth_pool_.get_executor(), queue_),
           limits_(config_->limits.connections, config_->limits.connections_per_ip),
-          services_{io_, directory_, spool_, committer_, queue_, limits_, {}, nullptr, auth_pool_, {}},
+          services_{io_,     directory_, spool_,  committer_, queue_,  limits_, {}, nullptr, auth_pool_, {},
+                    nullptr, nullptr,    nullptr, std::mt19937{std::random_device{}()}},
           resolver_(io_.get_executor(), config_->dns),
           public_suffixes_(load_public_suffixes(*config_)),
           signals_(io_, SIGTERM, SIGINT, SIGHUP) {

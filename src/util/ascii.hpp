@@ -1,10 +1,23 @@
-// ASCII case folding: domains and our account names compare case-insensitively; UTF-8 octets stay as they are.
+// ASCII character classes and case folding: protocol names, domains and our account names compare
+// case-insensitively; UTF-8 octets stay as they are (never letters here, whatever the locale).
 #pragma once
 
 #include <string>
 #include <string_view>
 
 namespace ferry::util {
+
+inline bool is_wsp(char c) { return c == ' ' || c == '\t'; }   // RFC 5234 WSP
+inline bool is_alpha(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
+inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+inline char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+inline bool ascii_iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    return true;
+}
 
 inline std::string ascii_lower(std::string_view text) {
     std::string out(text);

@@ -1,6 +1,8 @@
 #include "mailauth/dkim_sign.hpp"
 
 #include <gtest/gtest.h>
+
+#include "dkim_rfc8463.hpp"
 #include <openssl/evp.h>
 
 #include <optional>
@@ -383,24 +385,8 @@ TEST(DkimSign, Rfc8463SignaturesReproduced) {
     ASSERT_TRUE(sig);
     EXPECT_EQ(base64_encode(*sig), "/gCrinpcQOoIfuHNQIbq4pgh9kyIK3AQUdt9OdqQehSwhEIug4D11BusFa3bT3FY5OsU7ZbnKELq+eXdp1Q1Dw==");
 
-    const std::string rsa_pem =
-        "-----BEGIN RSA PRIVATE KEY-----\n"
-        "MIICXQIBAAKBgQDkHlOQoBTzWRiGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQi\n"
-        "Y/J16JYi0Qvx/byYzCNb3W91y3FutACDfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqM\n"
-        "KrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3Ip3G+2kryOTIKT+l/K4w3QIDAQAB\n"
-        "AoGAH0cxOhFZDgzXWhDhnAJDw5s4roOXN4OhjiXa8W7Y3rhX3FJqmJSPuC8N9vQm\n"
-        "6SVbaLAE4SG5mLMueHlh4KXffEpuLEiNp9Ss3O4YfLiQpbRqE7Tm5SxKjvvQoZZe\n"
-        "zHorimOaChRL2it47iuWxzxSiRMv4c+j70GiWdxXnxe4UoECQQDzJB/0U58W7RZy\n"
-        "6enGVj2kWF732CoWFZWzi1FicudrBFoy63QwcowpoCazKtvZGMNlPWnC7x/6o8Gc\n"
-        "uSe0ga2xAkEA8C7PipPm1/1fTRQvj1o/dDmZp243044ZNyxjg+/OPN0oWCbXIGxy\n"
-        "WvmZbXriOWoSALJTjExEgraHEgnXssuk7QJBALl5ICsYMu6hMxO73gnfNayNgPxd\n"
-        "WFV6Z7ULnKyV7HSVYF0hgYOHjeYe9gaMtiJYoo0zGN+L3AAtNP9huqkWlzECQE1a\n"
-        "licIeVlo1e+qJ6Mgqr0Q7Aa7falZ448ccbSFYEPD6oFxiOl9Y9se9iYHZKKfIcst\n"
-        "o7DUw1/hz2Ck4N5JrgUCQQCyKveNvjzkkd8HjYs0SwM0fPjK16//5qDZ2UiDGnOe\n"
-        "uEzxBDAr518Z8VFbR41in3W4Y3yCDgQlLlcETrS+zYcL\n"
-        "-----END RSA PRIVATE KEY-----\n";
     std::string error;
-    const auto rsa = signing_key_from_pem(rsa_pem, "football.example.com", "test", error);
+    const auto rsa = signing_key_from_pem(ferry::testing::kRfc8463RsaPem, "football.example.com", "test", error);
     ASSERT_TRUE(rsa) << error;
     const std::string rsa_field =
         "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;\r\n"
