@@ -2,10 +2,11 @@
 
 1. Ferry signs: a Ferry with a loopback submission listener and keys made by `ferry dkim keygen` (RSA 2048 and
    Ed25519, relaxed/relaxed and simple/simple), an authenticated client (smtplib) sending From: its own address to a
-   local mailbox. The message as delivered is verified by two independent verifiers: python3-dkim and
-   opendkim-testmsg (opendkim-tools). opendkim-testmsg reads keys from live DNS through the system resolver, so it
-   runs inside a network namespace of this module's own, whose 127.0.0.1:53 is a dnstest.DnsServer and whose
-   /etc/resolv.conf (bind-mounted by `ip netns exec` from /etc/netns/NS/resolv.conf) names it.
+   local mailbox. The message as delivered is verified by two independent verifiers: python3-dkim (its library with
+   a DNS function, and Debian's `dkimverify` command) and opendkim-testmsg (opendkim-tools). The two commands read
+   keys from live DNS through the system resolver, so they run inside a network namespace of this module's own,
+   whose 127.0.0.1:53 is a dnstest.DnsServer and whose /etc/resolv.conf (bind-mounted by `ip netns exec` from
+   /etc/netns/NS/resolv.conf) names it.
 2. Ferry verifies: messages signed by python3-dkim, checked by `ferry check dkim` and by a real mx listener
    (Authentication-Results), against a DnsServer on a free port.
 3. `ferry dkim keygen` itself, and what a broken key does to `ferry serve` and `ferry check-config`.
@@ -189,6 +190,16 @@ class Netns:
         r = subprocess.run(["ip", "netns", "exec", self.name, "opendkim-testmsg"], input=msg, capture_output=True,
                            timeout=30)
         return r.returncode == 0, r.stderr.decode("utf-8", "replace")
+
+    def dkimverify(self, msg, index):
+        """Debian's `dkimverify` command (python3-dkim) on signature `index`, its keys asked of the namespace's DNS
+        through dnspython and /etc/resolv.conf, as on a real host: (ok, output)."""
+        if self.dns is None:
+            pytest.skip(self.skip_reason)
+        r = subprocess.run(["ip", "netns", "exec", self.name, "/usr/bin/dkimverify", "--index", str(index)], input=msg,
+                           capture_output=True, timeout=30)
+        out = (r.stdout + r.stderr).decode("utf-8", "replace")
+        return r.returncode == 0 and "signature ok" in out, out
 
 
 # ---------------------------------------------------------------- fixtures
@@ -430,6 +441,8 @@ def test_ferry_signatures_verify_with_python_dkim_and_opendkim(ferry_signed, zon
     for i in range(2):       # opendkim-testmsg passes a message if any signature does: one at a time
         ok, err = netns.opendkim_verify(only_signature(delivered, i))
         assert ok, f"opendkim-testmsg does not verify signature {i}: {err}"
+        ok, out = netns.dkimverify(delivered, i)
+        assert ok, f"dkimverify does not verify signature {i}: {out}"
 
 
 @pytest.mark.parametrize("canonicalization", CANONS)
@@ -448,6 +461,8 @@ def test_tampered_ferry_signed_message_fails_both_verifiers(ferry_signed, zone_t
         assert netns.opendkim_verify(only_signature(delivered, i))[0], f"signature {i} does not verify untouched"
         ok, err = netns.opendkim_verify(only_signature(bad, i))
         assert not ok, f"opendkim-testmsg still verifies signature {i} after {tamper}"
+        ok, out = netns.dkimverify(bad, i)
+        assert not ok, f"dkimverify still verifies signature {i} after {tamper}: {out}"
 
 
 def test_relaxed_signature_survives_whitespace_changes_simple_does_not(ferry_signed, zone_txt):
