@@ -1,9 +1,5 @@
 #include "accounts/sasl.hpp"
 
-#include <openssl/evp.h>
-
-#include <algorithm>
-
 #include "util/ascii.hpp"
 
 namespace ferry::accounts {
@@ -11,34 +7,7 @@ namespace {
 
 constexpr std::size_t kMaxField = 255;   // RFC 4616 2: each field up to 255 octets
 
-bool is_base64_char(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
-}
-
 }  // namespace
-
-std::optional<std::string> base64_decode(std::string_view text) {
-    if (text.size() % 4 != 0) return std::nullopt;
-    std::size_t pad = 0;
-    if (!text.empty() && text.back() == '=') pad = text.size() >= 2 && text[text.size() - 2] == '=' ? 2 : 1;
-    if (!std::all_of(text.begin(), text.end() - static_cast<std::ptrdiff_t>(pad), is_base64_char))
-        return std::nullopt;
-    std::string out(text.size() / 4 * 3, '\0');
-    if (text.empty()) return out;
-    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
-    if (n < 0) return std::nullopt;
-    out.resize(static_cast<std::size_t>(n) - pad);   // EVP_DecodeBlock counts the padding as zero octets
-    return out;
-}
-
-std::string base64_encode(std::string_view data) {
-    std::string out((data.size() + 2) / 3 * 4 + 1, '\0');
-    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
-    out.resize(static_cast<std::size_t>(n));
-    return out;
-}
 
 std::optional<Credentials> parse_plain(std::string_view message) {
     const auto first = message.find('\0');

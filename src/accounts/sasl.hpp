@@ -7,11 +7,14 @@
 #include <string>
 #include <string_view>
 
+#include "util/base64.hpp"
+
 namespace ferry::accounts {
 
-// RFC 4648 base64 with padding; nullopt on any other character, bad length or bad padding.
-std::optional<std::string> base64_decode(std::string_view text);
-std::string base64_encode(std::string_view data);
+// RFC 4648 base64 with padding; decoding is strict (nullopt on any other character, bad length or bad padding),
+// as RFC 4954 4 wants for AUTH responses. The shared implementation, named here for the SASL callers.
+using util::base64_decode;
+using util::base64_encode;
 
 struct Credentials {
     std::string authzid;   // who to act as; empty = the same as authcid

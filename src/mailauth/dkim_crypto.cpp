@@ -5,8 +5,6 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include <array>
-
 namespace ferry::mailauth {
 namespace {
 
@@ -30,16 +28,6 @@ T clean(T value) {
     ERR_clear_error();
     return value;
 }
-
-constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-constexpr std::array<signed char, 256> decode_table() {
-    std::array<signed char, 256> t{};
-    for (auto& v : t) v = -1;
-    for (std::size_t i = 0; i < kAlphabet.size(); ++i) t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<signed char>(i);
-    return t;
-}
-constexpr auto kDecode = decode_table();
 
 bool rsa_pkcs1_ctx(EVP_PKEY_CTX* ctx) {
     return EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0 &&
@@ -86,57 +74,6 @@ std::string sha256(std::string_view octets) {
     Sha256 h;
     h.update(octets);
     return h.final();
-}
-
-std::string base64_encode(std::string_view in) {
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 3 <= in.size(); i += 3) {
-        const unsigned v = static_cast<unsigned char>(in[i]) << 16 | static_cast<unsigned char>(in[i + 1]) << 8 |
-                           static_cast<unsigned char>(in[i + 2]);
-        out += kAlphabet[v >> 18 & 63];
-        out += kAlphabet[v >> 12 & 63];
-        out += kAlphabet[v >> 6 & 63];
-        out += kAlphabet[v & 63];
-    }
-    const std::size_t rest = in.size() - i;
-    if (rest > 0) {
-        unsigned v = static_cast<unsigned char>(in[i]) << 16;
-        if (rest == 2) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-        out += kAlphabet[v >> 18 & 63];
-        out += kAlphabet[v >> 12 & 63];
-        out += rest == 2 ? kAlphabet[v >> 6 & 63] : '=';
-        out += '=';
-    }
-    return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view text) {
-    if (text.size() % 4 != 0) return std::nullopt;
-    std::size_t pad = 0;
-    if (!text.empty() && text.back() == '=') pad = text.size() >= 2 && text[text.size() - 2] == '=' ? 2 : 1;
-    std::string out;
-    out.reserve(text.size() / 4 * 3);
-    for (std::size_t i = 0; i < text.size(); i += 4) {
-        const bool last = i + 4 == text.size();
-        unsigned v = 0;
-        for (std::size_t j = 0; j < 4; ++j) {
-            const char c = text[i + j];
-            int d;
-            if (last && j >= 4 - pad) {
-                d = 0;   // the '=' that pad the last quantum (checked above to be at the very end)
-            } else {
-                d = kDecode[static_cast<unsigned char>(c)];
-                if (d < 0) return std::nullopt;   // includes a '=' anywhere else
-            }
-            v = v << 6 | static_cast<unsigned>(d);
-        }
-        out += static_cast<char>(v >> 16 & 0xff);
-        if (!(last && pad == 2)) out += static_cast<char>(v >> 8 & 0xff);
-        if (!(last && pad >= 1)) out += static_cast<char>(v & 0xff);
-    }
-    return out;
 }
 
 PkeyPtr rsa_public_key(std::string_view der) {

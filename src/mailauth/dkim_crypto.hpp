@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "util/base64.hpp"
+
 namespace ferry::mailauth {
 
 enum class DkimAlgorithm { rsa_sha256, ed25519_sha256 };
@@ -39,12 +41,11 @@ private:
 
 std::string sha256(std::string_view octets);
 
-// Base64 with padding, no line breaks.
-std::string base64_encode(std::string_view octets);
-// Strict decoding of base64 text that holds no whitespace (strip it first: RFC 6376 3.5 lets FWS appear in b=,
-// bh= and p=): only the 64 letters, '=' padding that completes the last quantum, nothing after it. nullopt
-// otherwise. The empty text decodes to the empty string.
-std::optional<std::string> base64_decode(std::string_view text);
+// Base64 with padding, no line breaks, and its strict decoding of text that holds no whitespace (strip it first:
+// RFC 6376 3.5 lets FWS appear in b=, bh= and p=): only the 64 letters, '=' padding that completes the last
+// quantum, nothing after it; nullopt otherwise. The shared implementation, named here for the DKIM callers.
+using util::base64_decode;
+using util::base64_encode;
 
 using PkeyPtr = std::shared_ptr<EVP_PKEY>;
 

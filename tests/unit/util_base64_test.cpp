@@ -66,7 +66,9 @@ TEST(Base64Mime, LinesOf76WithCrlf) {
         ASSERT_NE(end, std::string::npos);
         const std::size_t len = end - pos;
         EXPECT_LE(len, kMimeBase64LineLength);
-        if (end + 2 < coded.size()) EXPECT_EQ(len, kMimeBase64LineLength);   // only the last line is shorter
+        if (end + 2 < coded.size()) {
+            EXPECT_EQ(len, kMimeBase64LineLength);   // only the last line is shorter
+        }
         joined.append(coded, pos, len);
         pos = end + 2;
     }
