@@ -9,6 +9,8 @@
 #include "cli/dns_command.hpp"
 #include "cli/logging.hpp"
 #include "cli/queue_command.hpp"
+#include "cli/send_command.hpp"
+#include "cli/sendmail_command.hpp"
 #include "cli/user_command.hpp"
 #include "config/config.hpp"
 #include "mailauth/signing.hpp"
@@ -26,6 +28,14 @@ ferry::config::Config load(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // The sendmail interface has its own option syntax (-FName, -oi, -f<>), which CLI11 does not parse: run as
+    // `sendmail` (a symlink) or `ferry sendmail`, every argument goes to it.
+    const std::string_view program = argc > 0 ? std::string_view(argv[0]) : std::string_view();
+    const std::string_view base = program.substr(program.rfind('/') == std::string_view::npos ? 0 : program.rfind('/') + 1);
+    if (base == "sendmail") return ferry::cli::run_sendmail_command(std::vector<std::string>(argv + 1, argv + argc));
+    if (argc > 1 && std::string_view(argv[1]) == "sendmail")
+        return ferry::cli::run_sendmail_command(std::vector<std::string>(argv + 2, argv + argc));
+
     CLI::App app{"Ferry: a mail transfer agent"};
     app.set_version_flag("--version", "ferry 0.1.0");
     app.require_subcommand(1);
@@ -76,6 +86,30 @@ int main(int argc, char** argv) {
         sub->add_option("--mail-from", mail_from, "The MAIL FROM address (\"\" for the null sender)");
     }
 
+    ferry::cli::SendOptions send_options;
+    auto* send = app.add_subcommand("send", "Compose a message (with attachments) and submit it to a mail server");
+    auto many = [](CLI::Option* o) { o->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll); };
+    send->add_option("--from", send_options.from, "Sender, \"Name <address>\" or address");
+    many(send->add_option("--to", send_options.to, "Recipient (repeatable)"));
+    many(send->add_option("--cc", send_options.cc, "Copy recipient (repeatable)"));
+    many(send->add_option("--bcc", send_options.bcc, "Blind copy recipient, in no header (repeatable)"));
+    send->add_option("--subject", send_options.subject, "Subject (UTF-8)");
+    std::string body_text;
+    send->add_option("--body", body_text, "Body text (default: stdin)");
+    send->add_option("--body-file", send_options.body_file, "Body text from a file");
+    send->add_option("--html", send_options.html_file, "HTML version of the body (multipart/alternative)");
+    many(send->add_option("--attach", send_options.attach, "Attach a file (repeatable)"));
+    many(send->add_option("--header", send_options.headers, "Extra header field \"Name: value\" (repeatable)"));
+    send->add_option("--server", send_options.server, "HOST[:PORT] (default localhost; port 587, 465 with implicit TLS)");
+    send->add_option("--tls", send_options.tls, "starttls (default) | implicit | none");
+    send->add_flag("--insecure", send_options.insecure, "Do not verify the server's certificate");
+    send->add_option("--ca-file", send_options.ca_file, "Trust the roots in this PEM file instead of the system's");
+    send->add_option("--user", send_options.user, "Log in (AUTH) as this user");
+    send->add_option("--password-file", send_options.password_file, "File whose first line is the password (else $FERRY_PASSWORD)");
+    send->add_option("--helo", send_options.helo, "Name given in EHLO (default: this host's name)");
+    send->add_option("--profile", send_options.profile, "Settings file (default ~/.config/ferry/send.toml)");
+    send->add_flag("--dry-run", send_options.dry_run, "Print the composed message instead of sending it");
+
     ferry::cli::KeygenOptions keygen;
     auto* dkim = app.add_subcommand("dkim", "DKIM signing keys");
     dkim->require_subcommand(1);
@@ -115,6 +149,10 @@ int main(int argc, char** argv) {
         return ferry::cli::run_check_command(auth_check);
     }
     if (*dkim_keygen) return ferry::cli::run_dkim_keygen(keygen);
+    if (*send) {
+        if (send->count("--body") > 0) send_options.body = body_text;
+        return ferry::cli::run_send_command(std::move(send_options));
+    }
     if (*user) return ferry::cli::run_user_command(user_action, user_address, user_config);
     if (*dns) return ferry::cli::run_dns_command(dns_domain, dns_config);
     if (*queue) return ferry::cli::run_queue_command(queue_action, queue_id, queue_json, queue_config);

@@ -219,6 +219,8 @@ asio::awaitable<std::optional<DeliveryResult>> SmtpClient::greet_and_hello(bool 
         broken_ = true;
         return out;
     };
+    if (settings_.implicit_tls)   // RFC 8314 3.3: the handshake comes first, the greeting inside TLS
+        if (auto failed = co_await handshake()) co_return failed;
     const smtp::Reply greeting = co_await read_reply(settings_.command_timeout);
     if (greeting.code != 220) co_return refused(greeting, "greeting");
     auto hello = [&]() -> asio::awaitable<std::optional<DeliveryResult>> {
@@ -236,7 +238,7 @@ asio::awaitable<std::optional<DeliveryResult>> SmtpClient::greet_and_hello(bool 
     };
     if (auto failed = co_await hello()) co_return failed;
 
-    if (caps_.starttls && use_tls) {
+    if (caps_.starttls && use_tls && !tls_) {
         const smtp::Reply r = co_await command("STARTTLS");
         if (r.code == 220) {
             if (!input_.empty()) {
@@ -245,23 +247,7 @@ asio::awaitable<std::optional<DeliveryResult>> SmtpClient::greet_and_hello(bool 
                 tls_failed_ = true;
                 lose(fmt::format("{} sent data after its STARTTLS reply", peer()));
             }
-            SSL* ssl = stream_.native_handle();
-            SSL_set_tlsext_host_name(ssl, host_.c_str());
-            SSL_set1_host(ssl, host_.c_str());   // the verification result then covers the name too
-            arm(settings_.command_timeout);
-            error_code ec;
-            co_await stream_.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
-            disarm();
-            if (ec) {
-                tls_failed_ = true;
-                broken_ = true;
-                error_code ignored;
-                stream_.next_layer().close(ignored);
-                co_return temporary_result("4.7.5", fmt::format("TLS handshake with {} failed: {}", peer(),
-                                                                timed_out_ ? "timeout" : ec.message()));
-            }
-            tls_ = true;
-            verified_ = SSL_get_verify_result(ssl) == X509_V_OK;
+            if (auto failed = co_await handshake()) co_return failed;
             if (auto failed = co_await hello()) co_return failed;
         } else if (settings_.require_tls) {
             co_return refused(r, "STARTTLS");
@@ -272,6 +258,35 @@ asio::awaitable<std::optional<DeliveryResult>> SmtpClient::greet_and_hello(bool 
         co_return temporary_result("4.7.4", fmt::format("{} offers no STARTTLS, and TLS is required", peer()));
     }
     if (!settings_.auth_user.empty()) co_return co_await authenticate();
+    co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<DeliveryResult>> SmtpClient::handshake() {
+    SSL* ssl = stream_.native_handle();
+    SSL_set_tlsext_host_name(ssl, host_.c_str());
+    SSL_set1_host(ssl, host_.c_str());   // the verification result then covers the name too
+    arm(settings_.command_timeout);
+    error_code ec;
+    co_await stream_.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+    disarm();
+    if (ec) {
+        tls_failed_ = true;
+        broken_ = true;
+        error_code ignored;
+        stream_.next_layer().close(ignored);
+        co_return temporary_result("4.7.5", fmt::format("TLS handshake with {} failed: {}", peer(),
+                                                        timed_out_ ? "timeout" : ec.message()));
+    }
+    tls_ = true;
+    const long verify = SSL_get_verify_result(ssl);
+    verified_ = verify == X509_V_OK;
+    if (settings_.verify_certificate && !verified_) {
+        broken_ = true;
+        error_code ignored;
+        stream_.next_layer().close(ignored);
+        co_return permanent_result("5.7.5", fmt::format("the certificate of {} does not verify: {}", peer(),
+                                                        X509_verify_cert_error_string(verify)));
+    }
     co_return std::nullopt;
 }
 

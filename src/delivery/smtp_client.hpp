@@ -30,6 +30,10 @@ struct ClientSettings {
     std::shared_ptr<asio::ssl::context> tls;   // a client context (required)
     bool require_tls = false;                  // no TLS, no mail (a relay host we give a password to)
     std::string auth_user, auth_password;      // AUTH after TLS when auth_user is set
+    // Submission (`ferry send`): TLS from the first octet (RFC 8314 port 465) instead of STARTTLS, and a server
+    // certificate that must verify for the host name (else the session ends before any credential is sent).
+    bool implicit_tls = false;
+    bool verify_certificate = false;
 };
 
 // One spooled message as the client sends it.
@@ -102,6 +106,7 @@ private:
     asio::awaitable<void> write(std::string data, std::chrono::milliseconds timeout);
     asio::awaitable<smtp::Reply> command(std::string line);
     asio::awaitable<std::optional<DeliveryResult>> greet_and_hello(bool use_tls);
+    asio::awaitable<std::optional<DeliveryResult>> handshake();
     asio::awaitable<std::optional<DeliveryResult>> authenticate();
     asio::awaitable<void> send_content(const OutboundMessage& message);
     void arm(std::chrono::milliseconds timeout);

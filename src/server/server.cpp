@@ -23,6 +23,7 @@
 #include "queue/delivery_queue.hpp"
 #include "server/connection_limits.hpp"
 #include "server/control_socket.hpp"
+#include "server/pickup_service.hpp"
 #include "server/privileges.hpp"
 #include "server/smtp_connection.hpp"
 #include "server/tls_context.hpp"
@@ -81,6 +82,15 @@ public:
           outbound_(*config_),
           queue_(spool_, router_, &outbound_, queue_settings(*config_)),
           control_(io_, auth_pool_.get_executor(), queue_),
+          pickup_(io_, auth_pool_.get_executor(), spool_, committer_, queue_,
+                  [this] {
+                      std::lock_guard lock(shared_mutex_);
+                      return config_;
+                  },
+                  [this] {
+                      std::lock_guard lock(shared_mutex_);
+                      return services_.signing_keys;
+                  }),
           limits_(config_->limits.connections, config_->limits.connections_per_ip),
           services_{io_,     directory_, spool_,  committer_, queue_,  limits_, {}, nullptr, auth_pool_, {},
                     nullptr, nullptr,    nullptr, std::mt19937{std::random_device{}()}},
@@ -102,6 +112,7 @@ public:
         control_.start(config_->data_dir);
         outbound_.start();
         queue_.start();
+        pickup_.start(config_->data_dir);
         for (const auto& id : recovered) queue_.submit(id, true);
         if (!recovered.empty()) spdlog::info("recovered messages={} from spool", recovered.size());
         for (auto& a : acceptors_) asio::co_spawn(io_, accept_loop(a.acceptor, a.name, a.settings), asio::detached);
@@ -164,6 +175,7 @@ private:
             spdlog::info("signal={} stopping: no new connections, closing sessions", signal);
             stopping_ = true;
             control_.close();
+            pickup_.stop();
             resolver_.cancel_all();   // checks waiting on DNS end now (temperror), their sessions get 421
             for (auto& a : acceptors_) {
                 error_code ignored;
@@ -186,12 +198,13 @@ private:
             auto tls = make_tls_context(fresh);   // a broken certificate refuses the whole reload
             auto keys = std::make_shared<const mailauth::SigningKeys>(mailauth::SigningKeys::load(fresh.dkim));
             services_.tls = std::move(tls);
-            services_.signing_keys = std::move(keys);
             directory_.update(fresh.local_domains, fresh.aliases);
             directory_.reload_accounts();
             limits_.set_limits(fresh.limits.connections, fresh.limits.connections_per_ip);
             if (fresh.listeners.size() != config_->listeners.size())
                 spdlog::warn("reload: listener changes take effect at the next start");
+            std::lock_guard lock(shared_mutex_);   // the pickup service reads both from its worker thread
+            services_.signing_keys = std::move(keys);
             config_ = std::make_shared<const config::Config>(std::move(fresh));
             spdlog::info("reload: configuration {} applied to new sessions", config_->source.string());
         } catch (const std::exception& e) {
@@ -209,6 +222,8 @@ private:
     delivery::Outbound outbound_;
     queue::DeliveryQueue queue_;
     ControlSocket control_;
+    PickupService pickup_;
+    std::mutex shared_mutex_;   // config_ and services_.signing_keys, replaced on reload, read by pickup_
     ConnectionLimits limits_;
     ServerServices services_;
     dns::Resolver resolver_;   // for the checks of arriving mail; outbound delivery has its own, on its thread

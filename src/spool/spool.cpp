@@ -138,6 +138,7 @@ Spool::Spool(fs::path root, config::SyncMode sync)
       corrupt_(root_ / "corrupt"),
       free_(root_ / "free"),
       sync_(sync) {
+    util::make_dirs(root_);   // 0700 itself: data_dir lets other users through to pickup/ (server/pickup_service)
     util::make_dirs(queue_);
     util::make_dirs(free_);
     queue_fd_ = ::open(queue_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -25,7 +25,7 @@ namespace ferry::spool {
 
 class Spool {
 public:
-    // Creates root/queue and root/free (mode 0700).
+    // Creates root, root/queue and root/free (mode 0700).
     Spool(std::filesystem::path root, config::SyncMode sync);
     ~Spool();
     Spool(const Spool&) = delete;

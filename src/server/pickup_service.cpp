@@ -1,0 +1,243 @@
+#include "server/pickup_service.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+#include <future>
+#include <vector>
+
+#include "mailauth/inbound_check.hpp"
+#include "mime/header_splitter.hpp"
+#include "spool/pickup.hpp"
+#include "spool/queue_id.hpp"
+#include "util/fs.hpp"
+#include "util/time_format.hpp"
+
+namespace ferry::server {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The head of a pickup file on top of the message itself (a sender and up to 10,000 recipients).
+constexpr std::uint64_t kMaxHead = 1 << 20;
+
+std::string user_name(uid_t uid) {
+    passwd pw{};
+    passwd* found = nullptr;
+    char buf[4096];
+    if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found && found->pw_name) return found->pw_name;
+    return "uid " + std::to_string(uid);
+}
+
+bool plain_address(const std::string& a) { return config::address_error(a).empty(); }
+
+}  // namespace
+
+PickupService::PickupService(asio::io_context& io, asio::any_io_executor work, spool::Spool& spool,
+                             spool::Committer& committer, queue::DeliveryQueue& queue,
+                             std::function<std::shared_ptr<const config::Config>()> config,
+                             std::function<std::shared_ptr<const mailauth::SigningKeys>()> keys)
+    : io_(io),
+      work_(std::move(work)),
+      spool_(spool),
+      committer_(committer),
+      queue_(queue),
+      config_(std::move(config)),
+      keys_(std::move(keys)) {}
+
+PickupService::~PickupService() { stop(); }
+
+void PickupService::start(const fs::path& data_dir) {
+    dir_ = data_dir / "pickup";
+    std::error_code ec;
+    fs::create_directories(dir_ / "failed", ec);
+    // Others may pass through data_dir to reach pickup/, and add files there; nothing else (the sticky bit keeps
+    // them from removing each other's files, the missing read bit from listing them).
+    if (!ec) fs::permissions(data_dir, static_cast<fs::perms>(0711), fs::perm_options::replace, ec);
+    if (!ec) fs::permissions(dir_, static_cast<fs::perms>(01733), fs::perm_options::replace, ec);
+    if (!ec) fs::permissions(dir_ / "failed", static_cast<fs::perms>(0700), fs::perm_options::replace, ec);
+    if (ec) throw std::runtime_error(fmt::format("pickup directory {}: {}", dir_.string(), ec.message()));
+    inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (inotify_fd_ < 0 || ::inotify_add_watch(inotify_fd_, dir_.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
+        throw std::runtime_error(fmt::format("pickup directory {}: inotify: {}", dir_.string(), std::strerror(errno)));
+    events_ = std::make_unique<asio::posix::stream_descriptor>(io_, inotify_fd_);
+    watch();
+    schedule_scan();   // what was left while the server was down
+}
+
+void PickupService::stop() {
+    stopping_ = true;
+    if (events_) {
+        boost::system::error_code ignored;
+        events_->close(ignored);   // closes inotify_fd_ too
+        events_.reset();
+        inotify_fd_ = -1;
+    }
+}
+
+void PickupService::watch() {
+    events_->async_read_some(asio::buffer(event_buffer_), [this](boost::system::error_code ec, std::size_t) {
+        if (ec || stopping_) return;   // closed at shutdown
+        schedule_scan();               // what changed does not matter: the folder is read whole
+        watch();
+    });
+}
+
+void PickupService::schedule_scan() {
+    rescan_ = true;
+    asio::post(work_, [this] { scan(); });
+}
+
+void PickupService::scan() {
+    std::unique_lock lock(scan_mutex_, std::try_to_lock);
+    if (!lock.owns_lock()) return;   // the scan under way sees rescan_ and goes round again
+    while (rescan_.exchange(false) && !stopping_) {
+        std::vector<std::string> names;
+        if (DIR* d = ::opendir(dir_.c_str())) {
+            while (const dirent* e = ::readdir(d))
+                if (spool::is_pickup_name(e->d_name)) names.emplace_back(e->d_name);
+            ::closedir(d);
+        }
+        std::sort(names.begin(), names.end());   // oldest first: names start with the time
+        for (const auto& n : names) {
+            if (stopping_) return;
+            take(n);
+        }
+    }
+}
+
+void PickupService::set_aside(const std::string& name, const std::string& why) {
+    spdlog::error("pickup file={} refused: {}; moved to {}", name, why, (dir_ / "failed").string());
+    std::error_code ec;
+    fs::rename(dir_ / name, dir_ / "failed" / name, ec);
+    if (ec) fs::remove(dir_ / name, ec);
+}
+
+void PickupService::take(const std::string& name) {
+    const auto cfg = config_();
+    const fs::path path = dir_ / name;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno != ENOENT) set_aside(name, std::strerror(errno));
+        return;
+    }
+    struct stat st {};
+    std::string file;
+    bool readable = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (readable && static_cast<std::uint64_t>(st.st_size) > cfg->limits.message_size + kMaxHead) {
+        ::close(fd);
+        set_aside(name, fmt::format("{} octets, over [limits] message_size", st.st_size));
+        return;
+    }
+    if (readable) {
+        file.resize(static_cast<std::size_t>(st.st_size));
+        std::size_t got = 0;
+        while (got < file.size()) {
+            const ssize_t n = ::read(fd, file.data() + got, file.size() - got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            got += static_cast<std::size_t>(n);
+        }
+        readable = got == file.size();
+    }
+    ::close(fd);
+    if (!readable) {
+        set_aside(name, "not a regular file, or it could not be read");
+        return;
+    }
+    const auto parsed = spool::parse_pickup(file);
+    if (!parsed) {
+        set_aside(name, "not a pickup file (its head is malformed)");
+        return;
+    }
+    const spool::PickupEnvelope& pe = parsed->envelope;
+    if (!pe.sender.empty() && !plain_address(pe.sender)) {
+        set_aside(name, "sender is not an address");
+        return;
+    }
+    for (const auto& r : pe.recipients)
+        if (!plain_address(r)) {
+            set_aside(name, "a recipient is not an address");
+            return;
+        }
+    const std::string_view content = std::string_view(file).substr(parsed->message_offset);
+    mime::HeaderSplitter splitter(mime::kMaxHeaderSection);
+    const std::string body(splitter.feed(content));
+    splitter.finish();
+    if (splitter.state() != mime::HeaderSplitter::State::body) {
+        set_aside(name, "header section over 256 KiB");
+        return;
+    }
+
+    const std::string user = user_name(st.st_uid);
+    spool::Envelope env;
+    env.queue_id = spool::make_queue_id();
+    env.arrival = std::time(nullptr);
+    env.client = "127.0.0.1";   // local, like a message from loopback
+    env.sender = pe.sender;
+    env.recipients = pe.recipients;
+    env.recipient_dsn.resize(env.recipients.size());
+    env.addendum = true;
+    for (const char c : content)
+        if (static_cast<unsigned char>(c) >= 0x80) {
+            env.body_8bit = true;
+            break;
+        }
+
+    std::size_t removed = 0;
+    const std::string header = mailauth::remove_claimed_results(splitter.header(), cfg->authserv_id(), removed);
+    spool::Addendum addendum;
+    if (const auto keys = keys_(); cfg->dkim.sign && keys && !keys->empty())
+        if (const auto domain = mailauth::signing_domain(header, pe.sender))
+            for (const mailauth::DkimSigningKey* key : keys->for_domain(*domain)) {
+                mailauth::DkimSigner signer(*key, keys->options(), header);
+                signer.feed_body(body);
+                addendum.headers += signer.finish(env.arrival);
+            }
+    // RFC 5321 4.4 asks for a Received: field from every host that takes a message in; here it names the user.
+    const std::string received = fmt::format("Received: by {} (Ferry, from userid {} ({}))\r\n\tid {}; {}\r\n",
+                                             cfg->hostname, st.st_uid, user, env.queue_id,
+                                             util::rfc5322_date(env.arrival));
+    std::error_code ec;
+    try {
+        spool::MessageWriter writer(spool_, env);
+        ec = writer.append(received);
+        if (!ec) ec = writer.append(header);
+        if (!ec && splitter.has_body()) ec = writer.append("\r\n");
+        if (!ec) ec = writer.append(body);
+        writer.set_addendum(std::move(addendum));
+        if (!ec) {
+            std::promise<std::error_code> done;
+            committer_.submit(writer, [&done](std::error_code result) { done.set_value(result); });
+            ec = done.get_future().get();
+        }
+        if (ec) {
+            spdlog::error("pickup file={} cannot be stored: {} (tried again at the next event or start)", name,
+                          ec.message());
+            return;
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("pickup file={} cannot be stored: {} (tried again at the next event or start)", name, e.what());
+        return;
+    }
+    // Committed: only now may the pickup file go (a crash before this line takes it again: at least once).
+    if (::unlink(path.c_str()) != 0)
+        spdlog::error("pickup file={} was queued as {} but cannot be removed: {}", name, env.queue_id,
+                      std::strerror(errno));
+    spdlog::info("queued id={} client=local uid={} user={} from=<{}> size={} nrcpt={} proto=pickup", env.queue_id,
+                 st.st_uid, user, env.sender, content.size(), env.recipients.size());
+    queue_.submit(env.queue_id);
+}
+
+}  // namespace ferry::server
