@@ -631,6 +631,10 @@ TEST(ComposeHeaders, AddressesAreCheckedAndCanonical) {
     EXPECT_NE(error_of(c).find("To address"), std::string::npos);
     c.to = {addr("", "zoë@example.test")};
     EXPECT_NE(error_of(c).find("SMTPUTF8"), std::string::npos);
+    c.to = {addr("", "joe@[x-tag:>]")};   // a legal RFC 5321 general literal, but never worth the confusion
+    EXPECT_NE(error_of(c).find("< or >"), std::string::npos);
+    c.to = {addr("", "=?utf-8?B?Zm9v?=@example.test")};   // atext: sent as it is, never decoded in an addr-spec
+    EXPECT_EQ(*parse_entity(composed(c).message).get("To"), "=?utf-8?B?Zm9v?=@example.test");
     c = simple();
     c.from = addr("", "");
     EXPECT_NE(error_of(c).find("From address"), std::string::npos);
@@ -1041,6 +1045,17 @@ TEST(ComposeParameters, Forms) {
             pos = end;
         }
     }
+}
+
+TEST(ComposeParameters, GluedSemicolonStaysWithinTheLine) {
+    // fuzz_compose: a parameter that filled its line to 76 octets pushed the ';' glued after it to 77.
+    FieldWriter w("Content-Disposition");
+    w.word("attachment");
+    write_parameter(w, "filename", "quote\"bafromla\xC3\xA9.txt", "quote_bafromla_.txt", true);
+    const std::string field = std::move(w).finish();
+    EXPECT_EQ(line_problem(field + "\r\n", kFoldWidth), "") << field;
+    EXPECT_EQ(parameter(parameters(*parse_entity(field + "\r\n").get("Content-Disposition")), "filename"),
+              "quote\"bafromla\xC3\xA9.txt");
 }
 
 TEST(ComposeHeaderText, Unstructured) {
