@@ -91,6 +91,10 @@ std::optional<std::string> checked_addr_spec(std::string_view address, std::stri
         why = std::string(what) + " is empty";
         return std::nullopt;
     }
+    if (address.find_first_of("<>") != std::string_view::npos) {   // legal only inside quotes or literals; never needed
+        why = std::string(what) + " \"" + std::string(address) + "\" has < or > in it";
+        return std::nullopt;
+    }
     if (address.find('@') == std::string_view::npos) {
         why = std::string(what) + " \"" + std::string(address) + "\" has no @ (local@domain)";
         return std::nullopt;

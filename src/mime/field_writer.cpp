@@ -48,7 +48,8 @@ void FieldWriter::fold() {
 
 void FieldWriter::word(std::string_view text, std::string_view space) {
     if (space.empty()) space = " ";
-    if (has_word_ && !fresh_line_ && line_length() + space.size() + text.size() > kFoldWidth) fold();
+    // One octet is kept free for a ',' or ';' glued after the word, which cannot move to the next line.
+    if (has_word_ && !fresh_line_ && line_length() + space.size() + text.size() + 1 > kFoldWidth) fold();
     append(space);
     append(text);
     has_word_ = true;

@@ -24,7 +24,8 @@ public:
     explicit FieldWriter(std::string_view name);
 
     // A word that must not be broken, after `space` (one or more SP/HTAB, written as given). The field is folded
-    // before `space` when the word would pass kFoldWidth and the line already holds a word of this field.
+    // before `space` when the word and one more octet (a ',' or ';' glued after it) would pass kFoldWidth and the
+    // line already holds a word of this field.
     void word(std::string_view text, std::string_view space = " ");
 
     // Text glued to what precedes it, with no fold point before it (the ',' after a mailbox, the ';' after a
