@@ -100,9 +100,10 @@ int main(int argc, char** argv) {
     send->add_option("--html", send_options.html_file, "HTML version of the body (multipart/alternative)");
     many(send->add_option("--attach", send_options.attach, "Attach a file (repeatable)"));
     many(send->add_option("--header", send_options.headers, "Extra header field \"Name: value\" (repeatable)"));
-    send->add_option("--server", send_options.server, "HOST[:PORT] (default localhost; port 587, 465 with implicit TLS)");
+    send->add_option("--server", send_options.server, "HOST[:PORT] (default localhost; port 587, 465 with --tls implicit, 25 with --tls none)");
     send->add_option("--tls", send_options.tls, "starttls (default) | implicit | none");
     send->add_flag("--insecure", send_options.insecure, "Do not verify the server's certificate");
+    send->add_flag("--no-insecure", send_options.verify, "Verify the certificate even if the profile says insecure");
     send->add_option("--ca-file", send_options.ca_file, "Trust the roots in this PEM file instead of the system's");
     send->add_option("--user", send_options.user, "Log in (AUTH) as this user");
     send->add_option("--password-file", send_options.password_file, "File whose first line is the password (else $FERRY_PASSWORD)");

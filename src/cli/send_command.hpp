@@ -12,7 +12,8 @@
 //   from = "Alice <alice@example.test>"
 //   helo = "laptop.example.test"
 //
-// The command line wins over the profile. Exit status: 0 when every recipient was accepted; 1 when the server
+// The command line wins over the profile (--no-insecure undoes its `insecure`); relative paths in it are relative
+// to its folder. Without a port, --server means port 587, 465 with --tls implicit, 25 with --tls none. Exit status: 0 when every recipient was accepted; 1 when the server
 // refused the message, a recipient or the login (each refused recipient is listed with the server's reply);
 // 75 when it failed for now (connection, 4xx: try again later); 2 for usage errors, unreadable files and
 // messages that cannot be composed (a CR or LF in a header value: header injection).
@@ -35,6 +36,7 @@ struct SendOptions {
     std::vector<std::string> headers;       // --header "Name: value"
     std::string server, tls, user, password_file, ca_file, helo, profile;
     bool insecure = false;
+    bool verify = false;                    // --no-insecure: verify even when the profile says insecure
     bool dry_run = false;
 };
 
