@@ -192,16 +192,7 @@ private:
     std::size_t at_ = 0;
 };
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
+constexpr auto iequals = util::ascii_iequals;
 
 // The field's value: everything after the colon, unfolded (RFC 5322 2.2.3: a line break before WSP removed).
 std::string unfold(std::string_view raw) {
