@@ -40,7 +40,9 @@ std::string safe_host(std::string_view host) {
 }
 
 bool ensure_maildir(const fs::path& dir, std::string& why) {
-    for (const char* sub : {"tmp", "new", "cur"}) {
+    // tmp/ last: a delivery that finds tmp/ writes there at once and then renames into new/, so new/ (and
+    // cur/) must already exist when tmp/ appears (200 first deliveries at once saw that window).
+    for (const char* sub : {"new", "cur", "tmp"}) {
         std::error_code ec;
         fs::create_directories(dir / sub, ec);
         if (ec) {
@@ -157,7 +159,18 @@ MaildirResult write_maildir_file(const fs::path& maildir, std::string_view name,
 }
 
 MaildirResult publish_maildir_file(const MaildirFile& file) {
-    if (::renameat2(AT_FDCWD, file.tmp.c_str(), AT_FDCWD, file.dst.c_str(), RENAME_NOREPLACE) != 0) {
+    auto publish = [&] {
+        return ::renameat2(AT_FDCWD, file.tmp.c_str(), AT_FDCWD, file.dst.c_str(), RENAME_NOREPLACE) == 0;
+    };
+    bool published = publish();
+    // A mailbox with tmp/ but no new/ (made by hand, or new/ removed): make new/ and try once more rather
+    // than defer the message until an operator notices.
+    if (!published && errno == ENOENT && ::access(file.tmp.c_str(), F_OK) == 0) {
+        std::error_code ec;
+        fs::create_directories(file.new_dir, ec);
+        published = publish();
+    }
+    if (!published) {
         if (errno == EEXIST) {   // delivered before a crash kept that from being recorded
             ::unlink(file.tmp.c_str());
             return MaildirResult{true, false, {}};

@@ -7,8 +7,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 namespace fs = std::filesystem;
 using namespace ferry;
@@ -93,6 +96,45 @@ TEST_F(MaildirTest, HalfWrittenCopyInTmpIsOverwritten) {
     ASSERT_TRUE(delivery::write_maildir_file(box, name, "H\n", fd, 0, 10, true, f).ok);
     ASSERT_TRUE(delivery::publish_maildir_file(f).ok);
     EXPECT_EQ(read(box / "new" / name), "H\n0123456789");
+    ::close(fd);
+}
+
+TEST_F(MaildirTest, MailboxWithTmpButNoNewStillGetsTheCopy) {
+    // What a delivery saw when another one was creating the same Maildir: tmp/ there, new/ not yet.
+    const int fd = content("0123456789");
+    const fs::path box = dir_ / "box";
+    fs::create_directories(box / "tmp");
+    const std::string name = delivery::maildir_name("ID", 1, "h", 12);
+    delivery::MaildirFile f;
+    ASSERT_TRUE(delivery::write_maildir_file(box, name, "H\n", fd, 0, 10, false, f).ok);
+    const auto published = delivery::publish_maildir_file(f);
+    EXPECT_TRUE(published.ok) << published.reason;
+    EXPECT_EQ(read(box / "new" / name), "H\n0123456789");
+    ::close(fd);
+}
+
+TEST_F(MaildirTest, FirstDeliveriesAtOnceAllLand) {
+    // Many first deliveries to one new Maildir at the same time: none may find tmp/ before new/ exists.
+    const int fd = content("0123456789");
+    std::atomic<int> failed{0};
+    std::size_t landed = 0;
+    constexpr int rounds = 200, writers = 16;
+    for (int round = 0; round < rounds; ++round) {
+        const fs::path box = dir_ / ("box" + std::to_string(round));
+        std::vector<std::thread> threads;
+        for (int i = 0; i < writers; ++i)
+            threads.emplace_back([&, i] {
+                const std::string name = delivery::maildir_name("ID" + std::to_string(i), 1, "h", 12);
+                delivery::MaildirFile f;
+                if (!delivery::write_maildir_file(box, name, "H\n", fd, 0, 10, false, f).ok ||
+                    !delivery::publish_maildir_file(f).ok)
+                    ++failed;
+            });
+        for (auto& t : threads) t.join();
+        landed += count(box / "new");
+    }
+    EXPECT_EQ(failed.load(), 0);
+    EXPECT_EQ(landed, std::size_t{rounds * writers});
     ::close(fd);
 }
 
