@@ -224,13 +224,6 @@ bool is_dns_name(std::string_view d) {
     return label > 0;
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
-
 }  // namespace
 
 std::optional<std::vector<MailboxAddress>> parse_address_list(std::string_view value, std::string& problem) {
@@ -267,7 +260,7 @@ std::optional<std::vector<std::string>> from_domains(std::string_view header_sec
                 problem = "From domain is not a DNS name";
                 return std::nullopt;
             }
-            std::string d = lower(a.domain);
+            std::string d = util::ascii_lower(a.domain);
             if (std::find(domains.begin(), domains.end(), d) == domains.end()) domains.push_back(std::move(d));
         }
     }

@@ -5,40 +5,25 @@
 #include <fstream>
 #include <vector>
 
+#include "util/ascii.hpp"
+#include "util/utf8.hpp"
+
 namespace ferry::mailauth {
 namespace {
 
 // RFC 3492 5: the Punycode parameters of IDNA.
 constexpr std::uint32_t kBase = 36, kTMin = 1, kTMax = 26, kSkew = 38, kDamp = 700;
 constexpr std::uint32_t kInitialBias = 72, kInitialN = 0x80;
-constexpr std::uint32_t kMaxCodePoint = 0x10FFFF;   // RFC 3629 3
 
-void lower_ascii(std::string& s) {
-    for (char& c : s)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-}
-
-// UTF-8 to code points (RFC 3629 3, 4): no overlong forms, no surrogates, nothing past U+10FFFF.
+// UTF-8 to code points; util::utf8_sequence_length refuses overlong forms, surrogates and anything past U+10FFFF.
 std::optional<std::u32string> decode_utf8(std::string_view s) {
     std::u32string out;
     for (std::size_t i = 0; i < s.size();) {
-        const auto b = static_cast<unsigned char>(s[i]);
-        std::size_t len;
-        std::uint32_t cp;
-        if (b < 0x80) { len = 1; cp = b; }
-        else if (b >= 0xC2 && b <= 0xDF) { len = 2; cp = b & 0x1F; }
-        else if (b >= 0xE0 && b <= 0xEF) { len = 3; cp = b & 0x0F; }
-        else if (b >= 0xF0 && b <= 0xF4) { len = 4; cp = b & 0x07; }
-        else return std::nullopt;
-        if (i + len > s.size()) return std::nullopt;
-        for (std::size_t k = 1; k < len; ++k) {
-            const auto c = static_cast<unsigned char>(s[i + k]);
-            if ((c & 0xC0) != 0x80) return std::nullopt;
-            cp = (cp << 6) | (c & 0x3F);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > kMaxCodePoint ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return std::nullopt;
+        const std::size_t len = util::utf8_sequence_length(s, i);
+        if (len == 0) return std::nullopt;
+        const auto lead = static_cast<unsigned char>(s[i]);
+        std::uint32_t cp = len == 1 ? lead : lead & (0x7FU >> len);   // the lead octet's payload bits
+        for (std::size_t k = 1; k < len; ++k) cp = cp << 6 | (static_cast<unsigned char>(s[i + k]) & 0x3FU);
         out.push_back(cp);
         i += len;
     }
@@ -117,8 +102,7 @@ std::string join_lower(const std::vector<std::string_view>& labels, std::size_t 
         if (i > from) out.push_back('.');
         out.append(labels[i]);
     }
-    lower_ascii(out);
-    return out;
+    return util::ascii_lower(out);
 }
 
 // The name without one trailing dot, split into labels; empty when the name is empty or has an empty label.
@@ -134,10 +118,8 @@ std::vector<std::string_view> domain_labels(std::string_view domain) {
 
 std::optional<std::string> a_label(std::string_view label) {
     if (label.size() > kMaxULabelOctets) return std::nullopt;
-    std::string lower(label);
-    lower_ascii(lower);
-    if (std::all_of(lower.begin(), lower.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
-        return lower;
+    const std::string lower = util::ascii_lower(label);
+    if (util::is_ascii(lower)) return lower;
     const auto code_points = decode_utf8(lower);
     if (!code_points) return std::nullopt;
     const auto encoded = punycode(*code_points);
@@ -233,10 +215,8 @@ std::string PublicSuffixList::public_suffix(std::string_view domain) const {
 std::string PublicSuffixList::organizational_domain(std::string_view domain) const {
     const auto labels = domain_labels(domain);
     if (labels.empty()) {
-        std::string same(domain);
-        if (!same.empty() && same.back() == '.') same.pop_back();
-        lower_ascii(same);
-        return same;
+        if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
+        return util::ascii_lower(domain);
     }
     const std::size_t k = suffix_labels(labels) + 1;
     return join_lower(labels, labels.size() > k ? labels.size() - k : 0);

@@ -4,31 +4,15 @@
 
 #include <cstring>
 
+#include "util/utf8.hpp"
+
 namespace ferry::smtp {
 namespace {
 
+using util::utf8_sequence_length;
+
 bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-
-// Length of the well-formed UTF-8 sequence starting at s[i] (RFC 3629), 0 when malformed.
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n;
-    unsigned min;
-    if (c >= 0xC2 && c <= 0xDF) { n = 2; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { n = 3; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { n = 4; min = 0x10000; }
-    else return 0;
-    if (i + n > s.size()) return 0;
-    unsigned cp = c & (0xFF >> (n + 1));
-    for (std::size_t k = 1; k < n; ++k) {
-        const auto cc = static_cast<unsigned char>(s[i + k]);
-        if ((cc & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return n;
-}
 
 // RFC 5322 atext, the characters of a dot-string atom.
 bool is_atext(unsigned char c) {

@@ -27,17 +27,23 @@
 #include <vector>
 
 #include "fuzz_check.hpp"
+#include "reference_base64.hpp"
 #include "mime/compose.hpp"
 #include "mime/field_writer.hpp"
 #include "mime/header_text.hpp"
 #include "mime/mime_parameter.hpp"
 #include "mime/text_body.hpp"
 #include "smtp/address.hpp"
+#include "util/ascii.hpp"
 
 using namespace ferry;
 using mime::Address;
 
 namespace {
+
+using util::ascii_iequals;
+using util::ascii_lower;
+using util::is_wsp;
 
 constexpr std::time_t kDate = 1795430789;
 
@@ -56,70 +62,22 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
 
 bool has_break(std::string_view s) { return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos; }
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-
 std::string_view trim(std::string_view s) {
     while (!s.empty() && is_wsp(s.front())) s.remove_prefix(1);
     while (!s.empty() && is_wsp(s.back())) s.remove_suffix(1);
     return s;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
-
 // ---- reference decoders ---------------------------------------------------------------------------------------
-
-int b64_value(char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
 
 // RFC 4648, padding required; CRLF line breaks skipped.
 std::optional<std::string> b64_decode(std::string_view t) {
     std::string clean;
     for (const char c : t)
         if (c != '\r' && c != '\n') clean += c;
-    if (clean.size() % 4 != 0) return std::nullopt;
-    std::string out;
-    for (std::size_t i = 0; i < clean.size(); i += 4) {
-        std::uint32_t n = 0;
-        int pad = 0;
-        for (std::size_t j = 0; j < 4; ++j) {
-            const char c = clean[i + j];
-            if (c == '=') {
-                if (i + 4 != clean.size() || j < 2) return std::nullopt;
-                ++pad;
-                n <<= 6;
-                continue;
-            }
-            const int v = b64_value(c);
-            if (v < 0 || pad) return std::nullopt;
-            n = n << 6 | static_cast<std::uint32_t>(v);
-        }
-        out += static_cast<char>(n >> 16 & 0xff);
-        if (pad < 2) out += static_cast<char>(n >> 8 & 0xff);
-        if (pad < 1) out += static_cast<char>(n & 0xff);
-    }
-    return out;
+    auto decoded = fuzz::reference_base64_decode(clean);
+    if (!decoded) return std::nullopt;
+    return std::move(decoded->octets);
 }
 
 int hex_value(char c) {
@@ -171,7 +129,7 @@ std::optional<std::string> encoded_word(std::string_view w) {
     if (w.size() < 8 || !w.starts_with("=?") || !w.ends_with("?=")) return std::nullopt;
     const auto q = w.find('?', 2);
     if (q == std::string_view::npos || q + 3 > w.size() - 2 || w[q + 2] != '?') return std::nullopt;
-    if (!iequals(w.substr(2, q - 2), "utf-8") || (w[q + 1] != 'B' && w[q + 1] != 'b')) return std::nullopt;
+    if (!ascii_iequals(w.substr(2, q - 2), "utf-8") || (w[q + 1] != 'B' && w[q + 1] != 'b')) return std::nullopt;
     return b64_decode(w.substr(q + 3, w.size() - q - 5));
 }
 
@@ -292,7 +250,7 @@ struct Entity {
     std::string_view body;
     const Field* get(std::string_view name) const {
         for (const Field& f : fields)
-            if (iequals(f.name, name)) return &f;
+            if (ascii_iequals(f.name, name)) return &f;
         return nullptr;
     }
 };
@@ -337,7 +295,7 @@ Parameters parameters(std::string_view v) {
         const std::string_view piece = trim(pieces[i]);
         const auto eq = piece.find('=');
         FUZZ_CHECK(eq != std::string_view::npos && eq > 0);
-        std::string attr = lower(piece.substr(0, eq));
+        std::string attr = ascii_lower(piece.substr(0, eq));
         const std::string_view val = piece.substr(eq + 1);
         if (!attr.ends_with('*')) {
             FUZZ_CHECK(attr.find('*') == std::string::npos);
@@ -416,7 +374,7 @@ std::vector<Entity> multipart_parts(const Entity& e) {
 
 std::string content(const Entity& e) {
     const Field* cte = e.get("Content-Transfer-Encoding");
-    const std::string encoding = cte ? lower(cte->value) : "7bit";
+    const std::string encoding = cte ? ascii_lower(cte->value) : "7bit";
     if (encoding == "base64") {
         for (std::size_t pos = 0; pos < e.body.size();) {
             const auto end = e.body.find("\r\n", pos);
@@ -681,7 +639,7 @@ void check_composed(const mime::Composition& c) {
     const Entity top = entity(r.message);
     // Header: the fields compose writes, once each, in order.
     std::vector<std::string> names;
-    for (const Field& fld : top.fields) names.push_back(lower(fld.name));
+    for (const Field& fld : top.fields) names.push_back(ascii_lower(fld.name));
     FUZZ_CHECK(!names.empty() && names[0] == "from");
     for (const char* once : {"from", "to", "cc", "subject", "date", "message-id", "mime-version", "content-type",
                              "content-transfer-encoding", "bcc"})
@@ -699,14 +657,14 @@ void check_composed(const mime::Composition& c) {
     // Extra headers: in order, between MIME-Version and Content-Type, their values read back.
     const auto mime_version = std::find(names.begin(), names.end(), "mime-version") - names.begin();
     const std::size_t content_type = static_cast<std::size_t>(mime_version) + 1 + c.extra_headers.size();
-    FUZZ_CHECK(content_type < top.fields.size() && iequals(top.fields[content_type].name, "Content-Type"));
+    FUZZ_CHECK(content_type < top.fields.size() && ascii_iequals(top.fields[content_type].name, "Content-Type"));
     for (std::size_t i = 0; i < c.extra_headers.size(); ++i) {
         const Field& fld = top.fields[static_cast<std::size_t>(mime_version) + 1 + i];
         const auto& [name, value] = c.extra_headers[i];
         FUZZ_CHECK(fld.name == name);
         bool address_field = false;
         for (const char* a : {"Sender", "Reply-To", "Resent-From", "Resent-Sender", "Resent-To", "Resent-Cc", "Resent-Bcc"})
-            address_field = address_field || iequals(name, a);
+            address_field = address_field || ascii_iequals(name, a);
         if (address_field) continue;   // parsed as addresses: checked through parse_address_argument's mode
         bool ascii = true;
         for (const char ch : value) ascii = ascii && static_cast<unsigned char>(ch) < 0x80;
@@ -746,10 +704,10 @@ void check_composed(const mime::Composition& c) {
         const Entity& e = parts[i + 1];
         const mime::Attachment& a = c.attachments[i];
         FUZZ_CHECK(content(e) == a.data);
-        FUZZ_CHECK(lower(e.get("Content-Transfer-Encoding")->value) == "base64");
+        FUZZ_CHECK(ascii_lower(e.get("Content-Transfer-Encoding")->value) == "base64");
         const Parameters type = parameters(e.get("Content-Type")->value);
         const Parameters disposition = parameters(e.get("Content-Disposition")->value);
-        std::string want_type = a.content_type.empty() ? "application/octet-stream" : lower(a.content_type);
+        std::string want_type = a.content_type.empty() ? "application/octet-stream" : ascii_lower(a.content_type);
         if (want_type.starts_with("message/") || want_type.starts_with("multipart/")) want_type = "application/octet-stream";
         FUZZ_CHECK(type.value == want_type);
         FUZZ_CHECK(disposition.value == "attachment");

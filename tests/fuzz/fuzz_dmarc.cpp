@@ -12,6 +12,7 @@
 #include "mailauth/dmarc_record.hpp"
 #include "mailauth/from_domain.hpp"
 #include "mailauth/public_suffix.hpp"
+#include "util/ascii.hpp"
 
 using namespace ferry;
 using namespace ferry::mailauth;
@@ -22,13 +23,6 @@ bool has_upper(std::string_view s) {
     for (const char c : s)
         if (c >= 'A' && c <= 'Z') return true;
     return false;
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
 }
 
 const PublicSuffixList& small_list() {
@@ -66,7 +60,7 @@ void check_from(std::string_view header) {
 
 // The organizational domain is a suffix of the name, at a label boundary, and ends with the public suffix.
 void check_suffixes(const PublicSuffixList& list, std::string_view domain) {
-    std::string name = lower(domain);
+    std::string name = util::ascii_lower(domain);
     if (!name.empty() && name.back() == '.') name.pop_back();
     const std::string org = list.organizational_domain(domain);
     FUZZ_CHECK(org.size() <= name.size() && name.compare(name.size() - org.size(), org.size(), org) == 0);
@@ -96,7 +90,7 @@ void check_field(const std::string& field, const std::string& authserv_id) {
         FUZZ_CHECK((c >= 0x20 && c <= 0x7e) || (c == '\t' && i > 0 && field[i - 1] == '\n'));
         ++line;
     }
-    std::string expected = lower(authserv_id);
+    std::string expected = util::ascii_lower(authserv_id);
     for (char& c : expected)
         if (c < 0x20 || c > 0x7e) c = '?';
     const auto id = authserv_id_of(std::string_view(field).substr(field.find(':') + 1));

@@ -19,60 +19,19 @@
 
 #include "accounts/sasl.hpp"
 #include "fuzz_check.hpp"
+#include "reference_base64.hpp"
 
 using namespace ferry;
 using accounts::Credentials;
 using accounts::SaslExchange;
 using Kind = SaslExchange::Step::Kind;
+using fuzz::RefDecoded;
 
 namespace {
 
 constexpr std::size_t kMaxField = 255;   // RFC 4616 2
 constexpr std::string_view kUsernameChallenge = "VXNlcm5hbWU6";   // base64("Username:")
 constexpr std::string_view kPasswordChallenge = "UGFzc3dvcmQ6";   // base64("Password:")
-
-int b64_value(char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-struct RefDecoded {
-    std::string octets;
-    bool canonical = true;   // the bits under the padding are zero (RFC 4648 3.5)
-};
-
-// RFC 4648 4, quantum by quantum: the alphabet only, length a multiple of 4, "=" only as the last one or two
-// characters of the last quantum. Non-zero pad bits are accepted (and reported), as sasl.cpp accepts them.
-std::optional<RefDecoded> reference_decode(std::string_view t) {
-    if (t.size() % 4 != 0) return std::nullopt;
-    RefDecoded r;
-    for (std::size_t i = 0; i < t.size(); i += 4) {
-        const bool last = i + 4 == t.size();
-        std::uint32_t n = 0;
-        int pad = 0;
-        for (std::size_t j = 0; j < 4; ++j) {
-            const char c = t[i + j];
-            if (c == '=') {
-                if (!last || j < 2) return std::nullopt;
-                ++pad;
-                n <<= 6;
-                continue;
-            }
-            const int v = b64_value(c);
-            if (v < 0 || pad > 0) return std::nullopt;
-            n = n << 6 | static_cast<std::uint32_t>(v);
-        }
-        r.octets += static_cast<char>(n >> 16 & 0xff);
-        if (pad < 2) r.octets += static_cast<char>(n >> 8 & 0xff);
-        if (pad < 1) r.octets += static_cast<char>(n & 0xff);
-        if ((pad == 1 && (n & 0xff) != 0) || (pad == 2 && (n & 0xffff) != 0)) r.canonical = false;
-    }
-    return r;
-}
 
 std::string plain_message(const Credentials& c) {
     std::string m = c.authzid;
@@ -92,7 +51,7 @@ bool valid_field(std::string_view f, bool may_be_empty) {
 // base64_decode against the reference; returns the decoded octets.
 std::optional<std::string> checked_decode(std::string_view text) {
     const std::optional<std::string> got = accounts::base64_decode(text);
-    const std::optional<RefDecoded> want = reference_decode(text);
+    const std::optional<RefDecoded> want = fuzz::reference_base64_decode(text);
     FUZZ_CHECK(got.has_value() == want.has_value());
     if (!got) return std::nullopt;
     FUZZ_CHECK(*got == want->octets);
@@ -108,7 +67,7 @@ std::optional<std::string> checked_decode(std::string_view text) {
 void check_encode(std::string_view data) {
     const std::string coded = accounts::base64_encode(data);
     FUZZ_CHECK(coded.size() == (data.size() + 2) / 3 * 4);
-    const std::optional<RefDecoded> ref = reference_decode(coded);
+    const std::optional<RefDecoded> ref = fuzz::reference_base64_decode(coded);
     FUZZ_CHECK(ref.has_value() && ref->canonical && ref->octets == data);
     FUZZ_CHECK(accounts::base64_decode(coded) == std::string(data));
 }
