@@ -8,7 +8,7 @@
 namespace ferry::mailauth {
 namespace {
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+using util::is_wsp;
 
 // Appends `text` unfolded, with WSP runs as one SP and no WSP at either end (RFC 6376 3.4.2). A CRLF, or a
 // bare LF, is a line break and disappears; a CR not followed by LF is kept as an ordinary octet.

@@ -17,24 +17,11 @@
 namespace ferry::mailauth {
 namespace {
 
-bool is_fws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string_view trim_fws(std::string_view s) {
-    while (!s.empty() && is_fws(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_fws(s.back())) s.remove_suffix(1);
-    return s;
-}
-
-// A colon-separated list of the record (h=, s=, t=), lower case, each element without surrounding FWS.
+// A colon-separated list of the record (h=, s=, t=), lower case.
 std::vector<std::string> colon_list(std::string_view value) {
     std::vector<std::string> out;
-    std::size_t at = 0;
-    for (;;) {
-        const std::size_t colon = value.find(':', at);
-        out.push_back(util::ascii_lower(trim_fws(value.substr(at, colon == std::string_view::npos ? colon : colon - at))));
-        if (colon == std::string_view::npos) return out;
-        at = colon + 1;
-    }
+    for (const auto element : split_colon_list(value)) out.push_back(util::ascii_lower(element));
+    return out;
 }
 
 struct BioFree {

@@ -6,29 +6,9 @@
 namespace ferry::mailauth {
 namespace {
 
-using util::is_wsp;
 using util::is_digit;
 
-bool is_fws(char c) { return is_wsp(c) || c == '\r' || c == '\n'; }
 bool is_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-
-std::string_view trim_fws(std::string_view s) {
-    while (!s.empty() && is_fws(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_fws(s.back())) s.remove_suffix(1);
-    return s;
-}
-
-// A colon-separated list (h=, q=), each element without the FWS around it.
-std::vector<std::string_view> split_colon_list(std::string_view value) {
-    std::vector<std::string_view> out;
-    std::size_t at = 0;
-    for (;;) {
-        const std::size_t colon = value.find(':', at);
-        out.push_back(trim_fws(value.substr(at, colon == std::string_view::npos ? std::string_view::npos : colon - at)));
-        if (colon == std::string_view::npos) return out;
-        at = colon + 1;
-    }
-}
 
 // A header field name (RFC 5322 3.6.8 ftext: printable US-ASCII except ':').
 bool valid_field_name(std::string_view name) {

@@ -1,14 +1,14 @@
 #include "mailauth/dmarc.hpp"
 
-#include <idn2.h>
-
 #include <algorithm>
 #include <cmath>
 #include <optional>
 
 #include "dns/resolver.hpp"
 #include "dns/wire.hpp"
+#include "mailauth/dkim_signature.hpp"
 #include "mailauth/from_domain.hpp"
+#include "mailauth/idna.hpp"
 
 namespace ferry::mailauth {
 namespace {
@@ -24,35 +24,11 @@ std::string normalize(std::string_view domain) {
     return out;
 }
 
-// The name in A-label form (RFC 8616 4: DMARC asks DNS with A-labels). IDNA2008 mapping and checks are
-// libidn2's (NFC, nontransitional, as for the rest of Ferry's SMTPUTF8 handling).
-std::optional<std::string> to_a_labels(std::string_view domain) {
-    // Nothing longer can be a DNS name in either form (a U-label octet per A-label octet at most 4:1).
-    if (domain.size() > 4 * kMaxDomainOctets) return std::nullopt;
-    std::string name = normalize(domain);
-    if (std::all_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
-        return name;
-    char* out = nullptr;
-    if (idn2_to_ascii_8z(name.c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) != IDN2_OK) return std::nullopt;
-    std::string a = normalize(out);
-    idn2_free(out);
-    return a;
-}
-
-// A name DNS can be asked about (RFC 1035 2.3.4 lengths; LDH and '_' labels, as A-labels are).
-bool is_dns_name(std::string_view name) {
-    if (name.empty() || name.size() > kMaxDomainOctets) return false;
-    std::size_t label = 0;
-    for (const char c : name) {
-        if (c == '.') {
-            if (label == 0) return false;
-            label = 0;
-        } else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') ||
-                   ++label > kMaxLabelOctets) {
-            return false;
-        }
-    }
-    return label > 0;
+// The name in A-label form (RFC 8616 4: DMARC asks DNS with A-labels), lower case, without a trailing dot.
+std::optional<std::string> a_label_name(std::string_view domain) {
+    const auto converted = to_a_labels(normalize(domain));
+    if (!converted) return std::nullopt;
+    return normalize(*converted);
 }
 
 struct Discovery {
@@ -104,7 +80,7 @@ std::string evaluate_alignment(const PublicSuffixList& psl, const DmarcInput& in
     std::string dkim_note = "no DKIM pass";
     for (const auto& sig : input.dkim) {
         if (sig.result != DkimResult::pass) continue;
-        const auto d = to_a_labels(sig.domain);
+        const auto d = a_label_name(sig.domain);
         if (d && aligned(psl, *d, from, strict_dkim)) {
             out.dkim_aligned = true;
             dkim_note = "DKIM d=" + *d + " aligned";
@@ -117,7 +93,7 @@ std::string evaluate_alignment(const PublicSuffixList& psl, const DmarcInput& in
     std::string spf_note = "SPF " + std::string(to_string(input.spf.result));
     if (input.spf.result == SpfResult::pass) {
         const std::string raw = spf_domain(input.spf);
-        const auto d = to_a_labels(raw);
+        const auto d = a_label_name(raw);
         out.spf_aligned = d && !d->empty() && aligned(psl, *d, from, strict_spf);
         spf_note += (out.spf_aligned ? " " + *d + " aligned" : " " + raw + " not aligned");
     }
@@ -141,8 +117,8 @@ boost::asio::awaitable<DmarcOutcome> check_dmarc(dns::Lookup& dns, const PublicS
         out.reason = "no RFC5322.From domain";
         co_return out;
     }
-    const auto from = to_a_labels(given);
-    if (!from || !is_dns_name(*from)) {
+    const auto from = a_label_name(given);
+    if (!from || !valid_domain_name(*from)) {   // LDH and '_' labels, RFC 1035 lengths
         out.from_domain = from ? *from : given;
         out.reason = from ? "From domain is not a DNS name" : "From domain is not a valid IDN";
         co_return out;

@@ -107,9 +107,17 @@ boost::asio::awaitable<InboundVerdict> InboundCheck::finish(dns::Lookup& resolve
     DeadlineLookup dns(resolver, std::chrono::steady_clock::now() + kCheckTimeLimit);
     const SpfQuery query{facts_.client_ip, facts_.helo, facts_.sender, settings.authserv_id};
     InboundVerdict v;
-    // The three are independent: their DNS questions go out together.
-    std::tie(v.spf_mail_from, v.spf_helo, v.dkim) =
-        co_await (check_spf_mail_from(dns, query, now) && check_spf_helo(dns, query, now) && verifier_.verify(dns, now));
+    if (facts_.sender.empty()) {
+        // RFC 7208 2.4: the null reverse-path is checked as postmaster@<HELO>, which is the HELO check itself;
+        // bounces would otherwise ask every SPF question twice.
+        std::tie(v.spf_helo, v.dkim) = co_await (check_spf_helo(dns, query, now) && verifier_.verify(dns, now));
+        v.spf_mail_from = v.spf_helo;
+        v.spf_mail_from.identity = "mailfrom";
+    } else {
+        // The three are independent: their DNS questions go out together.
+        std::tie(v.spf_mail_from, v.spf_helo, v.dkim) = co_await (
+            check_spf_mail_from(dns, query, now) && check_spf_helo(dns, query, now) && verifier_.verify(dns, now));
+    }
 
     static const PublicSuffixList kNoList = PublicSuffixList::parse("");
     const PublicSuffixList& list = settings.public_suffixes ? *settings.public_suffixes : kNoList;

@@ -2,8 +2,6 @@
 
 #include "util/ascii.hpp"
 
-#include <idn2.h>
-
 #include <algorithm>
 #include <optional>
 #include <utility>
@@ -11,6 +9,7 @@
 
 #include "dns/resolver.hpp"
 #include "dns/wire.hpp"
+#include "mailauth/idna.hpp"
 #include "mailauth/spf_macro.hpp"
 #include "mailauth/spf_record.hpp"
 
@@ -23,8 +22,6 @@ namespace ferry::mailauth {
 
 namespace {
 
-constexpr auto lower = [](char c) { return util::ascii_lower(c); };
-
 namespace asio = boost::asio;
 using dns::Answer;
 
@@ -34,12 +31,6 @@ constexpr std::size_t kMaxQuotedLength = 64;
 constexpr std::size_t kMaxReasonLength = 200;
 constexpr std::size_t kMaxLabelLength = 63;   // RFC 1035 2.3.4
 
-
-std::string ascii_lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), lower);
-    return out;
-}
 
 // Printable ASCII, cut to kMaxQuotedLength: for names and terms that came from DNS or the client.
 std::string quote(std::string_view text) {
@@ -97,19 +88,9 @@ bool is_void(const Answer& a) {
 
 // A domain as check_host() takes it: U-labels converted to A-labels (RFC 7208 4.3), then the 4.3 checks.
 std::optional<std::string> usable_domain(std::string_view name) {
-    const bool ascii = std::all_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-    if (ascii) return spf_check_domain(name);
-    if (name.size() > kSpfMaxDomainLength * 4 || name.find('\0') != std::string_view::npos) return std::nullopt;
-    const std::string input(name);
-    char* output = nullptr;
-    const int rc = idn2_to_ascii_8z(input.c_str(), &output, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
-    if (rc != IDN2_OK || output == nullptr) {
-        idn2_free(output);
-        return std::nullopt;
-    }
-    std::string converted(output);
-    idn2_free(output);
-    return spf_check_domain(converted);
+    const auto converted = to_a_labels(name);
+    if (!converted) return std::nullopt;
+    return spf_check_domain(*converted);
 }
 
 // The result of one check_host() evaluation, with what an explanation needs: for a fail from a matching
@@ -154,7 +135,7 @@ public:
         if (!domain) co_return Evaluation{SpfResult::none, "not a usable domain name: " + quote(domain_text), {}, {}};
 
         // RFC 7208 4.4 / 4.5: the TXT RRset, and in it exactly one record beginning "v=spf1".
-        const Answer answer = co_await dns_.query(ascii_lower(*domain), dns::kTypeTxt);
+        const Answer answer = co_await dns_.query(util::ascii_lower(*domain), dns::kTypeTxt);
         if (answer.status == Answer::Status::temporary)
             co_return Evaluation{SpfResult::temperror, "DNS failure looking up the SPF record of " + quote(*domain), {}, {}};
         std::vector<std::string> records;
@@ -181,7 +162,7 @@ public:
         const auto target = expand_domain_spec(spec, values_);
         if (!target || !queryable(*target)) co_return std::string();
         // Not a term of the evaluation: neither the 10-term nor the void limit counts it (RFC 7208 4.6.4).
-        const Answer answer = co_await dns_.query(ascii_lower(*target), dns::kTypeTxt);
+        const Answer answer = co_await dns_.query(util::ascii_lower(*target), dns::kTypeTxt);
         if (answer.status != Answer::Status::data || answer.rdata.size() != 1) co_return std::string();
         const auto text = dns::parse_txt(answer.rdata.front());
         if (!text) co_return std::string();
@@ -300,7 +281,7 @@ private:
         if (answer.status == Answer::Status::temporary) co_return Step::no();
         if (is_void(answer)) co_return void_lookup(what);
         if (!target || !queryable(*target)) co_return Step::no();
-        const std::string wanted = ascii_lower(*target);
+        const std::string wanted = util::ascii_lower(*target);
         // Only the first kSpfMaxPtrNames names are looked at (4.6.4); of those, only names that could match
         // need validating, which gives the same result with fewer queries.
         const std::size_t n = std::min(answer.rdata.size(), kSpfMaxPtrNames);
@@ -337,7 +318,7 @@ private:
             none.status = Answer::Status::nxdomain;
             co_return none;
         }
-        co_return co_await dns_.query(ascii_lower(*target), type);
+        co_return co_await dns_.query(util::ascii_lower(*target), type);
     }
 
     // RFC 7208 7.3 %{p}: a validated name of the client, preferring <domain> itself, then a name below it,
@@ -356,7 +337,7 @@ private:
                 }
             }
         }
-        const std::string wanted = ascii_lower(domain);
+        const std::string wanted = util::ascii_lower(domain);
         const auto& names = *validated_names_;
         for (const auto& n : names)
             if (n == wanted) co_return n;
@@ -430,7 +411,7 @@ asio::awaitable<SpfOutcome> spf_check_host(dns::Lookup& dns, const SpfQuery& que
         outcome.reason = "not a usable domain name: " + quote(domain);
         co_return outcome;
     }
-    outcome.domain = ascii_lower(*usable);   // DNS names compare case-insensitively; reported in one form
+    outcome.domain = util::ascii_lower(*usable);   // DNS names compare case-insensitively; reported in one form
 
     auto [local, sender_domain] = split_address(sender);
     if (local.empty()) local = "postmaster";   // RFC 7208 4.3

@@ -81,11 +81,27 @@ std::optional<TagList> parse_tag_list(std::string_view s, std::string* error) {
     return list;
 }
 
+std::vector<std::string_view> split_colon_list(std::string_view value) {
+    const auto trim_fws = [](std::string_view s) {
+        while (!s.empty() && is_fws(s.front())) s.remove_prefix(1);
+        while (!s.empty() && is_fws(s.back())) s.remove_suffix(1);
+        return s;
+    };
+    std::vector<std::string_view> out;
+    std::size_t at = 0;
+    for (;;) {
+        const std::size_t colon = value.find(':', at);
+        out.push_back(trim_fws(value.substr(at, colon == std::string_view::npos ? std::string_view::npos : colon - at)));
+        if (colon == std::string_view::npos) return out;
+        at = colon + 1;
+    }
+}
+
 std::string strip_whitespace(std::string_view value) {
     std::string out;
     out.reserve(value.size());
     for (const char c : value)
-        if (!is_wsp(c) && c != '\r' && c != '\n') out.push_back(c);
+        if (!is_fws(c)) out.push_back(c);
     return out;
 }
 

@@ -34,6 +34,12 @@ public:
 // nullopt when the text is not a tag-list (then `error`, if given, says why in a few words).
 std::optional<TagList> parse_tag_list(std::string_view text, std::string* error = nullptr);
 
+// RFC 6376 FWS octets: WSP, and the CR and LF of folding.
+inline bool is_fws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+// A colon-separated tag value (h=, q=, s=, t=), each element without the FWS around it; views into `value`.
+std::vector<std::string_view> split_colon_list(std::string_view value);
+
 // A value with every FWS removed (b=, bh=, p=: RFC 6376 3.5 says whitespace in them is ignored).
 std::string strip_whitespace(std::string_view value);
 
