@@ -14,13 +14,13 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
-#include <random>
 #include <sstream>
 
 #include "delivery/smtp_client.hpp"
 #include "mime/compose.hpp"
 #include "mime/media_types.hpp"
 #include "util/fs.hpp"
+#include "util/random_text.hpp"
 
 // g++ 12 reports Asio's coroutine frames here as freed by a mismatched operator delete: the frame's own
 // operator new/delete pair seen through inlining, as in delivery/smtp_client.cpp (ASan finds no mismatch).
@@ -106,13 +106,6 @@ mime::Address address_or_throw(const std::string& text, const char* option) {
     auto a = mime::parse_address_argument(text, why);
     if (!a) throw UsageError(fmt::format("{} \"{}\": {}", option, text, why));
     return *a;
-}
-
-std::string random_hex(std::size_t octets) {
-    std::random_device device;
-    std::string out;
-    for (std::size_t i = 0; i < octets; ++i) out += fmt::format("{:02x}", device() & 0xff);
-    return out;
 }
 
 std::string domain_of(const std::string& address) { return address.substr(address.rfind('@') + 1); }
@@ -213,8 +206,8 @@ int compose_and_send(SendOptions o) {
         c.extra_headers.push_back(std::move(*field));
     }
     c.date = std::time(nullptr);
-    c.message_id = "<" + random_hex(12) + "." + std::to_string(c.date) + "@" + domain_of(c.from.address) + ">";
-    c.boundary_token = random_hex(12);
+    c.message_id = util::make_message_id(c.date, domain_of(c.from.address));
+    c.boundary_token = util::random_hex(12);
     const mime::Composed composed = mime::compose(c);
     if (!composed.ok()) throw UsageError(composed.error);
     if (o.dry_run) {

@@ -14,13 +14,14 @@
 #include <filesystem>
 #include <iostream>
 #include <iterator>
-#include <random>
 
 #include "cli/sendmail_args.hpp"
 #include "cli/sendmail_message.hpp"
 #include "config/config.hpp"
+#include "smtp/content_decoder.hpp"
 #include "spool/pickup.hpp"
 #include "util/fs.hpp"
+#include "util/random_text.hpp"
 
 namespace ferry::cli {
 
@@ -32,13 +33,6 @@ constexpr int kUsage = 64;        // EX_USAGE
 constexpr int kDataError = 65;    // EX_DATAERR
 constexpr int kCantCreate = 73;   // EX_CANTCREAT
 constexpr int kConfig = 78;       // EX_CONFIG
-
-std::string random_hex(std::size_t octets) {
-    std::random_device device;
-    std::string out;
-    for (std::size_t i = 0; i < octets; ++i) out += fmt::format("{:02x}", device() & 0xff);
-    return out;
-}
 
 config::Config load(const std::string& given) {
     if (!given.empty()) return config::load_config(given);
@@ -56,7 +50,7 @@ std::string login_name() {
 // Written under a hidden name, made durable, then renamed into place: the server never sees half a file,
 // and a 0 exit means the message survives a crash.
 std::string write_pickup(const fs::path& dir, const std::string& text) {
-    const std::string unique = fmt::format("{}.{}", ::getpid(), random_hex(8));
+    const std::string unique = fmt::format("{}.{}", ::getpid(), util::random_hex(8));
     const fs::path tmp = dir / (".tmp." + unique);
     const fs::path done = dir / fmt::format("{}.{}", static_cast<long long>(std::time(nullptr)), unique);
     // 0644: the server's account reads it; the folder is not listable, so other users cannot find it.
@@ -67,7 +61,7 @@ std::string write_pickup(const fs::path& dir, const std::string& text) {
     if (!ec && ::rename(tmp.c_str(), done.c_str()) != 0) ec = util::last_error();
     // The rename must be durable too. Other users cannot open the folder (no read bit) to fsync it: then the
     // whole filesystem is synced through the file, which carries the directory entry with it.
-    if (!ec && util::fsync_dir(dir) && ::syncfs(fd) != 0) ec = util::last_error();
+    if (!ec && util::fsync_dir(dir)) ec = util::sync_filesystem(fd);
     ::close(fd);
     if (ec) {
         ::unlink(tmp.c_str());
@@ -98,11 +92,17 @@ int run_sendmail_command(const std::vector<std::string>& argv) {
     }
     const std::string user = login_name() + "@" + cfg.hostname;
     const std::string domain = cfg.hostname;
-    const LocalMessage m = prepare_sendmail_message(
-        input, args, user, std::time(nullptr),
-        "<" + random_hex(12) + "." + std::to_string(std::time(nullptr)) + "@" + domain + ">");
+    const std::time_t now = std::time(nullptr);
+    const LocalMessage m = prepare_sendmail_message(input, args, user, now, util::make_message_id(now, domain));
     if (!m.error.empty()) {
         std::cerr << "sendmail: " << m.error << "\n";
+        return kDataError;
+    }
+    // Refused here what the server would set aside unseen (the rules of SMTP intake), while the user can see why.
+    const auto flaws = smtp::content_flaws(m.message, cfg.limits.text_line_length, cfg.limits.message_size);
+    if (flaws.any()) {
+        std::cerr << "sendmail: " << smtp::describe_flaws(flaws, cfg.limits.text_line_length, cfg.limits.message_size)
+                  << "\n";
         return kDataError;
     }
     const fs::path dir = cfg.data_dir / "pickup";

@@ -17,10 +17,12 @@
 
 #include "mailauth/inbound_check.hpp"
 #include "mime/header_splitter.hpp"
+#include "smtp/content_decoder.hpp"
 #include "spool/pickup.hpp"
 #include "spool/queue_id.hpp"
 #include "util/fs.hpp"
 #include "util/time_format.hpp"
+#include "util/utf8.hpp"
 
 namespace ferry::server {
 
@@ -172,6 +174,13 @@ void PickupService::take(const std::string& name) {
             return;
         }
     const std::string_view content = std::string_view(file).substr(parsed->message_offset);
+    // SMTP's content rules hold here too: a bare CR or LF (smuggling material, which the outbound client would
+    // pass on without dot-stuffing), an over-long line or an oversized message is refused as DATA refuses it.
+    const auto flaws = smtp::content_flaws(content, cfg->limits.text_line_length, cfg->limits.message_size);
+    if (flaws.any()) {
+        set_aside(name, smtp::describe_flaws(flaws, cfg->limits.text_line_length, cfg->limits.message_size));
+        return;
+    }
     mime::HeaderSplitter splitter(mime::kMaxHeaderSection);
     const std::string body(splitter.feed(content));
     splitter.finish();
@@ -189,11 +198,7 @@ void PickupService::take(const std::string& name) {
     env.recipients = pe.recipients;
     env.recipient_dsn.resize(env.recipients.size());
     env.addendum = true;
-    for (const char c : content)
-        if (static_cast<unsigned char>(c) >= 0x80) {
-            env.body_8bit = true;
-            break;
-        }
+    env.body_8bit = !util::is_ascii(content);
 
     std::size_t removed = 0;
     const std::string header = mailauth::remove_claimed_results(splitter.header(), cfg->authserv_id(), removed);

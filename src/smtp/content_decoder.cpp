@@ -1,5 +1,7 @@
 #include "smtp/content_decoder.hpp"
 
+#include <fmt/format.h>
+
 namespace ferry::smtp {
 
 ContentDecoder::ContentDecoder(Mode mode, std::size_t max_line_length, std::uint64_t max_size)
@@ -93,6 +95,26 @@ std::size_t ContentDecoder::feed(std::string_view in, std::string& out) {
 
 void ContentDecoder::finish_raw() {
     if (state_ == State::cr) flaws_.bare_cr = true;   // the last chunk ended in a lone CR
+}
+
+ContentFlaws content_flaws(std::string_view content, std::size_t max_line_length, std::uint64_t max_size) {
+    constexpr std::size_t kPiece = 64 * 1024;
+    ContentDecoder decoder(ContentDecoder::Mode::raw, max_line_length, max_size);
+    std::string piece;   // the decoded octets of one piece, dropped: only the flaws are wanted
+    for (std::size_t at = 0; at < content.size(); at += kPiece) {
+        piece.clear();
+        decoder.feed(content.substr(at, kPiece), piece);
+    }
+    decoder.finish_raw();
+    return decoder.flaws();
+}
+
+std::string describe_flaws(const ContentFlaws& flaws, std::size_t max_line_length, std::uint64_t max_size) {
+    if (flaws.too_big) return fmt::format("message larger than the limit of {} octets", max_size);
+    if (flaws.bare_lf || flaws.bare_cr) return "bare <LF> or <CR> in message content (RFC 5321 2.3.8)";
+    if (flaws.line_too_long)
+        return fmt::format("message line longer than {} octets (RFC 5321 4.5.3.1.6)", max_line_length);
+    return "";
 }
 
 }  // namespace ferry::smtp

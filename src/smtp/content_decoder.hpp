@@ -50,4 +50,11 @@ private:
     ContentFlaws flaws_;
 };
 
+// The same rules for a whole message that comes in by another door than SMTP (the pickup directory): what a
+// ContentDecoder in raw mode finds wrong with `content`, scanned in pieces without a copy of it.
+ContentFlaws content_flaws(std::string_view content, std::size_t max_line_length, std::uint64_t max_size);
+
+// One line for a log or a user naming the first flaw, in the words of the SMTP replies; "" when there is none.
+std::string describe_flaws(const ContentFlaws& flaws, std::size_t max_line_length, std::uint64_t max_size);
+
 }  // namespace ferry::smtp

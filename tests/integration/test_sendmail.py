@@ -134,6 +134,34 @@ def test_a_malformed_pickup_file_is_set_aside(srv):
     assert (srv.data_dir / "pickup" / "failed" / "1800000000.1.abcd").exists()
 
 
+def test_sendmail_refuses_what_data_refuses(srv):
+    """A bare CR (smuggling material: "\\r.\\r\\n" would end the message early at a lenient next hop, and the
+    outbound client dot-stuffs only after LF) and a line over [limits] text_line_length exit 65, nothing queued."""
+    r = sendmail(srv, ["alice@example.test"], b"Subject: smuggle\n\nfirst\r.\r\nMAIL FROM:<x@evil.test>\n")
+    assert r.returncode == 65 and b"bare <LF> or <CR>" in r.stderr, r
+    r = sendmail(srv, ["alice@example.test"], b"Subject: long\n\n" + b"x" * 1200 + b"\n")
+    assert r.returncode == 65 and b"longer than 1000 octets" in r.stderr, r
+    assert list((srv.data_dir / "pickup").glob("1*")) == []
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"Subject: smuggle\r\n\r\nfirst\r.\r\nMAIL FROM:<x@evil.test>\r\n", r"bare <LF> or <CR>"),
+    (b"Subject: lf\r\n\r\nfirst\n.\r\n", r"bare <LF> or <CR>"),
+    (b"Subject: long\r\n\r\n" + b"x" * 1200 + b"\r\n", r"message line longer than 1000 octets"),
+], ids=["bare CR", "bare LF", "long line"])
+def test_a_pickup_file_with_content_data_refuses_is_set_aside(srv, content, why):
+    """Files written into pickup/ by hand (not by ferry sendmail) meet the same rules as SMTP DATA."""
+    name = "1800000001.1.abcd"
+    (srv.data_dir / "pickup" / name).write_bytes(
+        b"Ferry-Pickup: 1\nSender: root@mx.example.test\nRecipient: alice@example.test\n\n" + content)
+    r = sendmail(srv, ["bob@example.test"], b"Subject: after the bad one\n\nx\n")   # wakes the server up
+    assert r.returncode == 0
+    srv.wait_mail("bob")
+    srv.wait_log(r"pickup file=1800000001\.1\.abcd refused: " + why)
+    assert (srv.data_dir / "pickup" / "failed" / name).exists()
+    assert srv.mail_files("alice") == []
+
+
 def test_local_mail_is_dkim_signed_and_forged_results_removed(tmp_path):
     """Local users are trusted senders, as on a submission port: mail from a domain with keys is signed."""
     import dkim

@@ -520,5 +520,28 @@ TEST(SmtpContentDecoder, RawByteByByteSmuggling) {
     }
 }
 
+TEST(SmtpContentFlaws, AWholeMessageMeetsTheRulesOfDataInPieces) {
+    EXPECT_FALSE(content_flaws("Subject: x\r\n\r\nbody\r\n", 1000, 100).any());
+    EXPECT_FALSE(content_flaws("", 1000, 100).any());
+    EXPECT_TRUE(content_flaws("a\r.\r\n", 1000, 100).bare_cr);
+    EXPECT_TRUE(content_flaws("a\n.\r\n", 1000, 100).bare_lf);
+    EXPECT_TRUE(content_flaws("ends in a CR\r", 1000, 100).bare_cr);
+    EXPECT_TRUE(content_flaws(std::string(1000, 'x') + "\r\n", 1000, 1 << 20).line_too_long);
+    EXPECT_FALSE(content_flaws(std::string(998, 'x') + "\r\n", 1000, 1 << 20).any());
+    EXPECT_TRUE(content_flaws("0123456789\r\n", 1000, 5).too_big);
+    // A CRLF and a long line across the 64 KiB pieces it is scanned in.
+    std::string across(64 * 1024 - 1, 'x');
+    for (std::size_t i = 500; i < across.size(); i += 500) across.replace(i, 2, "\r\n");
+    EXPECT_FALSE(content_flaws(across + "\r\n", 1000, 1 << 20).any());
+    EXPECT_TRUE(content_flaws(std::string(64 * 1024 + 10, 'x'), 1000, 1 << 20).line_too_long);
+
+    EXPECT_EQ(describe_flaws({}, 1000, 5), "");
+    EXPECT_EQ(describe_flaws(content_flaws("a\r.\r\n", 1000, 100), 1000, 100),
+              "bare <LF> or <CR> in message content (RFC 5321 2.3.8)");
+    EXPECT_EQ(describe_flaws(content_flaws(std::string(1001, 'x'), 1000, 1 << 20), 1000, 1 << 20),
+              "message line longer than 1000 octets (RFC 5321 4.5.3.1.6)");
+    EXPECT_EQ(describe_flaws(content_flaws("0123456789", 1000, 5), 1000, 5), "message larger than the limit of 5 octets");
+}
+
 }  // namespace
 }  // namespace ferry::smtp
