@@ -76,8 +76,8 @@ std::vector<std::string> signed_header_names(const std::vector<mime::RawField>& 
     return out;
 }
 
-DkimSigner::DkimSigner(DkimSigningKey key, DkimSignOptions options, std::string_view header_section)
-    : key_(std::move(key)), options_(std::move(options)), header_(header_section),
+DkimSigner::DkimSigner(std::vector<DkimSigningKey> keys, DkimSignOptions options, std::string_view header_section)
+    : keys_(std::move(keys)), options_(std::move(options)), header_(header_section),
       body_(options_.body_canon, std::nullopt) {
     signed_names_ = signed_header_names(mime::header_fields(header_),
                                         options_.headers.empty() ? default_signed_headers() : options_.headers);
@@ -87,28 +87,35 @@ void DkimSigner::feed_body(std::string_view octets) { body_.feed(octets); }
 
 std::string DkimSigner::finish(std::time_t now) {
     body_.finish();
-    Folder f("DKIM-Signature:");
-    f.word("v=1;", true);
-    f.word("a=" + std::string(to_string(key_.algorithm)) + ";", true);
-    f.word("c=" + std::string(to_string(options_.header_canon)) + "/" + std::string(to_string(options_.body_canon)) + ";",
-           true);
-    f.word("d=" + key_.domain + ";", true);
-    f.word("s=" + key_.selector + ";", true);
-    f.word("t=" + std::to_string(static_cast<long long>(now)) + ";", true);
-    for (std::size_t i = 0; i < signed_names_.size(); ++i) {
-        const bool last = i + 1 == signed_names_.size();
-        f.word((i == 0 ? "h=" : "") + signed_names_[i] + (last ? ";" : ":"), i == 0);
+    const std::string body_hash = base64_encode(body_.digest());
+    const auto fields = mime::header_fields(header_);
+    std::string out;
+    for (const DkimSigningKey& key : keys_) {
+        Folder f("DKIM-Signature:");
+        f.word("v=1;", true);
+        f.word("a=" + std::string(to_string(key.algorithm)) + ";", true);
+        f.word("c=" + std::string(to_string(options_.header_canon)) + "/" +
+                   std::string(to_string(options_.body_canon)) + ";",
+               true);
+        f.word("d=" + key.domain + ";", true);
+        f.word("s=" + key.selector + ";", true);
+        f.word("t=" + std::to_string(static_cast<long long>(now)) + ";", true);
+        for (std::size_t i = 0; i < signed_names_.size(); ++i) {
+            const bool last = i + 1 == signed_names_.size();
+            f.word((i == 0 ? "h=" : "") + signed_names_[i] + (last ? ";" : ":"), i == 0);
+        }
+        f.word("bh=" + body_hash + ";", true);
+        f.word("b=", true);
+        // What is signed ends here: the field with an empty b= (3.7), the same text a verifier gets back by
+        // deleting the b= value from the finished field.
+        const std::string digest =
+            sha256(signed_header_data(options_.header_canon, fields, signed_names_, f.text()));
+        const auto signature = sign_digest(key.key.get(), key.algorithm, digest);
+        if (!signature) continue;
+        f.breakable(base64_encode(*signature));
+        out += f.text() + "\r\n";
     }
-    f.word("bh=" + base64_encode(body_.digest()) + ";", true);
-    f.word("b=", true);
-    // What is signed ends here: the field with an empty b= (3.7), the same text a verifier gets back by
-    // deleting the b= value from the finished field.
-    const std::string digest =
-        sha256(signed_header_data(options_.header_canon, mime::header_fields(header_), signed_names_, f.text()));
-    const auto signature = sign_digest(key_.key.get(), key_.algorithm, digest);
-    if (!signature) return "";
-    f.breakable(base64_encode(*signature));
-    return f.text() + "\r\n";
+    return out;
 }
 
 }  // namespace ferry::mailauth

@@ -1,4 +1,4 @@
-// The DKIM signer (RFC 6376 5): one DKIM-Signature field for a message, its body fed in pieces. Pure apart
+// The DKIM signer (RFC 6376 5): the DKIM-Signature fields of a message, its body fed in pieces. Pure apart
 // from OpenSSL: no I/O, no clock (the caller passes the time).
 #pragma once
 
@@ -40,17 +40,21 @@ std::vector<std::string> signed_header_names(const std::vector<mime::RawField>& 
 class DkimSigner {
 public:
     // header_section: the message's header fields exactly as they will be sent, each ending in CRLF, without
-    // the empty line.
-    DkimSigner(DkimSigningKey key, DkimSignOptions options, std::string_view header_section);
+    // the empty line. Every key signs the same fields and body, which is canonicalized and hashed once: an RSA
+    // and an Ed25519 key side by side (RFC 8463 5) cost one pass over the body.
+    DkimSigner(std::vector<DkimSigningKey> keys, DkimSignOptions options, std::string_view header_section);
+    DkimSigner(DkimSigningKey key, DkimSignOptions options, std::string_view header_section)
+        : DkimSigner(std::vector<DkimSigningKey>{std::move(key)}, std::move(options), header_section) {}
     // The body after the empty line, in pieces of any size.
     void feed_body(std::string_view octets);
-    // The whole field, "DKIM-Signature: v=1; a=...; b=...\r\n", folded so that no line passes
-    // kMaxSignatureLine octets: v a c d s t h bh b, t= set to `now`, no i=, l=, x= or q=. Call once, after the
-    // whole body. "" if OpenSSL fails to sign (not for any key load_signing_key returns, short of memory).
+    // One whole field per key, in the keys' order: "DKIM-Signature: v=1; a=...; b=...\r\n", folded so that no
+    // line passes kMaxSignatureLine octets: v a c d s t h bh b, t= set to `now`, no i=, l=, x= or q=. Call once,
+    // after the whole body. A key OpenSSL fails to sign with (not one load_signing_key returns, short of memory)
+    // adds nothing.
     std::string finish(std::time_t now);
 
 private:
-    DkimSigningKey key_;
+    std::vector<DkimSigningKey> keys_;
     DkimSignOptions options_;
     std::string header_;
     std::vector<std::string> signed_names_;

@@ -37,6 +37,16 @@ std::vector<const DkimSigningKey*> SigningKeys::for_domain(std::string_view doma
     return found;
 }
 
+std::optional<DkimSigner> SigningKeys::signer_for(std::string_view header_section, std::string_view sender) const {
+    if (keys_.empty()) return std::nullopt;
+    const auto domain = signing_domain(header_section, sender);
+    if (!domain) return std::nullopt;
+    std::vector<DkimSigningKey> keys;
+    for (const DkimSigningKey* key : for_domain(*domain)) keys.push_back(*key);
+    if (keys.empty()) return std::nullopt;
+    return DkimSigner(std::move(keys), options_, header_section);
+}
+
 std::optional<std::string> signing_domain(std::string_view header_section, std::string_view sender) {
     std::string problem;
     if (auto from = from_domain(header_section, problem)) return from;

@@ -22,6 +22,9 @@ public:
 
     // The keys for mail whose From: domain is `domain` (lower case); empty when none apply.
     std::vector<const DkimSigningKey*> for_domain(std::string_view domain) const;
+    // The signer of a message from `sender` with this header section: the keys of its signing_domain() (the
+    // same choice on every door mail comes in by); nullopt when no key applies.
+    std::optional<DkimSigner> signer_for(std::string_view header_section, std::string_view sender) const;
     bool empty() const { return keys_.empty(); }
     const DkimSignOptions& options() const { return options_; }
 

@@ -203,13 +203,11 @@ void PickupService::take(const std::string& name) {
     std::size_t removed = 0;
     const std::string header = mailauth::remove_claimed_results(splitter.header(), cfg->authserv_id(), removed);
     spool::Addendum addendum;
-    if (const auto keys = keys_(); cfg->dkim.sign && keys && !keys->empty())
-        if (const auto domain = mailauth::signing_domain(header, pe.sender))
-            for (const mailauth::DkimSigningKey* key : keys->for_domain(*domain)) {
-                mailauth::DkimSigner signer(*key, keys->options(), header);
-                signer.feed_body(body);
-                addendum.headers += signer.finish(env.arrival);
-            }
+    if (const auto keys = keys_(); cfg->dkim.sign && keys)
+        if (auto signer = keys->signer_for(header, pe.sender)) {
+            signer->feed_body(body);
+            addendum.headers += signer->finish(env.arrival);
+        }
     // RFC 5321 4.4 asks for a Received: field from every host that takes a message in; here it names the user.
     const std::string received = fmt::format("Received: by {} (Ferry, from userid {} ({}))\r\n\tid {}; {}\r\n",
                                              cfg->hostname, st.st_uid, user, env.queue_id,

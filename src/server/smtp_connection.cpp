@@ -439,7 +439,7 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
     hops_ = mime::HopCounter();
     splitter_.emplace(mime::kMaxHeaderSection);
     inbound_.reset();
-    signers_.clear();
+    signer_.reset();
 
     spool::Envelope env;
     env.queue_id = spool::make_queue_id();
@@ -515,12 +515,9 @@ void SmtpConnection::header_complete(const smtp::Session& session) {
         spdlog::info("client={} removed {} Authentication-Results field{} claiming {}", client_, removed,
                      removed == 1 ? "" : "s", cfg.authserv_id());
     const auto& keys = services_.signing_keys;
-    if (!session.authenticated_user().empty() && cfg.dkim.sign && keys && !keys->empty()) {
+    if (!session.authenticated_user().empty() && cfg.dkim.sign && keys) {
         const smtp::Transaction& tx = session.transaction();
-        const std::string sender = tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string();
-        if (const auto domain = mailauth::signing_domain(header, sender))
-            for (const mailauth::DkimSigningKey* key : keys->for_domain(*domain))
-                signers_.emplace_back(*key, keys->options(), header);
+        signer_ = keys->signer_for(header, tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string());
     }
     append_to_spool(header);
     if (splitter_->has_body()) append_to_spool("\r\n");
@@ -529,14 +526,14 @@ void SmtpConnection::header_complete(const smtp::Session& session) {
 void SmtpConnection::store_body(std::string_view body) {
     if (body.empty()) return;
     if (inbound_) inbound_->feed_body(body);
-    for (auto& signer : signers_) signer.feed_body(body);
+    if (signer_) signer_->feed_body(body);
     append_to_spool(body);
 }
 
 void SmtpConnection::end_message() {
     splitter_.reset();
     inbound_.reset();
-    signers_.clear();
+    signer_.reset();
     writer_.reset();   // an uncommitted file is removed by the writer
     decoder_.reset();
     decoded_.clear();
@@ -624,7 +621,7 @@ asio::awaitable<std::optional<smtp::Reply>> SmtpConnection::make_addendum(const 
         if (d == mailauth::Disposition::quarantine) addendum.folder = "Junk";
     }
     const std::time_t now = std::time(nullptr);
-    for (auto& signer : signers_) addendum.headers += signer.finish(now);
+    if (signer_) addendum.headers += signer_->finish(now);
     co_return std::nullopt;
 }
 

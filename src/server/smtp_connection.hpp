@@ -126,7 +126,7 @@ private:
     std::string decoded_;      // decoded content waiting to be handed to the writer
     std::optional<mime::HeaderSplitter> splitter_;          // the header section is held until it is complete
     std::unique_ptr<mailauth::InboundCheck> inbound_;       // mx: SPF, DKIM, DMARC of this message
-    std::vector<mailauth::DkimSigner> signers_;             // authenticated mail from a domain with keys
+    std::optional<mailauth::DkimSigner> signer_;             // authenticated mail from a domain with keys
     std::error_code write_error_;   // the spool refused this message's content; answered at its end
     mime::HopCounter hops_;   // Received: fields of the message being received (loop detection)
     std::size_t commands_ = 0, messages_ = 0;

@@ -129,6 +129,25 @@ TEST(DkimSign, RoundTripsForBothAlgorithmsAndCanonicalizations) {
     }
 }
 
+TEST(DkimSign, OneSignerForSeveralKeysSignsWithEachInOrder) {
+    for (const DkimCanon canon : {DkimCanon::simple, DkimCanon::relaxed}) {
+        DkimSigner both({keys().rsa, keys().ed}, {canon, canon, {}}, kHeader);
+        for (std::size_t at = 0; at < kBody.size(); at += 7) both.feed_body(std::string_view(kBody).substr(at, 7));
+        const std::string fields = both.finish(kNow);
+        const std::size_t second = fields.find("DKIM-Signature:", 1);
+        ASSERT_NE(second, std::string::npos) << fields;
+        // The same fields one key at a time make (RSA PKCS#1 v1.5 and Ed25519 are deterministic).
+        EXPECT_EQ(fields.substr(0, second), sign(keys().rsa, {canon, canon, {}}, kHeader, kBody));
+        EXPECT_EQ(fields.substr(second), sign(keys().ed, {canon, canon, {}}, kHeader, kBody));
+        const auto out = verify(fields + kHeader, kBody);
+        ASSERT_EQ(out.size(), 2u);
+        EXPECT_EQ(out[0].result, DkimResult::pass) << out[0].reason;
+        EXPECT_EQ(out[0].selector, "rsa");
+        EXPECT_EQ(out[1].result, DkimResult::pass) << out[1].reason;
+        EXPECT_EQ(out[1].selector, "ed");
+    }
+}
+
 TEST(DkimSign, FieldFormat) {
     const std::string field = sign(keys().rsa, {}, kHeader, kBody);
     EXPECT_TRUE(field.starts_with("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=rsa;"))
