@@ -16,6 +16,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "config/config.hpp"
 #include "delivery/smtp_client.hpp"
 #include "mime/compose.hpp"
 #include "mime/media_types.hpp"
@@ -54,7 +55,7 @@ std::string read_file(const fs::path& path, const char* what) {
     std::ostringstream s;
     s << in.rdbuf();
     if (in.bad()) throw UsageError(fmt::format("cannot read {} {}", what, path.string()));
-    return s.str();
+    return std::move(s).str();   // the buffer itself, not a copy: attachments can be large
 }
 
 fs::path default_profile() {
@@ -82,7 +83,7 @@ void apply_profile(SendOptions& o) {
             throw UsageError(fmt::format("{}:{}: {}: unknown key", path.string(), key.source().begin.line, key.str()));
         if (key.str() == "insecure") {
             if (!node.is_boolean()) throw UsageError(fmt::format("{}: insecure: expected true or false", path.string()));
-            if (!o.verify) o.insecure = o.insecure || node.as_boolean()->get();
+            o.insecure = o.insecure || node.as_boolean()->get();   // --no-insecure (o.verify) wins later
             continue;
         }
         if (!node.is_string()) throw UsageError(fmt::format("{}: {}: expected a string", path.string(), key.str()));
@@ -122,32 +123,13 @@ struct Server {
     std::uint16_t port = 0;
 };
 
+// HOST, HOST:PORT, [IPv6] or [IPv6]:PORT, read as [[listener]] and relay_host addresses are.
 Server parse_server(const std::string& text, std::uint16_t default_port) {
-    Server s;
-    std::string port;
-    if (text.starts_with("[")) {   // [IPv6]:port
-        const auto close = text.find(']');
-        if (close == std::string::npos) throw UsageError("--server \"" + text + "\": missing ']'");
-        s.host = text.substr(1, close - 1);
-        if (close + 1 < text.size()) {
-            if (text[close + 1] != ':') throw UsageError("--server \"" + text + "\": expected :PORT after ']'");
-            port = text.substr(close + 2);
-        }
-    } else if (const auto colon = text.rfind(':'); colon != std::string::npos && text.find(':') == colon) {
-        s.host = text.substr(0, colon);
-        port = text.substr(colon + 1);
-    } else {
-        s.host = text;
-    }
-    if (s.host.empty()) throw UsageError("--server \"" + text + "\": no host");
-    s.port = default_port;
-    if (!port.empty()) {
-        if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) == 0 ||
-            std::stoul(port) > 65535)
-            throw UsageError("--server \"" + text + "\": the port must be 1-65535");
-        s.port = static_cast<std::uint16_t>(std::stoul(port));
-    }
-    return s;
+    config::HostPort hp;
+    if (const std::string why = config::split_host_port(text, false, false, hp); !why.empty())
+        throw UsageError("--server \"" + text + "\": " + why);
+    if (hp.port && *hp.port == 0) throw UsageError("--server \"" + text + "\": the port must be 1-65535");
+    return Server{hp.host, hp.port ? static_cast<std::uint16_t>(*hp.port) : default_port};
 }
 
 // The composed message as the SMTP client sends messages: from a file descriptor (an anonymous memory file).
@@ -171,6 +153,10 @@ int compose_and_send(SendOptions o) {
     if (o.tls != "starttls" && o.tls != "implicit" && o.tls != "none")
         throw UsageError("tls must be starttls, implicit or none, not \"" + o.tls + "\"");
     if (o.verify) o.insecure = false;
+    // The name goes into EHLO as it is: a CR or LF in it would add SMTP commands.
+    if (!o.helo.empty())
+        if (const std::string why = config::domain_error(o.helo); !why.empty())
+            throw UsageError("--helo \"" + o.helo + "\" is not a host name (" + why + ")");
     if (o.from.empty()) throw UsageError("--from is required (or `from` in the profile)");
     if (o.to.empty() && o.cc.empty() && o.bcc.empty()) throw UsageError("no recipient: give --to, --cc or --bcc");
     if (o.body && !o.body_file.empty()) throw UsageError("--body and --body-file exclude each other");
@@ -208,7 +194,7 @@ int compose_and_send(SendOptions o) {
     c.date = std::time(nullptr);
     c.message_id = util::make_message_id(c.date, domain_of(c.from.address));
     c.boundary_token = util::random_hex(12);
-    const mime::Composed composed = mime::compose(c);
+    mime::Composed composed = mime::compose(c);
     if (!composed.ok()) throw UsageError(composed.error);
     if (o.dry_run) {
         std::cout << composed.message;
@@ -260,6 +246,9 @@ int compose_and_send(SendOptions o) {
     message.queue_id = "send";
     message.fd = message_fd(composed.message);
     message.content_length = composed.message.size();
+    // The memory file holds the message now; the session need not keep two more copies of the attachments.
+    composed.message = std::string();
+    c.attachments = {};
     message.sender = c.from.address;
     message.smtputf8 = false;   // compose refuses non-ASCII addresses: the message is 7-bit ASCII
 

@@ -225,55 +225,6 @@ bool is_ip_address(std::string_view host, bool& v6) {
     return false;
 }
 
-struct HostPort {
-    std::string host;                     // without brackets
-    std::optional<std::uint32_t> port;    // nullopt when absent
-};
-
-// "host:port", "[v6]:port" (and "host" / "[v6]" when !port_required). Returns why not, or "" on success.
-std::string split_host_port(std::string_view text, bool port_required, bool ip_required, HostPort& out) {
-    std::string_view host, port;
-    bool has_port = false;
-    bool bracketed = false;
-    if (!text.empty() && text.front() == '[') {
-        auto close = text.find(']');
-        if (close == std::string_view::npos) return "missing ']' after the IPv6 address";
-        host = text.substr(1, close - 1);
-        bracketed = true;
-        auto rest = text.substr(close + 1);
-        if (!rest.empty()) {
-            if (rest.front() != ':') return "expected ':' and a port after ']'";
-            port = rest.substr(1);
-            has_port = true;
-        }
-    } else {
-        auto colon = text.rfind(':');
-        if (colon != std::string_view::npos) {
-            host = text.substr(0, colon);
-            port = text.substr(colon + 1);
-            has_port = true;
-            if (host.find(':') != std::string_view::npos)
-                return "write IPv6 addresses in brackets, like [::1]:25";
-        } else {
-            host = text;
-        }
-    }
-    if (host.empty()) return "the host is empty";
-    if (port_required && !has_port) return "the port is missing";
-    if (has_port) {
-        std::uint32_t p;
-        if (!parse_port(port, p)) return "port must be 0-65535";
-        out.port = p;
-    }
-    bool v6 = false;
-    bool ip = is_ip_address(host, v6);
-    if (bracketed && !(ip && v6)) return "not an IPv6 address inside the brackets";
-    if (ip_required && !ip) return "the host must be an IP address";
-    if (!ip && !domain_error(host).empty()) return "not a valid host name";
-    out.host = std::string(host);
-    return {};
-}
-
 const char* type_name(toml::node_type t) {
     switch (t) {
         case toml::node_type::none: return "nothing";
@@ -946,6 +897,49 @@ std::string read_file(const fs::path& file) {
 
 // ---------------------------------------------------------------------------------------------------------
 // Public functions
+
+std::string split_host_port(std::string_view text, bool port_required, bool ip_required, HostPort& out) {
+    std::string_view host, port;
+    bool has_port = false;
+    bool bracketed = false;
+    if (!text.empty() && text.front() == '[') {
+        auto close = text.find(']');
+        if (close == std::string_view::npos) return "missing ']' after the IPv6 address";
+        host = text.substr(1, close - 1);
+        bracketed = true;
+        auto rest = text.substr(close + 1);
+        if (!rest.empty()) {
+            if (rest.front() != ':') return "expected ':' and a port after ']'";
+            port = rest.substr(1);
+            has_port = true;
+        }
+    } else {
+        auto colon = text.rfind(':');
+        if (colon != std::string_view::npos) {
+            host = text.substr(0, colon);
+            port = text.substr(colon + 1);
+            has_port = true;
+            if (host.find(':') != std::string_view::npos)
+                return "write IPv6 addresses in brackets, like [::1]:25";
+        } else {
+            host = text;
+        }
+    }
+    if (host.empty()) return "the host is empty";
+    if (port_required && !has_port) return "the port is missing";
+    if (has_port) {
+        std::uint32_t p;
+        if (!parse_port(port, p)) return "port must be 0-65535";
+        out.port = p;
+    }
+    bool v6 = false;
+    bool ip = is_ip_address(host, v6);
+    if (bracketed && !(ip && v6)) return "not an IPv6 address inside the brackets";
+    if (ip_required && !ip) return "the host must be an IP address";
+    if (!ip && !domain_error(host).empty()) return "not a valid host name";
+    out.host = std::string(host);
+    return {};
+}
 
 std::string domain_error(std::string_view domain) {
     if (domain.empty()) return "empty domain";

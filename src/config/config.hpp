@@ -166,6 +166,14 @@ Config default_config();
 std::string domain_error(std::string_view domain);
 std::string address_error(std::string_view address);
 
+// "host:port" or "[v6]:port", and "host" or "[v6]" unless port_required; an IPv6 address must be bracketed, a
+// host name must pass domain_error. Returns why not, or "" when `out` holds the parts.
+struct HostPort {
+    std::string host;                     // without brackets
+    std::optional<std::uint32_t> port;    // nullopt when absent (0-65535 when given)
+};
+std::string split_host_port(std::string_view text, bool port_required, bool ip_required, HostPort& out);
+
 // ASCII lower-casing (UTF-8 octets untouched), the form in which domains, aliases and accounts are stored.
 using util::ascii_lower;
 

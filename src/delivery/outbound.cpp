@@ -24,19 +24,11 @@ std::string read_password(const std::filesystem::path& file) {
     return line;
 }
 
-// "host", "host:port", "[v6]", "[v6]:port" (checked by the config loader).
+// "host", "host:port", "[v6]", "[v6]:port", as the config loader has checked it.
 std::pair<std::string, std::uint16_t> split_relay(const std::string& text, std::uint16_t default_port) {
-    std::string host = text;
-    std::string port;
-    if (!text.empty() && text.front() == '[') {
-        const auto close = text.find(']');
-        host = text.substr(1, close - 1);
-        if (close + 1 < text.size() && text[close + 1] == ':') port = text.substr(close + 2);
-    } else if (const auto colon = text.rfind(':'); colon != std::string::npos && text.find(':') == colon) {
-        host = text.substr(0, colon);
-        port = text.substr(colon + 1);
-    }
-    return {host, port.empty() ? default_port : static_cast<std::uint16_t>(std::stoi(port))};
+    config::HostPort hp;
+    config::split_host_port(text, false, false, hp);
+    return {hp.host, hp.port ? static_cast<std::uint16_t>(*hp.port) : default_port};
 }
 
 std::shared_ptr<asio::ssl::context> client_tls_context() {

@@ -495,7 +495,12 @@ Composed compose(const Composition& c) {
 
     const std::string token = boundary_token(c.boundary_token);
     Part body = text_part("plain", c.text);
-    if (c.html) body = multipart("alternative", "alt", token, {std::move(body), text_part("html", *c.html)});
+    if (c.html) {
+        std::vector<Part> alternatives;   // pushed, not a braced list: an initializer_list would copy both texts
+        alternatives.push_back(std::move(body));
+        alternatives.push_back(text_part("html", *c.html));
+        body = multipart("alternative", "alt", token, std::move(alternatives));
+    }
     if (!c.attachments.empty()) {
         std::vector<Part> parts;
         parts.reserve(c.attachments.size() + 1);

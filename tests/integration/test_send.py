@@ -620,6 +620,7 @@ def test_header_injection_is_refused_and_nothing_sent(label, home, pwfile, tmp_p
     ("header given twice", ["--to", "bob@example.test", "--from", ALICE, "--header", "Reply-To: a@example.test",
                             "--header", "Reply-To: b@example.test"]),
     ("--body and --body-file", ["--to", "bob@example.test", "--from", ALICE, "--body-file", "/etc/hostname"]),
+    ("--helo with a line break", ["--to", "bob@example.test", "--from", ALICE, "--helo", "laptop.test\r\nRSET"]),
 ])
 def test_usage_errors_exit_2_and_send_nothing(label, extra, home, trap):
     body = [] if "--body-file" in extra and label != "--body and --body-file" else ["--body", "x\n"]
