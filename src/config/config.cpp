@@ -134,14 +134,14 @@ local = ["example.test"]
 # [mailauth]                   # checks of mail arriving on mx listeners; results in Authentication-Results
 # verify = true                # SPF (MAIL FROM and HELO), DKIM and DMARC
 # dmarc_enforce = true         # the sender's DMARC policy: reject -> "550 5.7.1", quarantine -> the Junk folder
-# authserv_id = ""             # the name results are given under; default: hostname
+# authserv_id = "mx.example.test"   # the name results are given under; default: hostname
 # public_suffix_list = "/usr/share/publicsuffix/public_suffix_list.dat"   # organizational domains (DMARC)
 
-# [dkim]                       # signing of mail from authenticated users whose From: domain has a key
+# [dkim]                       # signing of mail from authenticated users and ferry sendmail whose From: domain has a key
 # sign = true
 # canonicalization = "relaxed/relaxed"
-# [[dkim.key]]                 # `ferry dkim keygen example.test s1` writes the key and prints its DNS record
-# domain = "example.test"
+# [[dkim.key]]                 # `ferry dkim keygen example.test s1 --config FILE` writes the key, prints its DNS record
+# domain = "example.test"      # ASCII: an internationalized domain in A-labels (xn--...)
 # selector = "s1"
 # private_key = "/etc/ferry/example.test.s1.pem"   # default: data_dir/dkim/<domain>.<selector>.pem
 )toml";
@@ -761,23 +761,6 @@ void Loader::read_mailauth(const toml::table& root, Config& cfg) const {
 }
 
 // RFC 6376 3.1: a selector is a sub-domain: dot-separated labels of letters, digits and hyphens.
-static std::string selector_error(std::string_view s) {
-    if (s.empty()) return "empty";
-    if (s.size() > 63) return "longer than 63 octets";
-    std::size_t label = 0;
-    for (std::size_t i = 0; i <= s.size(); ++i) {
-        if (i == s.size() || s[i] == '.') {
-            if (label == 0) return "empty label";
-            if (s[i - 1] == '-' || s[i - label] == '-') return "a label starts or ends with '-'";
-            label = 0;
-            continue;
-        }
-        if (!is_alpha(s[i]) && !is_digit(s[i]) && s[i] != '-') return "only letters, digits, '-' and '.' are allowed";
-        ++label;
-    }
-    return "";
-}
-
 void Loader::read_dkim(const toml::table& root, Config& cfg) const {
     const toml::table* t = get_table(root, "", "dkim");
     if (!t) return;
@@ -806,12 +789,12 @@ void Loader::read_dkim(const toml::table& root, Config& cfg) const {
         DkimKeySettings key;
         const auto domain = get_string(k, prefix, "domain");
         if (!domain) fail(arr[i], prefix + ".domain", "missing (the d= domain this key signs for)");
-        if (std::string why = domain_error(*domain); !why.empty())
+        if (std::string why = dkim_domain_error(*domain); !why.empty())
             fail(*k.get("domain"), prefix + ".domain", quote_value(*domain) + " is not a domain name (" + why + ")");
         key.domain = ascii_lower(*domain);
         const auto selector = get_string(k, prefix, "selector");
         if (!selector) fail(arr[i], prefix + ".selector", "missing (the s= selector of the key's DNS record)");
-        if (std::string why = selector_error(*selector); !why.empty())
+        if (std::string why = dkim_selector_error(*selector); !why.empty())
             fail(*k.get("selector"), prefix + ".selector", quote_value(*selector) + " is not a selector (" + why + ")");
         key.selector = ascii_lower(*selector);
         // Read when the server starts (and by check-config), not here: `ferry dkim keygen` loads this file to
@@ -939,6 +922,30 @@ std::string split_host_port(std::string_view text, bool port_required, bool ip_r
     if (!ip && !domain_error(host).empty()) return "not a valid host name";
     out.host = std::string(host);
     return {};
+}
+
+std::string dkim_domain_error(std::string_view domain) {
+    if (std::string why = domain_error(domain); !why.empty()) return why;
+    // d= is an ASCII domain-name (RFC 6376 3.5; RFC 8616 3.2: A-labels), and verifiers look the key up by it.
+    if (!util::is_ascii(domain)) return "write it in A-labels (xn--...), as DKIM signatures carry it";
+    return "";
+}
+
+std::string dkim_selector_error(std::string_view s) {
+    if (s.empty()) return "empty";
+    if (s.size() > 63) return "longer than 63 octets";
+    std::size_t label = 0;
+    for (std::size_t i = 0; i <= s.size(); ++i) {
+        if (i == s.size() || s[i] == '.') {
+            if (label == 0) return "empty label";
+            if (s[i - 1] == '-' || s[i - label] == '-') return "a label starts or ends with '-'";
+            label = 0;
+            continue;
+        }
+        if (!is_alpha(s[i]) && !is_digit(s[i]) && s[i] != '-') return "only letters, digits, '-' and '.' are allowed";
+        ++label;
+    }
+    return "";
 }
 
 std::string domain_error(std::string_view domain) {

@@ -166,6 +166,11 @@ Config default_config();
 std::string domain_error(std::string_view domain);
 std::string address_error(std::string_view address);
 
+// DKIM's names (RFC 6376 3.5): d= a domain as domain_error takes it, in ASCII; s= dot-separated labels of
+// letters, digits and inner '-', 63 octets at most.
+std::string dkim_domain_error(std::string_view domain);
+std::string dkim_selector_error(std::string_view selector);
+
 // "host:port" or "[v6]:port", and "host" or "[v6]" unless port_required; an IPv6 address must be bracketed, a
 // host name must pass domain_error. Returns why not, or "" when `out` holds the parts.
 struct HostPort {

@@ -885,6 +885,16 @@ def test_keygen_refuses_bad_sizes(plain, args):
     assert not (plain.data_dir / "dkim" / "example.test.small.pem").exists()
 
 
+@pytest.mark.parametrize("domain, selector", [
+    ("example.test", "a-"), ("example.test", "x" * 64), ("example.test", "s_1"), ("b\u00fccher.test", "s1"),
+], ids=["selector ends in -", "selector over 63", "selector with _", "U-label domain"])
+def test_keygen_refuses_names_the_config_would_refuse(plain, domain, selector):
+    """What keygen accepts, [[dkim.key]] loads: the printed block is never one ferry serve refuses."""
+    r = plain.cli("dkim", "keygen", domain, selector)
+    assert r.returncode == 2 and b"is not a" in r.stderr, r
+    assert not (plain.data_dir / "dkim").exists() or not list((plain.data_dir / "dkim").glob("*.pem"))
+
+
 def test_keygen_key_signs_mail_that_verifies(tmp_path, servers, publish, netns, zone_txt):
     """The printed record, joined, is what verifies: made with --bits 1024 and --output, to the second Ferry's
     mailbox through the printed [[dkim.key]] lines (private_key included)."""
