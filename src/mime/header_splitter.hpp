@@ -23,8 +23,8 @@ public:
     explicit HeaderSplitter(std::size_t limit) : limit_(limit) {}
 
     // The next piece of content. While in `header`, its octets are kept and nothing is returned. The call in
-    // which the empty line arrives switches to `body` and returns what follows the empty line (valid until
-    // the next call); in `body` every piece is returned as it is. A header section longer than `limit` switches
+    // which the empty line arrives switches to `body` and returns what follows the empty line (a view into
+    // `piece`: nothing of the body is copied); in `body` every piece is returned as it is. A header section longer than `limit` switches
     // to `too_large`: what was kept is dropped and nothing more is returned.
     std::string_view feed(std::string_view piece);
 
@@ -42,7 +42,6 @@ private:
     std::size_t limit_;
     State state_ = State::header;
     std::string header_;
-    std::string rest_;   // the part of the piece after the empty line
     bool has_body_ = false;
 };
 

@@ -182,7 +182,7 @@ void PickupService::take(const std::string& name) {
         return;
     }
     mime::HeaderSplitter splitter(mime::kMaxHeaderSection);
-    const std::string body(splitter.feed(content));
+    const std::string_view body = splitter.feed(content);   // a view into `file`
     splitter.finish();
     if (splitter.state() != mime::HeaderSplitter::State::body) {
         set_aside(name, "header section over 256 KiB");
