@@ -52,6 +52,7 @@ PickupService::PickupService(asio::io_context& io, asio::any_io_executor work, s
                              std::function<std::shared_ptr<const mailauth::SigningKeys>()> keys)
     : io_(io),
       work_(std::move(work)),
+      strand_(asio::make_strand(work_)),
       spool_(spool),
       committer_(committer),
       queue_(queue),
@@ -75,11 +76,14 @@ void PickupService::start(const fs::path& data_dir) {
         throw std::runtime_error(fmt::format("pickup directory {}: inotify: {}", dir_.string(), std::strerror(errno)));
     events_ = std::make_unique<asio::posix::stream_descriptor>(io_, inotify_fd_);
     watch();
+    sweep_ = std::make_unique<asio::steady_timer>(io_);
+    sweep_later();
     schedule_scan();   // what was left while the server was down
 }
 
 void PickupService::stop() {
     stopping_ = true;
+    if (sweep_) sweep_->cancel();
     if (events_) {
         boost::system::error_code ignored;
         events_->close(ignored);   // closes inotify_fd_ too
@@ -97,25 +101,38 @@ void PickupService::watch() {
 }
 
 void PickupService::schedule_scan() {
-    rescan_ = true;
-    asio::post(work_, [this] { scan(); });
+    // One queued scan is enough: it reads the whole folder. A scan clears the flag as it starts, so an event
+    // that comes while it runs queues the next one; the strand keeps two from running at once.
+    if (scan_queued_.exchange(true)) return;
+    asio::post(strand_, [this] {
+        scan_queued_ = false;
+        scan();
+    });
+}
+
+// A file that could not be stored (the spool's disk full, say) is taken at the next scan; without more mail
+// arriving, this is the next scan.
+void PickupService::sweep_later() {
+    sweep_->expires_after(std::chrono::minutes(1));
+    sweep_->async_wait([this](boost::system::error_code ec) {
+        if (ec || stopping_) return;
+        schedule_scan();
+        sweep_later();
+    });
 }
 
 void PickupService::scan() {
-    std::unique_lock lock(scan_mutex_, std::try_to_lock);
-    if (!lock.owns_lock()) return;   // the scan under way sees rescan_ and goes round again
-    while (rescan_.exchange(false) && !stopping_) {
-        std::vector<std::string> names;
-        if (DIR* d = ::opendir(dir_.c_str())) {
-            while (const dirent* e = ::readdir(d))
-                if (spool::is_pickup_name(e->d_name)) names.emplace_back(e->d_name);
-            ::closedir(d);
-        }
-        std::sort(names.begin(), names.end());   // oldest first: names start with the time
-        for (const auto& n : names) {
-            if (stopping_) return;
-            take(n);
-        }
+    if (stopping_) return;
+    std::vector<std::string> names;
+    if (DIR* d = ::opendir(dir_.c_str())) {
+        while (const dirent* e = ::readdir(d))
+            if (spool::is_pickup_name(e->d_name)) names.emplace_back(e->d_name);
+        ::closedir(d);
+    }
+    std::sort(names.begin(), names.end());   // oldest first: names start with the time
+    for (const auto& n : names) {
+        if (stopping_) return;
+        take(n);
     }
 }
 
@@ -226,12 +243,12 @@ void PickupService::take(const std::string& name) {
             ec = done.get_future().get();
         }
         if (ec) {
-            spdlog::error("pickup file={} cannot be stored: {} (tried again at the next event or start)", name,
+            spdlog::error("pickup file={} cannot be stored: {} (tried again at the next scan, within a minute)", name,
                           ec.message());
             return;
         }
     } catch (const std::exception& e) {
-        spdlog::error("pickup file={} cannot be stored: {} (tried again at the next event or start)", name, e.what());
+        spdlog::error("pickup file={} cannot be stored: {} (tried again at the next scan, within a minute)", name, e.what());
         return;
     }
     // Committed: only now may the pickup file go (a crash before this line takes it again: at least once).

@@ -2,8 +2,9 @@
 // received over SMTP: each gets a queue id, a Received: field naming the local user (from the file's owner, not
 // from anything the file says), a DKIM signature when its From: domain has keys (local users are trusted
 // senders, as on a submission port), and is committed before its pickup file is removed. Files are taken at
-// start (those left while the server was down) and as they arrive (inotify). A message is taken at least once: a
-// crash between the commit and the removal takes it again at the next start, as Postfix's pickup would.
+// start (those left while the server was down), as they arrive (inotify), and by a sweep every minute (one that
+// could not be stored waits for it). A message is taken at least once: a crash between the commit and the
+// removal takes it again at the next start, as Postfix's pickup would.
 //
 // The folder is mode 1733 (anyone may add a file, nobody else may list or remove it) inside data_dir, which is
 // made 0711 so other users can reach it and nothing more. Files that cannot be taken (malformed, too large, bad
@@ -16,7 +17,6 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "config/config.hpp"
@@ -41,12 +41,14 @@ public:
 private:
     void watch();
     void schedule_scan();
-    void scan();                                // on `work`
+    void sweep_later();
+    void scan();                                // on strand_
     void take(const std::string& name);        // one file, on `work`
     void set_aside(const std::string& name, const std::string& why);
 
     boost::asio::io_context& io_;
     boost::asio::any_io_executor work_;
+    boost::asio::strand<boost::asio::any_io_executor> strand_;   // scans on `work`, one at a time
     spool::Spool& spool_;
     spool::Committer& committer_;
     queue::DeliveryQueue& queue_;
@@ -56,8 +58,8 @@ private:
     int inotify_fd_ = -1;
     std::unique_ptr<boost::asio::posix::stream_descriptor> events_;
     char event_buffer_[4096];
-    std::mutex scan_mutex_;                     // one scan at a time
-    std::atomic<bool> rescan_{false};           // an event came during a scan: scan once more
+    std::unique_ptr<boost::asio::steady_timer> sweep_;
+    std::atomic<bool> scan_queued_{false};      // a scan is queued on strand_ and has not started
     std::atomic<bool> stopping_{false};
 };
 
