@@ -1,8 +1,14 @@
 #include "cli/sendmail_message.hpp"
 
+#include <fmt/format.h>
+
+#include <unordered_set>
+
 #include "config/config.hpp"
+#include "mime/field_writer.hpp"
 #include "mime/header.hpp"
 #include "mime/header_splitter.hpp"
+#include "mime/header_text.hpp"
 #include "util/ascii.hpp"
 #include "util/time_format.hpp"
 
@@ -87,30 +93,38 @@ LocalMessage prepare_sendmail_message(std::string_view input, const SendmailArgs
             return out;
         }
     }
+    std::unordered_set<std::string> seen;   // lower case: one copy for each address however it is written
     for (const auto& r : recipients) {
         if (const std::string why = config::address_error(r); !why.empty()) {
             out.error = "recipient <" + r + ">: " + why;
             return out;
         }
-        bool seen = false;
-        for (const auto& s : out.envelope.recipients) seen = seen || util::ascii_iequals(s, r);
-        if (!seen) out.envelope.recipients.push_back(r);
+        if (seen.insert(util::ascii_lower(r)).second) out.envelope.recipients.push_back(r);
     }
     if (out.envelope.recipients.empty()) {
         out.error = args.extract_recipients ? "no recipient: none given and no To, Cc or Bcc field"
                                             : "no recipient given (use -t to take them from the message)";
         return out;
     }
+    if (out.envelope.recipients.size() > spool::kMaxPickupRecipients) {
+        out.error = fmt::format("{} recipients, more than the {} one message may have", out.envelope.recipients.size(),
+                                spool::kMaxPickupRecipients);
+        return out;
+    }
 
     std::string added;
     if (!has_from) {
         const std::string& from = out.envelope.sender.empty() ? user_address : out.envelope.sender;
-        std::string name;   // a display name as a quoted string (RFC 5322 3.2.4), printable ASCII only
-        for (const char c : args.full_name) {
-            if (c == '"' || c == '\\') name += '\\';
-            if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) name += c;
+        // -F is written as ferry send writes display names: atoms, a quoted-string or RFC 2047 encoded-words.
+        const std::string_view name = mime::trim_wsp(args.full_name);
+        if (const std::string why = mime::header_text_error(name, "the -F name"); !why.empty()) {
+            out.error = why;
+            return out;
         }
-        added += name.empty() ? "From: " + from + "\r\n" : "From: \"" + name + "\" <" + from + ">\r\n";
+        mime::FieldWriter field("From");
+        if (!name.empty()) mime::write_phrase(field, name);
+        field.word(name.empty() ? from : "<" + from + ">");
+        added += std::move(field).finish();
     }
     if (!has_date) added += "Date: " + util::rfc5322_date(now) + "\r\n";
     if (!has_message_id) added += "Message-ID: " + message_id + "\r\n";

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <future>
@@ -216,6 +217,9 @@ void PickupService::take(const std::string& name) {
     env.recipient_dsn.resize(env.recipients.size());
     env.addendum = true;
     env.body_8bit = !util::is_ascii(content);
+    // A UTF-8 address goes on only with SMTPUTF8 (RFC 6531 3.4), as if the message had come with that parameter.
+    env.smtputf8 = !util::is_ascii(env.sender) ||
+                   std::any_of(env.recipients.begin(), env.recipients.end(), [](const std::string& r) { return !util::is_ascii(r); });
 
     std::size_t removed = 0;
     const std::string header = mailauth::remove_claimed_results(splitter.header(), cfg->authserv_id(), removed);

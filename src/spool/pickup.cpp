@@ -5,9 +5,6 @@ namespace ferry::spool {
 namespace {
 
 constexpr std::string_view kMagic = "Ferry-Pickup: 1\n";
-// More recipients than any message may have (RFC 5321 4.5.3.1.8 asks for 100; [limits] recipients may be
-// larger): a bound on what a hostile local file makes the server hold.
-constexpr std::size_t kMaxRecipients = 10000;
 
 }  // namespace
 
@@ -34,7 +31,7 @@ std::optional<ParsedPickup> parse_pickup(std::string_view file) {
             out.envelope.sender = std::string(line.substr(8));
             sender = true;
         } else if (line.starts_with("Recipient: ") && line.size() > 11 &&
-                   out.envelope.recipients.size() < kMaxRecipients) {
+                   out.envelope.recipients.size() < kMaxPickupRecipients) {
             out.envelope.recipients.emplace_back(line.substr(11));
         } else {
             return std::nullopt;

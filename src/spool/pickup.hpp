@@ -20,6 +20,11 @@
 
 namespace ferry::spool {
 
+// The most recipients one pickup file may name, more than any message may have (RFC 5321 4.5.3.1.8 asks for 100;
+// [limits] recipients may be larger): a bound on what a hostile local file makes the server hold. parse_pickup
+// refuses a file with more, and ferry sendmail refuses such a message itself.
+inline constexpr std::size_t kMaxPickupRecipients = 10000;
+
 struct PickupEnvelope {
     std::string sender;
     std::vector<std::string> recipients;

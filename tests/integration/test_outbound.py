@@ -14,12 +14,13 @@ import email.parser
 import email.policy
 import os
 import re
+import subprocess
 import time
 
 import pytest
 
 from dnstest import DnsServer
-from ferrytest import (DEFAULT_PASSWORD, RawSMTP, dot_stuff, free_port, header_value, make_message,
+from ferrytest import (DEFAULT_PASSWORD, RawSMTP, dot_stuff, ferry_bin, free_port, header_value, make_message,
                        parse_delivered, toml_section)
 from smtppeer import DEFAULT_CAPS, SmtpPeer
 
@@ -543,6 +544,18 @@ def test_smtputf8_message_to_a_server_without_smtputf8_bounces_5_6_7(dns, peer, 
     assert peer.commands("DATA") == [], peer.describe()
     assert peer.messages == []
     srv.wait_log(log_rx(qid, "bob@example.org", "bounced"), timeout=5)
+
+
+def test_local_mail_to_a_utf8_address_goes_out_with_smtputf8(dns, peer, ferry):
+    """ferry sendmail (the pickup directory) to a UTF-8 address: MAIL FROM says SMTPUTF8 (RFC 6531 3.4), as it
+    would had the message come over SMTP with that parameter."""
+    srv = sender_server(ferry, dns, peer.port)
+    r = subprocess.run([ferry_bin(), "sendmail", "--config", str(srv.config), "-f", ALICE, "jürgen@example.org"],
+                       input="Subject: hallo\n\nGrüße\n".encode(), capture_output=True, timeout=30)
+    assert r.returncode == 0, r
+    [m] = wait_peer(peer, srv, 1)
+    assert m.rcpts == ["jürgen@example.org"], m
+    assert "SMTPUTF8" in m.mail_params, m.mail_line
 
 
 def test_pipelining_sends_mail_rcpts_and_data_together(dns, peer, ferry):

@@ -43,6 +43,22 @@ TEST(SendmailMessage, MissingFromDateAndMessageIdAreAdded) {
     EXPECT_TRUE(kept.message.starts_with("From: me@example.test\r\nDate: x\r\nMessage-ID: <m@x>\r\n\r\n")) << kept.message;
 }
 
+TEST(SendmailMessage, NonAsciiFullNameIsEncodedAndControlCharactersRefused) {
+    const auto m = prepare("Subject: s\n\nhi\n", {"-F", "J\xc3\xbc" "rgen", "-f", "root@example.test", "x@example.test"});
+    ASSERT_EQ(m.error, "");
+    EXPECT_TRUE(m.message.starts_with("From: =?utf-8?B?SsO8cmdlbg==?= <root@example.test>\r\n")) << m.message;
+    const std::string error = prepare("hi\n", {"-F", "bad\x01name", "x@example.test"}).error;
+    EXPECT_NE(error.find("the -F name"), std::string::npos) << error;
+}
+
+TEST(SendmailMessage, NoMoreRecipientsThanAPickupFileHolds) {
+    std::vector<std::string> args;
+    for (std::size_t i = 0; i <= ferry::spool::kMaxPickupRecipients; ++i) args.push_back("r" + std::to_string(i) + "@example.test");
+    EXPECT_EQ(prepare("hi\n", args).error, "10001 recipients, more than the 10000 one message may have");
+    args.pop_back();
+    EXPECT_EQ(prepare("hi\n", args).error, "");
+}
+
 TEST(SendmailMessage, InputWithoutAHeaderIsAllBody) {
     const auto m = prepare("hello there\nsecond line\n", {"x@example.test"});
     ASSERT_EQ(m.error, "");
