@@ -97,7 +97,7 @@ std::string dkim_summary(const std::vector<DkimOutcome>& outcomes) {
 }  // namespace
 
 InboundCheck::InboundCheck(InboundFacts facts, std::string_view header_section)
-    : facts_(std::move(facts)), header_(header_section), verifier_(header_section) {}
+    : facts_(std::move(facts)), from_domains_(from_domains(header_section, from_problem_)), verifier_(header_section) {}
 
 void InboundCheck::feed_body(std::string_view octets) { verifier_.feed_body(octets); }
 
@@ -121,12 +121,11 @@ boost::asio::awaitable<InboundVerdict> InboundCheck::finish(dns::Lookup& resolve
 
     static const PublicSuffixList kNoList = PublicSuffixList::parse("");
     const PublicSuffixList& list = settings.public_suffixes ? *settings.public_suffixes : kNoList;
-    std::string problem;
-    const auto domains = from_domains(header_, problem);
+    const auto& domains = from_domains_;
     if (!domains) {
         // RFC 7489 6.6.1: DMARC is about the From: domain; without one there is nothing to align.
         v.dmarc.result = DmarcResult::permerror;
-        v.dmarc.reason = problem;
+        v.dmarc.reason = from_problem_;
     } else if (domains->size() > kMaxFromDomains) {
         v.dmarc.result = DmarcResult::permerror;
         v.dmarc.from_domain = domains->front();

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <string>
 #include <string_view>
+#include <optional>
 #include <vector>
 
 #include "dns/lookup.hpp"
@@ -53,7 +54,9 @@ public:
 
 private:
     InboundFacts facts_;
-    std::string header_;
+    // The From: domains, read when the header arrives: the verifier keeps the header section, no second copy here.
+    std::string from_problem_;   // why from_domains_ is empty (declared first: the constructor fills both at once)
+    std::optional<std::vector<std::string>> from_domains_;
     DkimVerifier verifier_;
 };
 

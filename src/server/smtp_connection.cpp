@@ -499,18 +499,17 @@ void SmtpConnection::store_decoded() {
 
 void SmtpConnection::header_complete(const smtp::Session& session) {
     const config::Config& cfg = *config_;
-    std::string header = splitter_->header();
     if (settings_.role == config::ListenerRole::mx && cfg.mailauth.verify && services_.resolver) {
         const smtp::Transaction& tx = session.transaction();
         inbound_ = std::make_unique<mailauth::InboundCheck>(
             mailauth::InboundFacts{client_ip_, session.helo_name(),
                                    tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string()},
-            header);
+            splitter_->header());
     }
     // RFC 8601 5: results under our name come only from us, whatever the listener (a user's mail client is not
     // a trusted MTA) and whether or not we add our own.
     std::size_t removed = 0;
-    header = mailauth::remove_claimed_results(header, cfg.authserv_id(), removed);
+    const std::string header = mailauth::remove_claimed_results(splitter_->header(), cfg.authserv_id(), removed);
     if (removed > 0)
         spdlog::info("client={} removed {} Authentication-Results field{} claiming {}", client_, removed,
                      removed == 1 ? "" : "s", cfg.authserv_id());
@@ -587,7 +586,7 @@ asio::awaitable<std::error_code> SmtpConnection::commit_to_spool(spool::MessageW
 std::optional<std::string> SmtpConnection::from_not_owned(const smtp::Session& session) {
     const std::string& user = session.authenticated_user();
     if (user.empty() || !settings_.sender_login_match) return std::nullopt;
-    const auto from = mime::header_field(splitter_ ? splitter_->header() : std::string(), "From");
+    const auto from = mime::header_field(splitter_ ? std::string_view(splitter_->header()) : std::string_view(), "From");
     if (!from) return std::nullopt;   // no claim made
     policy::LocalMailPolicy policy(services_.directory, true);
     const auto addresses = mime::address_list(*from);
