@@ -148,15 +148,20 @@ std::string canonicalize_body(DkimCanon canon, std::string_view body) {
     return out;
 }
 
-BodyHasher::BodyHasher(DkimCanon canon, std::optional<std::uint64_t> limit)
-    : canon_(canon), limit_(limit), canonicalizer_(canon) {}
+BodyHasher::BodyHasher(DkimCanon canon) : canon_(canon), canonicalizer_(canon) {}
+
+std::size_t BodyHasher::add_limit(std::optional<std::uint64_t> limit) {
+    for (std::size_t i = 0; i < digests_.size(); ++i)
+        if (digests_[i].limit == limit) return i;
+    digests_.push_back(Digest{limit, Sha256(), ""});
+    return digests_.size() - 1;
+}
 
 void BodyHasher::hash(std::string_view canonical) {
-    if (limit_ && length_ < *limit_) {
-        const std::uint64_t room = *limit_ - length_;
-        sha_.update(canonical.substr(0, static_cast<std::size_t>(std::min<std::uint64_t>(room, canonical.size()))));
-    } else if (!limit_) {
-        sha_.update(canonical);
+    for (Digest& d : digests_) {
+        if (!d.limit) d.sha.update(canonical);
+        else if (length_ < *d.limit)
+            d.sha.update(canonical.substr(0, static_cast<std::size_t>(std::min<std::uint64_t>(*d.limit - length_, canonical.size()))));
     }
     length_ += canonical.size();
 }
@@ -169,7 +174,7 @@ void BodyHasher::feed(std::string_view octets) {
 void BodyHasher::finish() {
     if (finished_) return;
     canonicalizer_.finish([this](std::string_view s) { hash(s); });
-    digest_ = sha_.final();
+    for (Digest& d : digests_) d.digest = d.sha.final();
     finished_ = true;
 }
 

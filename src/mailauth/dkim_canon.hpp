@@ -60,28 +60,36 @@ private:
 };
 
 // The SHA-256 of a canonical body, fed in pieces: the bh= of RFC 6376 3.7, over at most `limit` canonical
-// octets when l= is given (3.5).
+// octets when l= is given (3.5). One canonicalization serves several limits: signatures that differ only in l=
+// cost one pass over the body.
 class BodyHasher {
 public:
-    BodyHasher(DkimCanon canon, std::optional<std::uint64_t> limit);
+    BodyHasher(DkimCanon canon, std::optional<std::uint64_t> limit) : BodyHasher(canon) { add_limit(limit); }
+    // No digest until add_limit() asks for one.
+    explicit BodyHasher(DkimCanon canon);
+    // One more digest from the same pass over the body: of its first `limit` canonical octets (l=), or of all of
+    // it. Returns the digest's index, an existing one's for a limit already asked for. Before the body is fed.
+    std::size_t add_limit(std::optional<std::uint64_t> limit);
     void feed(std::string_view octets);
     void finish();
-    // After finish(): the digest of the first min(limit, length) canonical octets.
-    const std::string& digest() const { return digest_; }
-    // The canonical body's whole length (counted past the limit too, so a body shorter than l= shows).
+    // After finish(): the digest of the first min(limit, length) canonical octets, for the i-th limit.
+    const std::string& digest(std::size_t i = 0) const { return digests_[i].digest; }
+    // The canonical body's whole length (counted past every limit, so a body shorter than l= shows).
     std::uint64_t canonical_length() const { return length_; }
     DkimCanon canon() const { return canon_; }
-    std::optional<std::uint64_t> limit() const { return limit_; }
 
 private:
+    struct Digest {
+        std::optional<std::uint64_t> limit;
+        Sha256 sha;
+        std::string digest;
+    };
     void hash(std::string_view canonical);
 
     DkimCanon canon_;
-    std::optional<std::uint64_t> limit_;
     BodyCanonicalizer canonicalizer_;
-    Sha256 sha_;
+    std::vector<Digest> digests_;
     std::uint64_t length_ = 0;
-    std::string digest_;
     bool finished_ = false;
 };
 

@@ -123,12 +123,13 @@ DkimVerifier::DkimVerifier(std::string_view header_section) : header_(header_sec
         if (s.parsed.ok() && verified < kMaxSignaturesVerified) {
             ++verified;
             s.within_limit = true;
-            // Signatures with the same body canonicalization and l= share one pass over the body.
+            // Signatures with the same body canonicalization share one pass over the body, whatever their l=.
             const DkimSignature& sig = s.parsed.signature;
             std::size_t b = 0;
-            while (b < bodies_.size() && !(bodies_[b].canon() == sig.body_canon && bodies_[b].limit() == sig.body_length)) ++b;
-            if (b == bodies_.size()) bodies_.emplace_back(sig.body_canon, sig.body_length);
+            while (b < bodies_.size() && bodies_[b].canon() != sig.body_canon) ++b;
+            if (b == bodies_.size()) bodies_.emplace_back(sig.body_canon);
             s.body = b;
+            s.digest = bodies_[b].add_limit(sig.body_length);
         }
         signatures_.push_back(std::move(s));
     }
@@ -225,7 +226,7 @@ asio::awaitable<std::vector<DkimOutcome>> DkimVerifier::verify(dns::Lookup& dns,
             o.reason = "body shorter than l=";
             continue;
         }
-        if (body.digest() != sig.body_hash) {
+        if (body.digest(s.digest) != sig.body_hash) {
             o.result = DkimResult::fail;
             o.reason = "body hash did not verify";
             continue;

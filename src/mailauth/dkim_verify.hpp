@@ -20,9 +20,9 @@
 namespace ferry::mailauth {
 
 // How many signatures of one message get a key lookup, a body hash and a signature check. Each costs a DNS
-// query (its timeout, when a hostile domain does not answer) and an RSA operation, and each distinct
-// (canonicalization, l=) needs its own pass over the body; RFC 6376 6.1 lets a verifier limit the number it
-// verifies. Real mail carries one to three (author domain, ESP, mailing list); 10 leaves room for forwarding
+// query (its timeout, when a hostile domain does not answer), an RSA operation and a SHA-256 of the body (the
+// canonicalization, at most one pass per c= body form, is shared); RFC 6376 6.1 lets a verifier limit the number
+// it verifies. Real mail carries one to three (author domain, ESP, mailing list); 10 leaves room for forwarding
 // chains while keeping a message's cost bounded. The limit counts only signatures that pass the syntax checks:
 // junk fields cost nothing and cannot push a real signature out. Signatures past the limit get permerror,
 // reason "not verified: more than 10 signatures".
@@ -51,11 +51,12 @@ private:
         DkimSignatureParse parsed;
         bool within_limit = false;   // gets a key lookup and the checks
         std::size_t body = 0;        // index into bodies_
+        std::size_t digest = 0;      // which of that hasher's digests (its l=)
     };
 
     std::string header_;
     std::vector<Signature> signatures_;
-    std::vector<BodyHasher> bodies_;   // one per distinct (body canonicalization, l=)
+    std::vector<BodyHasher> bodies_;   // one per body canonicalization in use, with a digest per distinct l=
     bool body_finished_ = false;
 };
 

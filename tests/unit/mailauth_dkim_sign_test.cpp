@@ -267,6 +267,24 @@ TEST(DkimSign, BodyLengthTag) {
     EXPECT_EQ(verify(zero + kHeader, "anything\r\n")[0].result, DkimResult::pass);
 }
 
+TEST(DkimSign, SignaturesDifferingOnlyInLengthShareAPassYetEachGetsItsOwnHash) {
+    const auto& key = keys().ed;
+    std::string fields;
+    for (const std::uint64_t l : {std::uint64_t{0}, std::uint64_t{9}, std::uint64_t{20}})
+        fields += hand_signed(key, tags_for(key, "c=relaxed/relaxed; l=" + std::to_string(l)), {"from", "subject"},
+                              DkimCanon::relaxed, DkimCanon::relaxed, l, kHeader, kBody);
+    fields += sign(key, {}, kHeader, kBody);   // relaxed too, no l=
+    std::string changed = kBody;
+    changed[12] = 'X';   // past 9 canonical octets, within 20
+    const auto out = verify(fields + kHeader, changed);
+    ASSERT_EQ(out.size(), 4u);
+    EXPECT_EQ(out[0].result, DkimResult::pass);
+    EXPECT_EQ(out[1].result, DkimResult::pass);
+    EXPECT_EQ(out[2].reason, "body hash did not verify");
+    EXPECT_EQ(out[3].reason, "body hash did not verify");
+    for (const auto& o : verify(fields + kHeader, kBody)) EXPECT_EQ(o.result, DkimResult::pass) << o.reason;
+}
+
 TEST(DkimSign, CanonicalizationDefaults) {
     const auto& key = keys().rsa;
     // No c=: simple/simple.
