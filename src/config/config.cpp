@@ -152,11 +152,7 @@ local = ["example.test"]
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
-// RFC 5322 3.2.3 atext.
-bool is_atext(char c) {
-    if (is_alpha(c) || is_digit(c)) return true;
-    return std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
-}
+using util::is_atext;   // RFC 5322 3.2.3
 
 // A value as it appears in messages: double-quoted, control characters escaped, so the message stays one line.
 std::string quote_value(std::string_view s) {

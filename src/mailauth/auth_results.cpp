@@ -16,15 +16,12 @@ constexpr std::string_view kFold = "\r\n\t";
 bool is_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_printable(char c) { return c >= 0x20 && c <= 0x7e; }
 
-// RFC 2045 5.1 tspecials.
-bool is_tspecial(char c) { return std::string_view("()<>@,;:\\\"/[]?=").find(c) != std::string_view::npos; }
-
 // RFC 2045 5.1: token := 1*<any (US-ASCII) CHAR except SPACE, CTLs, or tspecials>.
-bool is_token_char(char c) { return c > 0x20 && c < 0x7f && !is_tspecial(c); }
+constexpr auto is_token_char = util::is_mime_token_char;
 bool is_token(std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char); }
 
 // RFC 5322 3.2.3 atext (ASCII only: the field stays ASCII).
-bool is_atext(char c) { return is_alnum(c) || std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos; }
+using util::is_atext;
 
 // RFC 5322 3.2.3 dot-atom-text.
 bool is_dot_atom(std::string_view s) {

@@ -14,10 +14,7 @@ using util::is_wsp;
 
 // RFC 5322 3.2.3 atext, with the UTF-8 octets of RFC 6532 3.2.
 bool is_atext(char c) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x80) return true;
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    return std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
+    return static_cast<unsigned char>(c) >= 0x80 || util::is_atext(c);
 }
 
 bool is_control(char c) {

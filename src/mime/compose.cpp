@@ -52,10 +52,7 @@ bool is_field_name(std::string_view name) {
 }
 
 // RFC 5322 3.2.3 atext and 3.4.1 dtext (printable ASCII but '[', ']' and '\').
-bool is_atext(char c) {
-    return util::is_alpha(c) || util::is_digit(c) ||
-           std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
-}
+using util::is_atext;
 bool is_dot_atom_text(std::string_view s) {
     if (s.empty() || s.front() == '.' || s.back() == '.' || s.find("..") != std::string_view::npos) return false;
     return std::all_of(s.begin(), s.end(), [](char c) { return c == '.' || is_atext(c); });
@@ -229,10 +226,8 @@ Part text_part(std::string_view subtype, std::string_view text) {
 bool is_media_type(std::string_view t) {
     const auto slash = t.find('/');
     if (slash == std::string_view::npos || slash == 0 || slash + 1 == t.size()) return false;
-    return std::all_of(t.begin(), t.end(), [&](char c) {
-        const auto u = static_cast<unsigned char>(c);
-        return u > 0x20 && u < 0x7F && (c == '/' || std::string_view("()<>@,;:\\\"/[]?=").find(c) == std::string_view::npos);
-    }) && t.find('/', slash + 1) == std::string_view::npos;
+    return std::all_of(t.begin(), t.end(), [](char c) { return c == '/' || util::is_mime_token_char(c); }) &&
+           t.find('/', slash + 1) == std::string_view::npos;
 }
 
 std::optional<Part> attachment_part(const Attachment& a, std::size_t number, std::string& error) {

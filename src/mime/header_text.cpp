@@ -8,10 +8,7 @@
 namespace ferry::mime {
 namespace {
 
-// RFC 5322 3.2.3 atext.
-bool is_atext(char c) {
-    return util::is_alpha(c) || util::is_digit(c) || std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
-}
+using util::is_atext;
 
 struct Word {
     std::string_view space;   // the whitespace before it (empty for the first)

@@ -1,28 +1,25 @@
 #include "mime/mime_parameter.hpp"
 
+#include <algorithm>
+
+#include "util/ascii.hpp"
 #include "util/utf8.hpp"
 
 namespace ferry::mime {
 namespace {
 
-constexpr std::string_view kHex = "0123456789ABCDEF";
-constexpr std::string_view kTspecials = "()<>@,;:\\\"/[]?=";   // RFC 2045 5.1
+using util::kUpperHex;
 constexpr std::size_t kMaxExtension = 10;
 
 // RFC 2231 7 attribute-char: any printable US-ASCII CHAR except SPACE, "*", "'", "%" and tspecials.
 bool is_attribute_char(char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return u > 0x20 && u < 0x7F && c != '*' && c != '\'' && c != '%' && kTspecials.find(c) == std::string_view::npos;
+    return util::is_mime_token_char(c) && c != '*' && c != '\'' && c != '%';
 }
 
 // RFC 2045 5.1 token: printable ASCII without SPACE and tspecials.
 bool is_token(std::string_view s) {
     if (s.empty()) return false;
-    for (const char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u <= 0x20 || u >= 0x7F || kTspecials.find(c) != std::string_view::npos) return false;
-    }
-    return true;
+    return std::all_of(s.begin(), s.end(), util::is_mime_token_char);
 }
 
 bool is_printable_ascii(std::string_view s) {
@@ -52,8 +49,8 @@ std::string percent_encoded(std::string_view octets) {
         } else {
             const auto u = static_cast<unsigned char>(c);
             out += '%';
-            out += kHex[u >> 4];
-            out += kHex[u & 15];
+            out += kUpperHex[u >> 4];
+            out += kUpperHex[u & 15];
         }
     }
     return out;

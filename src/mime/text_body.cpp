@@ -1,11 +1,12 @@
 #include "mime/text_body.hpp"
 
 #include "mime/field_writer.hpp"
+#include "util/ascii.hpp"
 
 namespace ferry::mime {
 namespace {
 
-constexpr std::string_view kHex = "0123456789ABCDEF";
+using util::kUpperHex;
 
 bool is_7bit(std::string_view canonical) {
     std::size_t line = 0;
@@ -34,8 +35,8 @@ void encode_line(std::string_view line, std::string& out) {
         const bool literal = (u >= 33 && u <= 126 && c != '=') || ((c == ' ' || c == '\t') && !last);
         if (!literal) {
             token[0] = '=';
-            token[1] = kHex[u >> 4];
-            token[2] = kHex[u & 15];
+            token[1] = kUpperHex[u >> 4];
+            token[2] = kUpperHex[u & 15];
             len = 3;
         }
         // The last token of the line may reach the limit; any other must leave room for the soft break's '='.

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "util/ascii.hpp"
 #include "util/utf8.hpp"
 
 namespace ferry::smtp {
@@ -14,11 +15,8 @@ using util::utf8_sequence_length;
 bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
-// RFC 5322 atext, the characters of a dot-string atom.
-bool is_atext(unsigned char c) {
-    // c != 0: strchr also finds the string's own terminator, which would let NUL into a local part.
-    return is_alpha(c) || is_digit(c) || (c != 0 && std::strchr("!#$%&'*+-/=?^_`{|}~", c) != nullptr);
-}
+// RFC 5322 atext, the characters of a dot-string atom (never NUL: util::is_atext checks).
+bool is_atext(unsigned char c) { return util::is_atext(static_cast<char>(c)); }
 
 bool is_dot_string(std::string_view s) {
     if (s.empty() || s.front() == '.' || s.back() == '.') return false;

@@ -12,6 +12,21 @@ inline bool is_alpha(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <
 inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
 inline char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
+// RFC 5322 3.2.3 atext (ASCII only: callers that allow RFC 6532 UTF-8 say so themselves).
+inline bool is_atext(char c) {
+    return is_alpha(c) || is_digit(c) || (c != '\0' && std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos);
+}
+
+// RFC 2045 5.1: a token is printable ASCII but SPACE and these tspecials.
+inline bool is_tspecial(char c) { return c != '\0' && std::string_view("()<>@,;:\\\"/[]?=").find(c) != std::string_view::npos; }
+inline bool is_mime_token_char(char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u < 0x7F && !is_tspecial(c);
+}
+
+// Upper-case hex digits, as quoted-printable (RFC 2045 6.7) and RFC 2231 percent-encoding write them.
+inline constexpr std::string_view kUpperHex = "0123456789ABCDEF";
+
 inline bool ascii_iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i)
