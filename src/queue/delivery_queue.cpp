@@ -14,6 +14,7 @@
 
 #include "delivery/maildir.hpp"
 #include "queue/bounce.hpp"
+#include "queue/delivery_record.hpp"
 #include "smtp/dsn.hpp"
 #include "spool/envelope.hpp"
 #include "spool/queue_id.hpp"
@@ -32,51 +33,6 @@ constexpr std::size_t kDeliveryBatch = 64;
 
 // Shortest time between two reads of queue/ for messages left on disk (a read costs a stat per spool file).
 constexpr auto kScanInterval = std::chrono::seconds(5);
-
-// queue/<id>.done: what is final, so a retry or a restart does not deliver twice. One line each: "rcpt" (the
-// recipient is final) or "rcpt>destination" (one of its copies is). Lines starting with a tab record a deferral,
-// "\t<attempt>\t<rcpt>\t<reason>", so the backoff and the last error survive a restart; an address never holds
-// a tab (RFC 5321 4.1.2 allows no control characters in it).
-struct DoneRecord {
-    std::set<std::string> done;
-    int attempts = 0;
-    std::map<std::string, std::string> last_error;
-};
-
-DoneRecord read_done(const fs::path& file) {
-    DoneRecord out;
-    FILE* f = std::fopen(file.c_str(), "r");
-    if (!f) return out;
-    char line[4096];
-    while (std::fgets(line, sizeof line, f)) {
-        std::string s(line);
-        while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-        if (s.empty()) continue;
-        if (s.front() != '\t') {
-            out.done.insert(s);
-            continue;
-        }
-        const auto t2 = s.find('\t', 1), t3 = t2 == std::string::npos ? t2 : s.find('\t', t2 + 1);
-        if (t3 == std::string::npos) continue;
-        out.attempts = std::max(out.attempts, std::atoi(s.substr(1, t2 - 1).c_str()));
-        out.last_error[s.substr(t2 + 1, t3 - t2 - 1)] = s.substr(t3 + 1);
-    }
-    std::fclose(f);
-    return out;
-}
-
-void append_done(const fs::path& file, const std::vector<std::string>& lines) {
-    if (lines.empty()) return;
-    const bool created = !fs::exists(file);
-    const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) return;
-    std::string text;
-    for (const auto& l : lines) text += l + "\n";
-    util::write_all(fd, text);
-    ::fdatasync(fd);
-    ::close(fd);
-    if (created) util::fsync_dir(file.parent_path());
-}
 
 std::string one_line(std::string text) {
     for (char& c : text)
@@ -117,7 +73,7 @@ struct DeliveryQueue::Attempt {
     bool expired = false;
     bool usable = false;      // envelope read; otherwise kept untouched (keep) or gone
     bool keep = false;
-    DoneRecord record;
+    DeliveryRecord record;
     std::vector<Leg> legs;
     std::size_t jobs_out = 0;   // remote jobs not back yet
     std::map<std::string, std::string> errors;   // filled by finish(): deferred recipient -> why
@@ -247,7 +203,7 @@ void DeliveryQueue::settle(const std::string& id, Outcome outcome, std::map<std:
     if (st.deleted) {   // `ferry queue delete` came while finish() was recording this attempt
         messages_.erase(it);
         spool_.remove(id);
-        ::unlink((spool_.queue_file(id).string() + ".done").c_str());
+        remove_delivery_record(delivery_record_path(spool_.queue_file(id)));
         spdlog::info("removed id={} (deleted by the operator)", id);
         return;
     }
@@ -309,7 +265,7 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
         a->content_offset = stored->content_offset;
         a->content_length = stored->content_length;
         a->addendum = std::move(stored->addendum);
-        a->record = read_done(file.string() + ".done");
+        a->record = read_delivery_record(delivery_record_path(file));
         if (a->record.attempts > prior_attempts[qi]) {
             std::lock_guard lock(mutex_);   // a restart: the backoff goes on from where it was
             if (auto it = messages_.find(id); it != messages_.end()) it->second.attempts = a->record.attempts;
@@ -320,7 +276,7 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
         std::set<std::string> copied;   // one copy per final mailbox, however many ways it is reached
         for (std::size_t ri = 0; ri < a->envelope.recipients.size(); ++ri) {
             const std::string& rcpt = a->envelope.recipients[ri];
-            if (a->record.done.count(rcpt)) continue;
+            if (a->record.is_final(rcpt)) continue;
             const delivery::Route route = router_.resolve(rcpt);
             if (!route.error.empty()) {
                 a->legs.push_back(Leg{ri, rcpt, false,
@@ -329,7 +285,7 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
                 continue;
             }
             for (const auto& dest : route.destinations) {
-                if (a->record.done.count(rcpt + ">" + dest.address) || !copied.insert(dest.address).second) continue;
+                if (a->record.is_final(rcpt, dest.address) || !copied.insert(dest.address).second) continue;
                 if (dest.kind == delivery::Destination::Kind::remote) {
                     a->legs.push_back(Leg{ri, dest.address, true});
                     continue;
@@ -480,19 +436,20 @@ void DeliveryQueue::send_remote(std::unique_ptr<Attempt> a) {
 // nothing is left to try.
 DeliveryQueue::Outcome DeliveryQueue::finish(Attempt& a) {
     if (!a.usable) return a.keep ? Outcome::deferred : Outcome::done;
-    const fs::path done_file = spool_.queue_file(a.id).string() + ".done";
+    const fs::path done_file = delivery_record_path(spool_.queue_file(a.id));
     {
         std::lock_guard lock(mutex_);
         const auto it = messages_.find(a.id);
         if (it != messages_.end() && it->second.deleted) {
             spool_.remove(a.id);
-            ::unlink(done_file.c_str());
+            remove_delivery_record(done_file);
             spdlog::info("removed id={} (deleted by the operator)", a.id);
             return Outcome::done;
         }
     }
     const spool::Envelope& e = a.envelope;
-    std::vector<std::string> records;
+    DeliveryRecordUpdate update;
+    std::vector<std::string>& records = update.final;
     std::vector<bool> pending(e.recipients.size(), false);
     std::vector<mime::DsnRecipient> failed, succeeded;
     std::vector<std::size_t> failed_legs;
@@ -574,11 +531,11 @@ DeliveryQueue::Outcome DeliveryQueue::finish(Attempt& a) {
         }
     }
     for (std::size_t ri = 0; ri < e.recipients.size(); ++ri)
-        if (!pending[ri] && !a.record.done.count(e.recipients[ri])) records.push_back(e.recipients[ri]);
+        if (!pending[ri] && !a.record.is_final(e.recipients[ri])) records.push_back(e.recipients[ri]);
 
     if (!deferred) {
         spool_.remove(a.id);
-        ::unlink(done_file.c_str());
+        remove_delivery_record(done_file);
         spdlog::info("removed id={}", a.id);
         return Outcome::done;
     }
@@ -587,8 +544,10 @@ DeliveryQueue::Outcome DeliveryQueue::finish(Attempt& a) {
         std::lock_guard lock(mutex_);
         if (auto it = messages_.find(a.id); it != messages_.end()) attempt = it->second.attempts + 1;
     }
-    for (const auto& [rcpt, why] : a.errors) records.push_back(fmt::format("\t{}\t{}\t{}", attempt, rcpt, why));
-    append_done(done_file, records);
+    update.attempt = attempt;
+    update.deferred = a.errors;
+    if (const auto ec = append_delivery_record(done_file, update))
+        spdlog::error("delivery id={} cannot record the attempt in {}: {}", a.id, done_file.string(), ec.message());
     return Outcome::deferred;
 }
 
@@ -669,9 +628,9 @@ std::optional<QueuedMessage> DeliveryQueue::describe(const std::string& id, cons
     m.arrival = stored->envelope.arrival;
     m.sender = stored->envelope.sender;
     m.size = stored->addendum.headers.size() + stored->content_length;
-    const DoneRecord record = read_done(file.string() + ".done");
+    const DeliveryRecord record = read_delivery_record(delivery_record_path(file));
     for (const auto& rcpt : stored->envelope.recipients) {
-        if (record.done.count(rcpt)) continue;
+        if (record.is_final(rcpt)) continue;
         QueuedRecipient r;
         r.address = rcpt;
         r.in_flight = state.in_flight;
@@ -747,7 +706,7 @@ bool DeliveryQueue::remove(const std::string& id) {
         messages_.erase(it);
     }
     spool_.remove(id);
-    ::unlink((spool_.queue_file(id).string() + ".done").c_str());
+    remove_delivery_record(delivery_record_path(spool_.queue_file(id)));
     spdlog::info("removed id={} (deleted by the operator, no bounce)", id);
     return true;
 }
