@@ -14,6 +14,7 @@
 
 #include "delivery/maildir.hpp"
 #include "queue/bounce.hpp"
+#include "queue/delivery_plan.hpp"
 #include "queue/delivery_record.hpp"
 #include "smtp/dsn.hpp"
 #include "spool/envelope.hpp"
@@ -40,8 +41,6 @@ std::string one_line(std::string text) {
     return text;
 }
 
-std::string domain_of(const std::string& address) { return address.substr(address.rfind('@') + 1); }
-
 }  // namespace
 
 std::chrono::milliseconds retry_delay(int attempt, std::chrono::seconds min_retry, std::chrono::seconds max_retry,
@@ -53,14 +52,6 @@ std::chrono::milliseconds retry_delay(int attempt, std::chrono::seconds min_retr
                                                                            std::clamp(spread, 0.0, 1.0)));
     return std::min<std::chrono::milliseconds>(delay + extra, max_retry);
 }
-
-// One copy or remote delivery of one recipient: a recipient has one leg per final destination (aliases expand).
-struct Leg {
-    std::size_t recipient;      // index into the envelope's recipients
-    std::string destination;    // final address; the recipient itself when it could not be routed
-    bool remote = false;
-    DeliveryResult result = delivery::temporary_result("4.3.0", "not attempted");
-};
 
 struct DeliveryQueue::Attempt {
     std::string id;
@@ -74,7 +65,7 @@ struct DeliveryQueue::Attempt {
     bool usable = false;      // envelope read; otherwise kept untouched (keep) or gone
     bool keep = false;
     DeliveryRecord record;
-    std::vector<Leg> legs;
+    DeliveryPlan plan;
     std::size_t jobs_out = 0;   // remote jobs not back yet
     std::map<std::string, std::string> errors;   // filled by finish(): deferred recipient -> why
     ~Attempt() {
@@ -273,48 +264,32 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
         a->age = std::time(nullptr) - a->envelope.arrival;
         a->expired = a->age > settings_.lifetime.count();
 
-        std::set<std::string> copied;   // one copy per final mailbox, however many ways it is reached
-        for (std::size_t ri = 0; ri < a->envelope.recipients.size(); ++ri) {
-            const std::string& rcpt = a->envelope.recipients[ri];
-            if (a->record.is_final(rcpt)) continue;
-            const delivery::Route route = router_.resolve(rcpt);
-            if (!route.error.empty()) {
-                a->legs.push_back(Leg{ri, rcpt, false,
-                                      route.permanent ? delivery::permanent_result(route.status, route.error)
-                                                      : delivery::temporary_result(route.status, route.error)});
+        a->plan = plan_delivery(a->envelope.recipients, a->record,
+                                [this](const std::string& rcpt) { return router_.resolve(rcpt); });
+        for (const std::size_t li : a->plan.local_legs) {
+            Leg& leg = a->plan.legs[li];
+            Copy c{ai, li, {}, true, {}, false};
+            const std::string headers =
+                fmt::format("Return-Path: <{}>\r\nDelivered-To: {}\r\n", a->envelope.sender, leg.destination) +
+                a->addendum.headers;
+            const fs::path maildir = delivery::maildir_folder(
+                delivery::maildir_path(settings_.mail_root, leg.domain, leg.local), a->addendum.folder);
+            const std::string name = delivery::maildir_name(id, a->envelope.arrival, settings_.hostname,
+                                                            headers.size() + a->content_length);
+            if (recovered[qi] && delivery::maildir_has(maildir, name)) {
+                // Landed before the crash that kept it from being recorded: deliver it once, not twice.
+                c.landed_before = true;
+                copies.push_back(std::move(c));
                 continue;
             }
-            for (const auto& dest : route.destinations) {
-                if (a->record.is_final(rcpt, dest.address) || !copied.insert(dest.address).second) continue;
-                if (dest.kind == delivery::Destination::Kind::remote) {
-                    a->legs.push_back(Leg{ri, dest.address, true});
-                    continue;
-                }
-                a->legs.push_back(Leg{ri, dest.address, false});
-                Copy c{ai, a->legs.size() - 1, {}, true, {}, false};
-                const std::string headers =
-                    fmt::format("Return-Path: <{}>\r\nDelivered-To: {}\r\n", a->envelope.sender, dest.address) +
-                    a->addendum.headers;
-                const fs::path maildir = delivery::maildir_folder(
-                    delivery::maildir_path(settings_.mail_root, dest.domain, dest.local), a->addendum.folder);
-                const std::string name = delivery::maildir_name(id, a->envelope.arrival, settings_.hostname,
-                                                                headers.size() + a->content_length);
-                if (recovered[qi] && delivery::maildir_has(maildir, name)) {
-                    // Landed before the crash that kept it from being recorded: deliver it once, not twice.
-                    c.landed_before = true;
-                    copies.push_back(std::move(c));
-                    continue;
-                }
-                const auto r = delivery::write_maildir_file(maildir, name, headers, a->fd, a->content_offset,
-                                                            a->content_length, per_file, c.file);
-                if (!r.ok) {
-                    a->legs.back().result = r.permanent ? delivery::permanent_result("5.2.0", r.reason)
-                                                        : delivery::temporary_result("4.2.0", r.reason);
-                    copied.erase(dest.address);
-                    continue;
-                }
-                copies.push_back(std::move(c));
+            const auto r = delivery::write_maildir_file(maildir, name, headers, a->fd, a->content_offset,
+                                                        a->content_length, per_file, c.file);
+            if (!r.ok) {
+                leg.result = r.permanent ? delivery::permanent_result("5.2.0", r.reason)
+                                         : delivery::temporary_result("4.2.0", r.reason);
+                continue;
             }
+            copies.push_back(std::move(c));
         }
         attempts.push_back(std::move(a));
     }
@@ -358,7 +333,7 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
         if (ec) spdlog::error("delivery batch: sync after rename failed: {}", ec.message());
     }
     for (const auto& c : copies) {
-        Leg& leg = attempts[c.attempt]->legs[c.leg];
+        Leg& leg = attempts[c.attempt]->plan.legs[c.leg];
         leg.result = c.ok ? DeliveryResult{DeliveryResult::Kind::sent, "2.0.0", "delivered to maildir", false, {},
                                            c.landed_before ? "maildir (copy found in the mailbox, written before a restart)"
                                                            : "maildir"}
@@ -368,14 +343,14 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
     // 5. Messages with remote legs go out; the others are finished here.
     std::vector<Outcome> outcomes;
     for (auto& a : attempts) {
-        const bool remote = a->usable && std::any_of(a->legs.begin(), a->legs.end(), [](const Leg& l) { return l.remote; });
+        const bool remote = a->usable && !a->plan.remote.empty();
         if (remote && outbound_) {
             outcomes.push_back(Outcome::remote);
             send_remote(std::move(a));
             continue;
         }
-        for (auto& leg : a->legs)
-            if (leg.remote) leg.result = delivery::temporary_result("4.3.0", "remote delivery is not configured");
+        for (auto& leg : a->plan.legs)
+            if (leg.remote()) leg.result = delivery::temporary_result("4.3.0", "remote delivery is not configured");
         const Outcome o = finish(*a);
         {
             std::lock_guard lock(mutex_);
@@ -390,18 +365,16 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
 // Hands an attempt's remote legs to delivery/outbound, one job per domain (all its recipients in one
 // transaction); the attempt is finished by a worker when every job has come back.
 void DeliveryQueue::send_remote(std::unique_ptr<Attempt> a) {
-    std::map<std::string, std::vector<std::size_t>> by_domain;
-    for (std::size_t li = 0; li < a->legs.size(); ++li)
-        if (a->legs[li].remote) by_domain[config::ascii_lower(domain_of(a->legs[li].destination))].push_back(li);
     std::vector<delivery::RemoteJob> jobs;
-    for (const auto& [domain, legs] : by_domain) {
+    for (const RemoteGroup& group : a->plan.remote) {
+        const std::vector<std::size_t>& legs = group.legs;
         delivery::RemoteJob job;
-        job.destination = domain;
+        job.destination = group.domain;
         const spool::Envelope& e = a->envelope;
         job.message = delivery::OutboundMessage{a->id, ::dup(a->fd), a->content_offset, a->content_length, a->addendum.headers,
                                                 e.sender, e.smtputf8, e.body_8bit, e.ret, e.envid};
         for (const std::size_t li : legs) {
-            const Leg& leg = a->legs[li];
+            const Leg& leg = a->plan.legs[li];
             const std::string& rcpt = e.recipients[leg.recipient];
             const spool::RecipientDsn dsn = leg.recipient < e.recipient_dsn.size() ? e.recipient_dsn[leg.recipient]
                                                                                     : spool::RecipientDsn{};
@@ -416,7 +389,7 @@ void DeliveryQueue::send_remote(std::unique_ptr<Attempt> a) {
             const auto it = remote_.find(id);
             if (it == remote_.end()) return;
             for (std::size_t i = 0; i < legs.size() && i < results.size(); ++i)
-                it->second->legs[legs[i]].result = std::move(results[i]);
+                it->second->plan.legs[legs[i]].result = std::move(results[i]);
             if (--it->second->jobs_out == 0) {
                 returned_.push_back(id);
                 wake_.notify_one();
@@ -470,7 +443,7 @@ DeliveryQueue::Outcome DeliveryQueue::finish(Attempt& a) {
         const std::string& rcpt = e.recipients[leg.recipient];
         return leg.destination == rcpt ? std::string() : " orig_to=<" + rcpt + ">";
     };
-    for (const Leg& leg : a.legs) {
+    for (const Leg& leg : a.plan.legs) {
         const std::string& rcpt = e.recipients[leg.recipient];
         const unsigned notify = dsn_of(leg.recipient).notify;
         DeliveryResult r = leg.result;
@@ -486,8 +459,8 @@ DeliveryQueue::Outcome DeliveryQueue::finish(Attempt& a) {
             records.push_back(rcpt + ">" + leg.destination);
             // RFC 3461 6.2.2: success is reported when asked for, by us for a mailbox, or as "relayed" when the
             // next hop cannot report it itself.
-            if ((notify & smtp::kNotifySuccess) && (!leg.remote || !r.next_hop_dsn))
-                succeeded.push_back(report_line(leg, leg.remote ? "relayed" : "delivered", r));
+            if ((notify & smtp::kNotifySuccess) && (!leg.remote() || !r.next_hop_dsn))
+                succeeded.push_back(report_line(leg, leg.remote() ? "relayed" : "delivered", r));
             break;
         case DeliveryResult::Kind::permanent:
             spdlog::warn("delivery id={} to=<{}> status=bounced dsn={} reason=\"{}\"{}", a.id, leg.destination,
@@ -519,7 +492,7 @@ DeliveryQueue::Outcome DeliveryQueue::finish(Attempt& a) {
         } else {
             // The bounce could not be stored: the failed legs stay open and are tried (and reported) again.
             for (auto it = failed_legs.rbegin(); it != failed_legs.rend(); ++it) records.erase(records.begin() + *it);
-            for (const auto& leg : a.legs)
+            for (const auto& leg : a.plan.legs)
                 if (leg.result.kind != DeliveryResult::Kind::sent) pending[leg.recipient] = true;
             deferred = true;
         }
