@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "delivery/maildir.hpp"
+#include "delivery/maildir_batch.hpp"
 #include "queue/bounce.hpp"
 #include "queue/delivery_plan.hpp"
 #include "queue/delivery_record.hpp"
@@ -208,26 +209,13 @@ void DeliveryQueue::settle(const std::string& id, Outcome outcome, std::map<std:
     due_.emplace(st.due, id);
 }
 
-namespace {
-
-// One Maildir copy of one leg.
-struct Copy {
-    std::size_t attempt;   // index into the batch
-    std::size_t leg;       // index into that attempt's legs
-    delivery::MaildirFile file;
-    bool ok = true;
-    std::string failure;
-    bool landed_before = false;   // found in the mailbox already (recovery after a crash): nothing to write
-};
-
-}  // namespace
-
 std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std::string>& queue_ids,
                                                            const std::vector<bool>& recovered,
                                                            const std::vector<int>& prior_attempts) {
-    const bool per_file = settings_.sync == config::SyncMode::files;
+    delivery::MaildirBatch maildir(settings_.sync == config::SyncMode::files ? delivery::MaildirBatch::Sync::files
+                                                                            : delivery::MaildirBatch::Sync::filesystem);
     std::vector<std::unique_ptr<Attempt>> attempts;
-    std::vector<Copy> copies;
+    std::vector<std::pair<std::size_t, std::size_t>> copies;   // per copy of the batch: (attempt, leg)
 
     // 1. Read each envelope, route each recipient, write each local copy into tmp/.
     for (std::size_t qi = 0; qi < queue_ids.size(); ++qi) {
@@ -267,77 +255,36 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
         a->plan = plan_delivery(a->envelope.recipients, a->record,
                                 [this](const std::string& rcpt) { return router_.resolve(rcpt); });
         for (const std::size_t li : a->plan.local_legs) {
-            Leg& leg = a->plan.legs[li];
-            Copy c{ai, li, {}, true, {}, false};
+            const Leg& leg = a->plan.legs[li];
             const std::string headers =
                 fmt::format("Return-Path: <{}>\r\nDelivered-To: {}\r\n", a->envelope.sender, leg.destination) +
                 a->addendum.headers;
-            const fs::path maildir = delivery::maildir_folder(
+            const fs::path box = delivery::maildir_folder(
                 delivery::maildir_path(settings_.mail_root, leg.domain, leg.local), a->addendum.folder);
             const std::string name = delivery::maildir_name(id, a->envelope.arrival, settings_.hostname,
                                                             headers.size() + a->content_length);
-            if (recovered[qi] && delivery::maildir_has(maildir, name)) {
-                // Landed before the crash that kept it from being recorded: deliver it once, not twice.
-                c.landed_before = true;
-                copies.push_back(std::move(c));
-                continue;
-            }
-            const auto r = delivery::write_maildir_file(maildir, name, headers, a->fd, a->content_offset,
-                                                        a->content_length, per_file, c.file);
-            if (!r.ok) {
-                leg.result = r.permanent ? delivery::permanent_result("5.2.0", r.reason)
-                                         : delivery::temporary_result("4.2.0", r.reason);
-                continue;
-            }
-            copies.push_back(std::move(c));
+            maildir.add({box, name, headers, a->fd, a->content_offset, a->content_length, recovered[qi]});
+            copies.emplace_back(ai, li);
         }
         attempts.push_back(std::move(a));
     }
 
-    // 2. Content durable before any copy becomes visible; 3. into new/; 4. the renames durable.
-    auto fail_all = [&](const std::string& why) {
-        for (auto& c : copies)
-            if (c.ok) {
-                c.ok = false;
-                c.failure = why;
-            }
-    };
-    if (!copies.empty() && !per_file) {
-        if (const auto ec = util::sync_filesystem(attempts[copies.front().attempt]->fd)) {
-            fail_all("syncfs: " + ec.message());
-            for (auto& c : copies)
-                if (!c.landed_before) delivery::discard_maildir_file(c.file);
-        }
-    }
-    std::set<fs::path> new_dirs;
-    for (auto& c : copies) {
-        if (!c.ok || c.landed_before) continue;
-        const auto r = delivery::publish_maildir_file(c.file);
-        if (!r.ok) {
-            c.ok = false;
-            c.failure = r.reason;
-        } else {
-            new_dirs.insert(c.file.new_dir);
-        }
-    }
-    if (!new_dirs.empty()) {
-        std::error_code ec;
-        if (per_file) {
-            for (const auto& d : new_dirs)
-                if (auto e = util::fsync_dir(d)) ec = e;
-        } else {
-            ec = util::sync_filesystem(attempts[copies.front().attempt]->fd);
-        }
-        // The copies are in new/ and may be read already; a failed barrier only means a retry could
-        // duplicate them, so say so rather than pretend they are not there.
-        if (ec) spdlog::error("delivery batch: sync after rename failed: {}", ec.message());
-    }
-    for (const auto& c : copies) {
-        Leg& leg = attempts[c.attempt]->plan.legs[c.leg];
-        leg.result = c.ok ? DeliveryResult{DeliveryResult::Kind::sent, "2.0.0", "delivered to maildir", false, {},
-                                           c.landed_before ? "maildir (copy found in the mailbox, written before a restart)"
-                                                           : "maildir"}
-                          : delivery::temporary_result("4.3.0", c.failure);
+    // 2. to 4.: content durable, copies into new/, the renames durable (delivery/maildir_batch).
+    const auto results = maildir.commit();
+    // The copies are in new/ and may be read already; a failed barrier only means a retry after a crash could
+    // duplicate them, so say so rather than pretend they are not there.
+    if (const auto ec = maildir.publish_sync_error())
+        spdlog::error("delivery batch: sync after rename failed: {}", ec.message());
+    for (std::size_t ci = 0; ci < copies.size(); ++ci) {
+        const auto& r = results[ci];
+        Leg& leg = attempts[copies[ci].first]->plan.legs[copies[ci].second];
+        if (r.ok)
+            leg.result = DeliveryResult{DeliveryResult::Kind::sent, "2.0.0", "delivered to maildir", false, {},
+                                        r.landed_before ? "maildir (copy found in the mailbox, written before a restart)"
+                                                        : "maildir"};
+        else
+            leg.result = r.permanent ? delivery::permanent_result("5.2.0", r.reason)
+                                     : delivery::temporary_result("4.2.0", r.reason);
     }
 
     // 5. Messages with remote legs go out; the others are finished here.
