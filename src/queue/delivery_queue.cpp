@@ -14,6 +14,7 @@
 
 #include "delivery/maildir.hpp"
 #include "delivery/maildir_batch.hpp"
+#include "queue/attempt_decision.hpp"
 #include "queue/bounce.hpp"
 #include "queue/delivery_plan.hpp"
 #include "queue/delivery_record.hpp"
@@ -44,16 +45,6 @@ std::string one_line(std::string text) {
 
 }  // namespace
 
-std::chrono::milliseconds retry_delay(int attempt, std::chrono::seconds min_retry, std::chrono::seconds max_retry,
-                                      double spread) {
-    std::chrono::milliseconds delay = min_retry;
-    for (int i = 1; i < attempt && delay < max_retry; ++i) delay *= 2;
-    delay = std::min<std::chrono::milliseconds>(delay, max_retry);
-    const auto extra = std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(delay.count()) / 4 *
-                                                                           std::clamp(spread, 0.0, 1.0)));
-    return std::min<std::chrono::milliseconds>(delay + extra, max_retry);
-}
-
 struct DeliveryQueue::Attempt {
     std::string id;
     int fd = -1;
@@ -62,13 +53,11 @@ struct DeliveryQueue::Attempt {
     std::size_t content_length = 0;
     spool::Addendum addendum;   // header fields to put first, the folder for local copies
     std::time_t age = 0;
-    bool expired = false;
     bool usable = false;      // envelope read; otherwise kept untouched (keep) or gone
     bool keep = false;
     DeliveryRecord record;
     DeliveryPlan plan;
     std::size_t jobs_out = 0;   // remote jobs not back yet
-    std::map<std::string, std::string> errors;   // filled by finish(): deferred recipient -> why
     ~Attempt() {
         if (fd >= 0) ::close(fd);
     }
@@ -119,7 +108,6 @@ void DeliveryQueue::work() {
     std::unique_lock lock(mutex_);
     std::vector<std::string> batch;
     std::vector<bool> recovered;
-    std::vector<int> attempts;
     for (;;) {
         // Attempts whose remote jobs all came back are finished first, also when stopping: their results
         // (mail that was sent) must be recorded, or a restart would send it again.
@@ -128,16 +116,15 @@ void DeliveryQueue::work() {
             returned_.pop_front();
             auto node = remote_.extract(id);
             lock.unlock();
-            Outcome outcome = Outcome::deferred;
+            AttemptEnd end = AttemptEnd::of(Outcome::deferred);
             try {
-                outcome = finish(*node.mapped());
+                end = finish(*node.mapped());
             } catch (const std::exception& e) {
                 spdlog::error("delivery id={} failed: {}", id, e.what());
             }
-            auto errors = std::move(node.mapped()->errors);
             node.mapped().reset();
             lock.lock();
-            settle(id, outcome, std::move(errors));
+            settle(id, std::move(end));
             continue;
         }
         if (stopping_) return;
@@ -158,7 +145,6 @@ void DeliveryQueue::work() {
         // Take every due message up to the batch size: their copies share two syncs.
         batch.clear();
         recovered.clear();
-        attempts.clear();
         const auto now = Clock::now();
         while (!due_.empty() && due_.begin()->first <= now && batch.size() < kDeliveryBatch) {
             const std::string id = due_.begin()->second;
@@ -167,28 +153,28 @@ void DeliveryQueue::work() {
             st.in_flight = true;
             batch.push_back(id);
             recovered.push_back(st.recovered);
-            attempts.push_back(st.attempts);
         }
         lock.unlock();
-        std::vector<Outcome> outcomes(batch.size(), Outcome::deferred);
-        std::vector<std::map<std::string, std::string>> errors(batch.size());
+        std::vector<AttemptEnd> outcomes(batch.size(), AttemptEnd::of(Outcome::deferred));
         try {
-            outcomes = deliver(batch, recovered, attempts);
+            outcomes = deliver(batch, recovered);
         } catch (const std::exception& e) {
             spdlog::error("delivery batch of {} failed: {}", batch.size(), e.what());
         }
         lock.lock();
         for (std::size_t i = 0; i < batch.size(); ++i)
-            if (outcomes[i] != Outcome::remote) settle(batch[i], outcomes[i], {});
+            if (outcomes[i].outcome != Outcome::remote) settle(batch[i], std::move(outcomes[i]));
     }
 }
 
-// Called with mutex_ held.
-void DeliveryQueue::settle(const std::string& id, Outcome outcome, std::map<std::string, std::string> errors) {
+// Applies the end of an attempt to the schedule; called with mutex_ held. An attempt that was decided brings
+// its number and next time (also in its delivery record); one that was not (an unreadable spool file) is
+// counted and given the backoff here.
+void DeliveryQueue::settle(const std::string& id, AttemptEnd end) {
     const auto it = messages_.find(id);
     if (it == messages_.end()) return;
     MessageState& st = it->second;
-    if (outcome == Outcome::done) {
+    if (end.outcome == Outcome::done) {
         messages_.erase(it);
         return;
     }
@@ -200,18 +186,21 @@ void DeliveryQueue::settle(const std::string& id, Outcome outcome, std::map<std:
         return;
     }
     st.in_flight = false;
-    if (!errors.empty()) st.last_error = std::move(errors);
-    ++st.attempts;
-    const auto delay = retry_delay(st.attempts, settings_.min_retry, settings_.max_retry,
-                                   std::uniform_real_distribution<double>(0, 1)(random_));
-    st.due = Clock::now() + delay;
-    st.next_attempt = std::time(nullptr) + std::chrono::ceil<std::chrono::seconds>(delay).count();
+    if (!end.errors.empty()) st.last_error = std::move(end.errors);
+    if (end.attempt == 0) {
+        end.attempt = st.attempts + 1;
+        end.delay = retry_delay(end.attempt, settings_.min_retry, settings_.max_retry,
+                                std::uniform_real_distribution<double>(0, 1)(random_));
+        end.next_attempt = std::time(nullptr) + std::chrono::ceil<std::chrono::seconds>(end.delay).count();
+    }
+    st.attempts = end.attempt;
+    st.due = Clock::now() + end.delay;
+    st.next_attempt = end.next_attempt;
     due_.emplace(st.due, id);
 }
 
-std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std::string>& queue_ids,
-                                                           const std::vector<bool>& recovered,
-                                                           const std::vector<int>& prior_attempts) {
+std::vector<DeliveryQueue::AttemptEnd> DeliveryQueue::deliver(const std::vector<std::string>& queue_ids,
+                                                              const std::vector<bool>& recovered) {
     delivery::MaildirBatch maildir(settings_.sync == config::SyncMode::files ? delivery::MaildirBatch::Sync::files
                                                                             : delivery::MaildirBatch::Sync::filesystem);
     std::vector<std::unique_ptr<Attempt>> attempts;
@@ -244,13 +233,9 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
         a->content_offset = stored->content_offset;
         a->content_length = stored->content_length;
         a->addendum = std::move(stored->addendum);
+        // After a restart the record holds the attempts made before: the backoff goes on from where it was.
         a->record = read_delivery_record(delivery_record_path(file));
-        if (a->record.attempts > prior_attempts[qi]) {
-            std::lock_guard lock(mutex_);   // a restart: the backoff goes on from where it was
-            if (auto it = messages_.find(id); it != messages_.end()) it->second.attempts = a->record.attempts;
-        }
         a->age = std::time(nullptr) - a->envelope.arrival;
-        a->expired = a->age > settings_.lifetime.count();
 
         a->plan = plan_delivery(a->envelope.recipients, a->record,
                                 [this](const std::string& rcpt) { return router_.resolve(rcpt); });
@@ -288,23 +273,17 @@ std::vector<DeliveryQueue::Outcome> DeliveryQueue::deliver(const std::vector<std
     }
 
     // 5. Messages with remote legs go out; the others are finished here.
-    std::vector<Outcome> outcomes;
+    std::vector<AttemptEnd> outcomes;
     for (auto& a : attempts) {
         const bool remote = a->usable && !a->plan.remote.empty();
         if (remote && outbound_) {
-            outcomes.push_back(Outcome::remote);
+            outcomes.push_back(AttemptEnd::of(Outcome::remote));
             send_remote(std::move(a));
             continue;
         }
         for (auto& leg : a->plan.legs)
             if (leg.remote()) leg.result = delivery::temporary_result("4.3.0", "remote delivery is not configured");
-        const Outcome o = finish(*a);
-        {
-            std::lock_guard lock(mutex_);
-            if (auto it = messages_.find(a->id); it != messages_.end() && o != Outcome::done && !a->errors.empty())
-                it->second.last_error = a->errors;
-        }
-        outcomes.push_back(o);
+        outcomes.push_back(finish(*a));
     }
     return outcomes;
 }
@@ -352,11 +331,14 @@ void DeliveryQueue::send_remote(std::unique_ptr<Attempt> a) {
     for (auto& job : jobs) outbound_->submit(std::move(job));
 }
 
-// Decides every leg of an attempt: logs it, records what is final, writes the DSNs, and removes the message when
-// nothing is left to try.
-DeliveryQueue::Outcome DeliveryQueue::finish(Attempt& a) {
-    if (!a.usable) return a.keep ? Outcome::deferred : Outcome::done;
+// Decides every leg of an attempt (queue/attempt_decision), logs it, writes the DSNs, records the decision
+// (queue/delivery_record), and removes the message when nothing is left to try. settle() then applies the same
+// decision to the schedule.
+DeliveryQueue::AttemptEnd DeliveryQueue::finish(Attempt& a) {
+    if (!a.usable) return AttemptEnd::of(a.keep ? Outcome::deferred : Outcome::done);
     const fs::path done_file = delivery_record_path(spool_.queue_file(a.id));
+    int attempts_before = 0;
+    double spread = 0;
     {
         std::lock_guard lock(mutex_);
         const auto it = messages_.find(a.id);
@@ -364,16 +346,19 @@ DeliveryQueue::Outcome DeliveryQueue::finish(Attempt& a) {
             spool_.remove(a.id);
             remove_delivery_record(done_file);
             spdlog::info("removed id={} (deleted by the operator)", a.id);
-            return Outcome::done;
+            return AttemptEnd::of(Outcome::done);
         }
+        if (it != messages_.end()) attempts_before = it->second.attempts;
+        spread = std::uniform_real_distribution<double>(0, 1)(random_);
     }
     const spool::Envelope& e = a.envelope;
-    DeliveryRecordUpdate update;
-    std::vector<std::string>& records = update.final;
-    std::vector<bool> pending(e.recipients.size(), false);
+    const std::time_t now = std::time(nullptr);
+    AttemptDecision decision =
+        decide_attempt(e.recipients, a.record, a.plan.legs, e.arrival, now, attempts_before,
+                       RetryPolicy{settings_.min_retry, settings_.max_retry, settings_.lifetime}, spread);
+
     std::vector<mime::DsnRecipient> failed, succeeded;
     std::vector<std::size_t> failed_legs;
-    const std::time_t now = std::time(nullptr);
     auto dsn_of = [&](std::size_t ri) {
         return ri < e.recipient_dsn.size() ? e.recipient_dsn[ri] : spool::RecipientDsn{};
     };
@@ -384,51 +369,40 @@ DeliveryQueue::Outcome DeliveryQueue::finish(Attempt& a) {
         return mime::DsnRecipient{leg.destination, orcpt, std::move(action), r.status, r.remote_mta,
                                   r.diagnostic, now};
     };
-
     // The recipient as the client gave it, when an alias turned it into another address.
     auto orig_to = [&](const Leg& leg) {
         const std::string& rcpt = e.recipients[leg.recipient];
         return leg.destination == rcpt ? std::string() : " orig_to=<" + rcpt + ">";
     };
-    for (const Leg& leg : a.plan.legs) {
-        const std::string& rcpt = e.recipients[leg.recipient];
+    for (std::size_t li = 0; li < a.plan.legs.size(); ++li) {
+        const Leg& leg = a.plan.legs[li];
+        const DeliveryResult& r = decision.legs[li].result;
         const unsigned notify = dsn_of(leg.recipient).notify;
-        DeliveryResult r = leg.result;
-        if (r.kind == DeliveryResult::Kind::temporary && a.expired) {
-            r.kind = DeliveryResult::Kind::permanent;
-            r.diagnostic = fmt::format("message expired after {}s in the queue; last error: {}", a.age, r.diagnostic);
-            r.from_server = false;
-        }
-        switch (r.kind) {
-        case DeliveryResult::Kind::sent:
+        switch (decision.legs[li].kind) {
+        case LegVerdict::Kind::delivered:
             spdlog::info("delivered id={} to=<{}> relay={} delay={}s status=sent ({}){}", a.id, leg.destination, r.via,
                          a.age, one_line(r.diagnostic), orig_to(leg));
-            records.push_back(rcpt + ">" + leg.destination);
             // RFC 3461 6.2.2: success is reported when asked for, by us for a mailbox, or as "relayed" when the
             // next hop cannot report it itself.
             if ((notify & smtp::kNotifySuccess) && (!leg.remote() || !r.next_hop_dsn))
                 succeeded.push_back(report_line(leg, leg.remote() ? "relayed" : "delivered", r));
             break;
-        case DeliveryResult::Kind::permanent:
+        case LegVerdict::Kind::bounced:
             spdlog::warn("delivery id={} to=<{}> status=bounced dsn={} reason=\"{}\"{}", a.id, leg.destination,
                          r.status, one_line(r.diagnostic), orig_to(leg));
-            records.push_back(rcpt + ">" + leg.destination);
             // RFC 3461 4.1: without NOTIFY, failures are reported; NOTIFY=NEVER or a list without FAILURE: not.
             if (notify == 0 || (notify & smtp::kNotifyFailure)) {
                 failed.push_back(report_line(leg, "failed", r));
-                failed_legs.push_back(records.size() - 1);
+                failed_legs.push_back(li);
             }
             break;
-        case DeliveryResult::Kind::temporary:
+        case LegVerdict::Kind::deferred:
             spdlog::warn("delivery id={} to=<{}> status=deferred dsn={} reason=\"{}\"{}", a.id, leg.destination,
                          r.status, one_line(r.diagnostic), orig_to(leg));
-            pending[leg.recipient] = true;
-            a.errors[rcpt] = one_line(r.diagnostic);
             break;
         }
     }
 
-    bool deferred = std::any_of(pending.begin(), pending.end(), [](bool p) { return p; });
     const ReportedMessage reported{e, a.fd, a.content_offset, a.content_length, a.addendum.headers};
     if (!failed.empty()) {
         if (e.sender.empty()) {
@@ -438,10 +412,7 @@ DeliveryQueue::Outcome DeliveryQueue::finish(Attempt& a) {
             submit(*dsn);
         } else {
             // The bounce could not be stored: the failed legs stay open and are tried (and reported) again.
-            for (auto it = failed_legs.rbegin(); it != failed_legs.rend(); ++it) records.erase(records.begin() + *it);
-            for (const auto& leg : a.plan.legs)
-                if (leg.result.kind != DeliveryResult::Kind::sent) pending[leg.recipient] = true;
-            deferred = true;
+            keep_bounces_open(decision, e.recipients, a.plan.legs, failed_legs);
         }
     }
     if (!succeeded.empty() && !e.sender.empty()) {
@@ -450,25 +421,17 @@ DeliveryQueue::Outcome DeliveryQueue::finish(Attempt& a) {
             submit(*dsn);
         }
     }
-    for (std::size_t ri = 0; ri < e.recipients.size(); ++ri)
-        if (!pending[ri] && !a.record.is_final(e.recipients[ri])) records.push_back(e.recipients[ri]);
 
-    if (!deferred) {
+    if (decision.done) {
         spool_.remove(a.id);
         remove_delivery_record(done_file);
         spdlog::info("removed id={}", a.id);
-        return Outcome::done;
+        return AttemptEnd::of(Outcome::done);
     }
-    int attempt = 0;
-    {
-        std::lock_guard lock(mutex_);
-        if (auto it = messages_.find(a.id); it != messages_.end()) attempt = it->second.attempts + 1;
-    }
-    update.attempt = attempt;
-    update.deferred = a.errors;
+    const DeliveryRecordUpdate update{decision.final, decision.attempt, decision.deferred, decision.next_attempt};
     if (const auto ec = append_delivery_record(done_file, update))
         spdlog::error("delivery id={} cannot record the attempt in {}: {}", a.id, done_file.string(), ec.message());
-    return Outcome::deferred;
+    return {Outcome::deferred, decision.attempt, decision.delay, decision.next_attempt, std::move(decision.deferred)};
 }
 
 // Reads queue/ for committed messages the scheduler does not hold and takes in as many as there is room for,

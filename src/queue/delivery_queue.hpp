@@ -22,6 +22,7 @@
 #include "config/config.hpp"
 #include "delivery/outbound.hpp"
 #include "delivery/router.hpp"
+#include "queue/attempt_decision.hpp"
 #include "spool/spool.hpp"
 
 namespace ferry::queue {
@@ -36,12 +37,6 @@ struct QueueSettings {
     std::size_t workers = 2;
     std::size_t active_limit = 20000;   // messages in memory at once; more wait on disk (see scan_spool)
 };
-
-// Backoff for the n-th retry (n >= 1): min_retry doubled each time, plus up to a quarter more by `spread` (0 to 1,
-// random in use), never more than max_retry. The spread keeps messages deferred together (a destination that
-// was down) from all coming back in the same second.
-std::chrono::milliseconds retry_delay(int attempt, std::chrono::seconds min_retry, std::chrono::seconds max_retry,
-                                      double spread);
 
 // What `ferry queue list` shows of one message.
 struct QueuedRecipient {
@@ -86,6 +81,20 @@ public:
 private:
     using Clock = std::chrono::steady_clock;
     enum class Outcome { done, deferred, remote };
+    // How an attempt ended, applied to the schedule by settle() under the lock.
+    struct AttemptEnd {
+        Outcome outcome = Outcome::deferred;
+        int attempt = 0;                         // 0: not decided (unreadable file); settle() counts it
+        std::chrono::milliseconds delay{0};      // until the next attempt
+        std::time_t next_attempt = 0;            // the same, wall clock (as recorded in queue/<id>.done)
+        std::map<std::string, std::string> errors;   // deferred recipient -> why
+
+        static AttemptEnd of(Outcome outcome) {
+            AttemptEnd end;
+            end.outcome = outcome;
+            return end;
+        }
+    };
 
     struct MessageState {
         int attempts = 0;
@@ -98,11 +107,10 @@ private:
     };
 
     void work();
-    std::vector<Outcome> deliver(const std::vector<std::string>& queue_ids, const std::vector<bool>& recovered,
-                                 const std::vector<int>& attempts);
-    Outcome finish(Attempt& attempt);
+    std::vector<AttemptEnd> deliver(const std::vector<std::string>& queue_ids, const std::vector<bool>& recovered);
+    AttemptEnd finish(Attempt& attempt);
     void send_remote(std::unique_ptr<Attempt> attempt);
-    void settle(const std::string& id, Outcome outcome, std::map<std::string, std::string> errors);
+    void settle(const std::string& id, AttemptEnd end);
     void erase_due(const std::string& id);
     void take_in_from_disk(std::unique_lock<std::mutex>& lock);
     std::optional<QueuedMessage> describe(const std::string& id, const MessageState& state);
