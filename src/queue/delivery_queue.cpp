@@ -86,6 +86,10 @@ void DeliveryQueue::stop() {
 }
 
 void DeliveryQueue::submit(const std::string& queue_id, bool recovered) {
+    // A message found at start-up may have been tried before: it waits for the next attempt its record holds, so a
+    // restart does not undo the backoff (20,000 messages for a dead relay all came back at once before).
+    const DeliveryRecord record =
+        recovered ? read_delivery_record(delivery_record_path(spool_.queue_file(queue_id))) : DeliveryRecord{};
     {
         std::lock_guard lock(mutex_);
         if (const auto known = messages_.find(queue_id); known != messages_.end()) {
@@ -98,10 +102,27 @@ void DeliveryQueue::submit(const std::string& queue_id, bool recovered) {
         }
         auto it = messages_.try_emplace(queue_id).first;
         it->second.recovered = recovered;
-        it->second.due = Clock::now();
-        due_.emplace(it->second.due, queue_id);
+        schedule_from_record(queue_id, it->second, record);
     }
     wake_.notify_one();
+}
+
+// Schedules a message new to the scheduler: due now, or at the next attempt its delivery record holds (with the
+// attempts made and the last errors). A stored time beyond max_retry from now (the clock was set back) is
+// brought to max_retry. Called with mutex_ held.
+void DeliveryQueue::schedule_from_record(const std::string& id, MessageState& st, const DeliveryRecord& record) {
+    st.attempts = std::max(st.attempts, record.attempts);
+    if (st.last_error.empty()) st.last_error = record.last_error;
+    st.due = Clock::now();
+    st.next_attempt = 0;
+    const std::time_t now = std::time(nullptr);
+    if (record.next_attempt && *record.next_attempt > now) {
+        const auto wait = std::min<std::chrono::seconds>(std::chrono::seconds(*record.next_attempt - now),
+                                                         settings_.max_retry);
+        st.due += wait;
+        st.next_attempt = now + wait.count();
+    }
+    due_.emplace(st.due, id);
 }
 
 void DeliveryQueue::work() {
@@ -275,17 +296,36 @@ std::vector<DeliveryQueue::AttemptEnd> DeliveryQueue::deliver(const std::vector<
     // 5. Messages with remote legs go out; the others are finished here.
     std::vector<AttemptEnd> outcomes;
     for (auto& a : attempts) {
+        if (a->usable && outbound_) hold_dead_destinations(*a);
         const bool remote = a->usable && !a->plan.remote.empty();
         if (remote && outbound_) {
             outcomes.push_back(AttemptEnd::of(Outcome::remote));
             send_remote(std::move(a));
             continue;
         }
-        for (auto& leg : a->plan.legs)
-            if (leg.remote()) leg.result = delivery::temporary_result("4.3.0", "remote delivery is not configured");
+        if (!outbound_)
+            for (auto& leg : a->plan.legs)
+                if (leg.remote()) leg.result = delivery::temporary_result("4.3.0", "remote delivery is not configured");
         outcomes.push_back(finish(*a));
     }
     return outcomes;
+}
+
+// Remote legs to a destination held as dead (queue/dead_destinations) are deferred now, without a job: their
+// group leaves the plan, so only the jobs sent out report back on the destination.
+void DeliveryQueue::hold_dead_destinations(Attempt& a) {
+    std::lock_guard lock(mutex_);
+    const auto now = Clock::now();
+    std::erase_if(a.plan.remote, [&](const RemoteGroup& group) {
+        const auto dead = dead_.find(group.domain, now);
+        if (!dead) return false;
+        const auto left = std::chrono::ceil<std::chrono::seconds>(dead->until - now).count();
+        for (const std::size_t li : group.legs)
+            a.plan.legs[li].result = delivery::temporary_result(
+                "4.4.1", fmt::format("not tried: {} failed and is held for {}s more ({})", group.domain, left,
+                                     dead->reason));
+        return true;
+    });
 }
 
 // Hands an attempt's remote legs to delivery/outbound, one job per domain (all its recipients in one
@@ -350,6 +390,15 @@ DeliveryQueue::AttemptEnd DeliveryQueue::finish(Attempt& a) {
         }
         if (it != messages_.end()) attempts_before = it->second.attempts;
         spread = std::uniform_real_distribution<double>(0, 1)(random_);
+        // What the jobs that went out say about their destinations (the groups left after hold_dead_destinations).
+        if (outbound_)
+            for (const RemoteGroup& group : a.plan.remote) {
+                std::vector<DeliveryResult> results;
+                for (const std::size_t li : group.legs) results.push_back(a.plan.legs[li].result);
+                if (dead_.record(group.domain, results, Clock::now(), settings_.min_retry))
+                    spdlog::warn("outbound destination={} held as dead for {}s: {}; its other messages wait without "
+                                 "a connection", group.domain, settings_.min_retry.count(), one_line(results.front().diagnostic));
+            }
     }
     const spool::Envelope& e = a.envelope;
     const std::time_t now = std::time(nullptr);
@@ -460,6 +509,16 @@ void DeliveryQueue::take_in_from_disk(std::unique_lock<std::mutex>& lock) {
         if (committed) ids.push_back(name);
     }
     std::sort(ids.begin(), ids.end());
+    // The delivery records of those it will take, read without the lock like the files above: a message may have
+    // been tried before a restart, and its backoff holds.
+    std::vector<std::string> candidates;
+    lock.lock();
+    const std::size_t room = settings_.active_limit > messages_.size() ? settings_.active_limit - messages_.size() : 0;
+    for (const auto& id : ids)
+        if (candidates.size() < room && !id.empty() && !messages_.count(id)) candidates.push_back(id);
+    lock.unlock();
+    std::map<std::string, DeliveryRecord> records;
+    for (const auto& id : candidates) records.emplace(id, read_delivery_record(delivery_record_path(spool_.queue_file(id))));
     lock.lock();
     std::size_t taken = 0;
     bool left = false;
@@ -476,8 +535,9 @@ void DeliveryQueue::take_in_from_disk(std::unique_lock<std::mutex>& lock) {
         MessageState& st = messages_[id];
         // It may have been tried before a restart: its copies are looked for before new ones are written.
         st.recovered = true;
-        st.due = Clock::now();
-        due_.emplace(st.due, id);
+        const auto record = records.find(id);
+        schedule_from_record(id, st, record != records.end() ? record->second
+                                                             : read_delivery_record(delivery_record_path(spool_.queue_file(id))));
         ++taken;
     }
     if (left) on_disk_ = true;
@@ -560,6 +620,9 @@ std::size_t DeliveryQueue::flush(const std::string& id) {
     std::size_t count = 0;
     {
         std::lock_guard lock(mutex_);
+        // The operator says try now: destinations held as dead are tried again too.
+        if (dead_.size()) spdlog::info("queue flush: {} destination(s) held as dead are tried again", dead_.size());
+        dead_.clear();
         const auto now = Clock::now();
         for (auto& [mid, st] : messages_) {
             if ((!id.empty() && mid != id) || st.deleted) continue;

@@ -23,6 +23,8 @@
 #include "delivery/outbound.hpp"
 #include "delivery/router.hpp"
 #include "queue/attempt_decision.hpp"
+#include "queue/dead_destinations.hpp"
+#include "queue/delivery_record.hpp"
 #include "spool/spool.hpp"
 
 namespace ferry::queue {
@@ -112,6 +114,8 @@ private:
     void send_remote(std::unique_ptr<Attempt> attempt);
     void settle(const std::string& id, AttemptEnd end);
     void erase_due(const std::string& id);
+    void schedule_from_record(const std::string& id, MessageState& state, const DeliveryRecord& record);
+    void hold_dead_destinations(Attempt& attempt);
     void take_in_from_disk(std::unique_lock<std::mutex>& lock);
     std::optional<QueuedMessage> describe(const std::string& id, const MessageState& state);
 
@@ -127,6 +131,7 @@ private:
     std::map<std::string, std::unique_ptr<Attempt>> remote_;  // attempts whose remote jobs are out
     std::deque<std::string> returned_;                       // of those, the ones whose every job came back
     std::mt19937 random_{std::random_device{}()};             // retry spread; guarded by mutex_
+    DeadDestinations dead_;                                   // remote domains that just failed; guarded by mutex_
     bool stopping_ = false;
     // Messages were left on disk because the active set was full: a worker scans the spool for them once the
     // active set has room (at most half full), oldest first.
