@@ -482,6 +482,20 @@ TEST(Spf, PtrMacro) {
     EXPECT_EQ(count_asked(d, "41.2.0.192.in-addr.arpa", dns::kTypePtr), 1u);
 }
 
+// RFC 7208 4.5: TXT records that are not SPF records are discarded, also those without text: no character-string
+// at all (RDLENGTH 0) or one empty string.
+TEST(Spf, TxtRecordsWithoutTextAreDiscarded) {
+    FakeDns d;
+    d.rdata("example.com", dns::kTypeTxt, "").txt("example.com", "v=spf1 ip4:192.0.2.1 -all");
+    d.rdata("example.com", dns::kTypeTxt, std::string(1, '\0'));
+    EXPECT_EQ(mail_from(d, "192.0.2.1", "u@example.com").result, SpfResult::pass);
+    EXPECT_EQ(mail_from(d, "192.0.2.2", "u@example.com").result, SpfResult::fail);
+    d.rdata("empty.example", dns::kTypeTxt, "").rdata("empty.example", dns::kTypeTxt, std::string(1, '\0'));
+    const SpfOutcome o = mail_from(d, "192.0.2.1", "u@empty.example");
+    EXPECT_EQ(o.result, SpfResult::none);
+    EXPECT_EQ(o.reason, "no SPF record");
+}
+
 TEST(Spf, NoLocalPartIsPostmaster) {
     FakeDns d;
     d.txt("example.net", "v=spf1 -all exp=exp.example.net").txt("exp.example.net", "%{l} / %{s}");
