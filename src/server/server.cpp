@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -72,6 +73,13 @@ queue::QueueSettings queue_settings(const config::Config& c) {
 }
 
 class Server {
+    struct Acceptor {
+        tcp::acceptor acceptor;
+        std::string name;
+        config::Listener settings;                  // as bound; listener changes wait for the next start
+        std::unique_ptr<ConnectionLimits> limits;   // this listener's sessions only
+    };
+
 public:
     explicit Server(config::Config cfg)
         : config_(std::make_shared<const config::Config>(std::move(cfg))),
@@ -91,8 +99,7 @@ public:
                       std::lock_guard lock(shared_mutex_);
                       return services_.signing_keys;
                   }),
-          limits_(config_->limits.connections, config_->limits.connections_per_ip),
-          services_{io_,     directory_, spool_,  committer_, queue_,  limits_, {}, nullptr, auth_pool_, {},
+          services_{io_,     directory_, spool_,  committer_, queue_,  {}, nullptr, auth_pool_, {},
                     nullptr, nullptr,    nullptr, std::mt19937{std::random_device{}()}},
           resolver_(io_.get_executor(), config_->dns),
           public_suffixes_(load_public_suffixes(*config_)),
@@ -115,7 +122,7 @@ public:
         pickup_.start(config_->data_dir);
         for (const auto& id : recovered) queue_.submit(id, true);
         if (!recovered.empty()) spdlog::info("recovered messages={} from spool", recovered.size());
-        for (auto& a : acceptors_) asio::co_spawn(io_, accept_loop(a.acceptor, a.name, a.settings), asio::detached);
+        for (auto& a : acceptors_) asio::co_spawn(io_, accept_loop(a), asio::detached);
         wait_for_signal();
         spdlog::info("ready hostname={} data_dir={}", config_->hostname, config_->data_dir.string());
         io_.run();
@@ -144,22 +151,24 @@ private:
         const auto local = acceptor.local_endpoint();
         std::string name = fmt::format("{}:{}", local.address().to_string(), local.port());
         spdlog::info("listening address={} role={}", name, role_name(l.role));
-        acceptors_.push_back(Acceptor{std::move(acceptor), std::move(name), l});
+        auto limits = std::make_unique<ConnectionLimits>(config_->connections_of(l), config_->connections_per_ip_of(l));
+        acceptors_.push_back(Acceptor{std::move(acceptor), std::move(name), l, std::move(limits)});
     }
 
-    asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, config::Listener settings) {
+    asio::awaitable<void> accept_loop(Acceptor& a) {
         for (;;) {
-            auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+            auto [ec, socket] = co_await a.acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
             if (stopping_) co_return;
             if (ec) {
                 if (ec == asio::error::operation_aborted) co_return;
                 // Out of descriptors and the like: back off instead of spinning on the error.
-                spdlog::error("accept on {} failed: {}", name, ec.message());
+                spdlog::error("accept on {} failed: {}", a.name, ec.message());
                 asio::steady_timer pause(io_, std::chrono::milliseconds(100));
                 co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
                 continue;
             }
-            auto connection = std::make_shared<SmtpConnection>(std::move(socket), services_, config_, name, settings);
+            auto connection =
+                std::make_shared<SmtpConnection>(std::move(socket), services_, config_, a.name, a.settings, *a.limits);
             asio::co_spawn(io_, [connection]() { return connection->run(); }, asio::detached);
         }
     }
@@ -200,9 +209,7 @@ private:
             services_.tls = std::move(tls);
             directory_.update(fresh.local_domains, fresh.aliases);
             directory_.reload_accounts();
-            limits_.set_limits(fresh.limits.connections, fresh.limits.connections_per_ip);
-            if (fresh.listeners.size() != config_->listeners.size())
-                spdlog::warn("reload: listener changes take effect at the next start");
+            set_listener_limits(fresh);
             std::lock_guard lock(shared_mutex_);   // the pickup service reads both from its worker thread
             services_.signing_keys = std::move(keys);
             config_ = std::make_shared<const config::Config>(std::move(fresh));
@@ -210,6 +217,24 @@ private:
         } catch (const std::exception& e) {
             spdlog::error("reload failed, keeping the running configuration: {}", e.what());
         }
+    }
+
+    // Reload: each listener takes the limits its entry in the fresh file gives (found by address), or the fresh
+    // [limits] defaults when the entry is gone; other listener changes wait for the next start.
+    void set_listener_limits(const config::Config& fresh) {
+        bool changed = fresh.listeners.size() != acceptors_.size();
+        for (auto& a : acceptors_) {
+            const auto same = std::find_if(fresh.listeners.begin(), fresh.listeners.end(), [&](const config::Listener& l) {
+                return l.host == a.settings.host && l.port == a.settings.port;
+            });
+            if (same == fresh.listeners.end()) {
+                changed = true;
+                a.limits->set_limits(fresh.limits.connections, fresh.limits.connections_per_ip);
+            } else {
+                a.limits->set_limits(fresh.connections_of(*same), fresh.connections_per_ip_of(*same));
+            }
+        }
+        if (changed) spdlog::warn("reload: listener changes take effect at the next start");
     }
 
     asio::io_context io_{1};
@@ -224,16 +249,10 @@ private:
     ControlSocket control_;
     PickupService pickup_;
     std::mutex shared_mutex_;   // config_ and services_.signing_keys, replaced on reload, read by pickup_
-    ConnectionLimits limits_;
     ServerServices services_;
     dns::Resolver resolver_;   // for the checks of arriving mail; outbound delivery has its own, on its thread
     mailauth::PublicSuffixList public_suffixes_;
     asio::signal_set signals_;
-    struct Acceptor {
-        tcp::acceptor acceptor;
-        std::string name;
-        config::Listener settings;
-    };
     std::list<Acceptor> acceptors_;
     bool stopping_ = false;
 };

@@ -46,13 +46,14 @@ bool out_of_space(std::error_code ec) {
 
 SmtpConnection::SmtpConnection(tcp::socket socket, ServerServices& services,
                                std::shared_ptr<const config::Config> config, std::string listener,
-                               config::Listener settings)
+                               config::Listener settings, ConnectionLimits& limits)
     : socket_(std::move(socket)),
       timer_(socket_.get_executor()),
       services_(services),
       config_(std::move(config)),
       listener_(std::move(listener)),
       settings_(std::move(settings)),
+      limits_(limits),
       tls_context_(services.tls) {
     error_code ec;
     const auto remote = socket_.remote_endpoint(ec);
@@ -272,10 +273,10 @@ asio::awaitable<void> SmtpConnection::run() {
 
 asio::awaitable<void> SmtpConnection::serve() {
     const config::Config& cfg = *config_;
-    const auto verdict = services_.limits.acquire(client_ip_);
+    const auto verdict = limits_.acquire(client_ip_);
     if (verdict != ConnectionLimits::Verdict::ok) {
         const bool per_ip = verdict == ConnectionLimits::Verdict::too_many_from_ip;
-        spdlog::warn("reject client={} reason={}", client_, per_ip ? "too many connections from ip" : "too many connections");
+        spdlog::warn("reject client={} listener={} reason={}", client_, listener_, per_ip ? "too many connections from ip" : "too many connections");
         out_ = smtp::Reply(421, "4.7.0",
                            per_ip ? fmt::format("{} Error: too many connections from {}", cfg.hostname, client_ip_)
                                   : fmt::format("{} Error: too many connections", cfg.hostname))
@@ -287,7 +288,7 @@ asio::awaitable<void> SmtpConnection::serve() {
         ConnectionLimits& limits;
         std::string ip;
         ~Release() { limits.release(ip); }
-    } release{services_.limits, client_ip_};
+    } release{limits_, client_ip_};
 
     spdlog::info("connect client={} listener={}", client_, listener_);
     smtp::SessionSettings settings;

@@ -1,10 +1,11 @@
 """Limits: errors, connections, timeouts, recipients, line lengths — each with its reply code."""
 
+import socket
 import time
 
 import pytest
 
-from ferrytest import RawSMTP, SMTPClosed, header_value, make_message
+from ferrytest import RawSMTP, SMTPClosed, client_context, free_port, header_value, make_message
 
 
 def control_only(srv, local="alice", subject="control"):
@@ -114,6 +115,96 @@ def test_connection_slot_freed_on_abrupt_close(ferry):
     expect_refused(srv.port)
     c.close()  # no QUIT
     reconnect_ok(srv.port).quit()
+
+
+def idle_flood(port, n, addresses=20):
+    """n idle connections to port from 127.0.0.2 .. 127.0.0.(addresses+1), each after its first reply line;
+    returns (sockets, first reply lines)."""
+    socks, greetings = [], []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5,
+                                     source_address=(f"127.0.0.{2 + i % addresses}", 0))
+        greetings.append(s.makefile("rb").readline())
+        socks.append(s)
+    return socks, greetings
+
+
+def submission_still_serves(port):
+    """A new client on the submission listener is greeted and can EHLO and STARTTLS."""
+    c = RawSMTP(port, timeout=5)
+    try:
+        assert c.greeting.code == 220, f"submission refused during the mx flood: {c.greeting}"
+        assert "STARTTLS" in c.ehlo().lines
+        c.expect("STARTTLS", 220, "2.0.0")
+        tls = client_context().wrap_socket(c.sock)
+        tls.sendall(b"EHLO client.test\r\n")
+        assert tls.recv(4096).startswith(b"250"), "no EHLO reply inside TLS"
+        tls.close()
+    finally:
+        c.close()
+
+
+def test_mx_flood_does_not_lock_out_submission(ferry):
+    """DESIGN: each listener has its own connection limits. [limits] connections is the default of each
+    listener, not a total across them: 20 idle mx sessions fill the mx listener only."""
+    sub = free_port()
+    srv = ferry(limits={"connections": 20},
+                extra_toml=f'[[listen]]\naddress = "127.0.0.1:{sub}"\nrole = "submission"\n')
+    time.sleep(0.3)  # let the start-up probe session end
+    socks, greetings = idle_flood(srv.port, 30)
+    try:
+        assert all(g.startswith(b"220 ") for g in greetings[:20]), greetings[:20]
+        assert all(g.startswith(b"421 4.7.0") for g in greetings[20:]), greetings[20:]
+        submission_still_serves(sub)
+        # and its own limit holds: 20 there too
+        more, replies = idle_flood(sub, 21)
+        for s in more:
+            s.close()
+        assert all(r.startswith(b"220 ") for r in replies[:20]) and replies[20].startswith(b"421 4.7.0"), replies
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_listener_sets_its_own_connection_limits(ferry):
+    """`connections` / `connections_per_ip` in a [[listen]] table override the [limits] defaults for it."""
+    sub = free_port()
+    srv = ferry(listen_toml="connections = 20\nconnections_per_ip = 5\n",
+                extra_toml=f'[[listen]]\naddress = "127.0.0.1:{sub}"\nrole = "submission"\n')
+    time.sleep(0.3)
+    socks, greetings = idle_flood(srv.port, 30, addresses=10)
+    try:
+        assert all(g.startswith(b"220 ") for g in greetings[:20]), greetings[:20]
+        assert all(g.startswith(b"421 4.7.0") for g in greetings[20:]), greetings[20:]
+        assert b"too many connections\r\n" in greetings[20]
+        # per IP: 5 from one address, the sixth is refused
+        for s in socks:
+            s.close()
+        time.sleep(0.3)
+        per_ip = [RawSMTP(srv.port, timeout=5) for _ in range(6)]
+        assert [c.greeting.code for c in per_ip] == [220] * 5 + [421], [c.greeting for c in per_ip]
+        assert "too many connections from 127.0.0.1" in per_ip[5].greeting.text
+        for c in per_ip:
+            c.close()
+        submission_still_serves(sub)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_sighup_applies_listener_connection_limits(ferry):
+    srv = ferry(listen_toml="connections = 3\n")
+    time.sleep(0.3)
+    conns = [open_ok(srv.port) for _ in range(3)]
+    expect_refused(srv.port)
+    srv.listen_toml = "connections = 5\n"
+    srv.write_config()
+    srv.hup()
+    srv.wait_log(r"reload: configuration .* applied")
+    conns += [open_ok(srv.port) for _ in range(2)]
+    expect_refused(srv.port)
+    for c in conns:
+        c.close()
 
 
 def test_command_timeout(ferry):
