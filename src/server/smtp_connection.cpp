@@ -178,6 +178,17 @@ asio::awaitable<bool> SmtpConnection::start_tls() {
     co_return true;
 }
 
+asio::awaitable<void> SmtpConnection::close_tls() {
+    if (!tls_ || tls_version_.empty()) co_return;
+    // close_notify (RFC 8446 6.1, RFC 5246 7.2.1) before the TCP close: OpenSSL drops a session that ends
+    // without one from its server cache (ssl_clear_bad_session), so a TLS 1.2 client resuming by session id
+    // would have to start over. The client's own close_notify is not waited for (marked as received).
+    SSL_set_shutdown(tls_->native_handle(), SSL_RECEIVED_SHUTDOWN);
+    arm_timer(std::chrono::duration_cast<std::chrono::milliseconds>(kGoodbyeTimeout));
+    co_await tls_->async_shutdown(kNoThrow);
+    disarm_timer();
+}
+
 asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::read_auth_line(std::string& line) {
     // RFC 4954 4: a SASL response line may be up to 12288 octets; longer ends the session.
     constexpr std::size_t kMaxAuthLine = 12288;
@@ -266,6 +277,7 @@ asio::awaitable<void> SmtpConnection::run() {
         spdlog::error("session client={} aborted: {}", client_, e.what());
     }
     end_message();
+    co_await close_tls();
     error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);

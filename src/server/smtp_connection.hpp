@@ -78,6 +78,7 @@ private:
     asio::awaitable<bool> flush();
     asio::awaitable<error_code_t> write_out();
     asio::awaitable<bool> start_tls();
+    asio::awaitable<void> close_tls();   // close_notify, so the session stays resumable
     asio::awaitable<ReadResult> read_auth_line(std::string& line);
     asio::awaitable<smtp::Step> authenticate(smtp::Session& session);
     std::optional<std::string> from_not_owned(const smtp::Session& session);
