@@ -22,12 +22,15 @@
 #include "mailauth/signing.hpp"
 #include "policy/local_directory.hpp"
 #include "queue/delivery_queue.hpp"
+#include "server/accept_shedder.hpp"
 #include "server/connection_limits.hpp"
+#include "server/descriptor_budget.hpp"
 #include "server/control_socket.hpp"
 #include "server/pickup_service.hpp"
 #include "server/privileges.hpp"
 #include "server/smtp_connection.hpp"
 #include "server/tls_context.hpp"
+#include "smtp/reply.hpp"
 #include "spool/spool.hpp"
 #include "util/fs.hpp"
 
@@ -78,6 +81,7 @@ class Server {
         std::string name;
         config::Listener settings;                  // as bound; listener changes wait for the next start
         std::unique_ptr<ConnectionLimits> limits;   // this listener's sessions only
+        AcceptBackoff backoff;
     };
 
 public:
@@ -152,7 +156,7 @@ private:
         std::string name = fmt::format("{}:{}", local.address().to_string(), local.port());
         spdlog::info("listening address={} role={}", name, role_name(l.role));
         auto limits = std::make_unique<ConnectionLimits>(config_->connections_of(l), config_->connections_per_ip_of(l));
-        acceptors_.push_back(Acceptor{std::move(acceptor), std::move(name), l, std::move(limits)});
+        acceptors_.push_back(Acceptor{std::move(acceptor), std::move(name), l, std::move(limits), {}});
     }
 
     asio::awaitable<void> accept_loop(Acceptor& a) {
@@ -161,16 +165,34 @@ private:
             if (stopping_) co_return;
             if (ec) {
                 if (ec == asio::error::operation_aborted) co_return;
-                // Out of descriptors and the like: back off instead of spinning on the error.
-                spdlog::error("accept on {} failed: {}", a.name, ec.message());
-                asio::steady_timer pause(io_, std::chrono::milliseconds(100));
-                co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+                std::chrono::milliseconds pause{100};
+                if (is_resource_exhaustion(ec)) {
+                    // Out of descriptors or memory: the waiting clients get 421 instead of silence, and accepting
+                    // pauses (100 ms doubling to 1 s) so sessions can end, instead of spinning on the error.
+                    const std::size_t shed = shedder_.shed(a.acceptor.native_handle(), shed_reply());
+                    pause = a.backoff.failed();
+                    OverloadReport::Counts counts;
+                    if (overload_report_.failed(OverloadReport::Clock::now(), shed, counts))
+                        spdlog::error("accept on {} failed: {}; {} failed accepts, {} waiting clients answered 421 4.3.2 "
+                                      "(one line per {} s at most)",
+                                      a.name, ec.message(), counts.failures, counts.shed,
+                                      OverloadReport::kInterval.count());
+                } else {
+                    spdlog::error("accept on {} failed: {}", a.name, ec.message());
+                }
+                asio::steady_timer timer(io_, pause);
+                co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
                 continue;
             }
+            a.backoff.succeeded();
             auto connection =
                 std::make_shared<SmtpConnection>(std::move(socket), services_, config_, a.name, a.settings, *a.limits);
             asio::co_spawn(io_, [connection]() { return connection->run(); }, asio::detached);
         }
+    }
+
+    std::string shed_reply() const {
+        return smtp::Reply(421, "4.3.2", config_->hostname + " Error: too busy, try again later").render();
     }
 
     void wait_for_signal() {
@@ -206,6 +228,8 @@ private:
             config::Config fresh = config::load_config(config_->source);
             auto tls = make_tls_context(fresh);   // a broken certificate refuses the whole reload
             auto keys = std::make_shared<const mailauth::SigningKeys>(mailauth::SigningKeys::load(fresh.dkim));
+            // Connection limits that cannot fit the descriptor limit refuse the reload, as they refuse a start.
+            if (const auto why = descriptor_limit_error(fresh); !why.empty()) throw std::runtime_error(why);
             services_.tls = std::move(tls);
             directory_.update(fresh.local_domains, fresh.aliases);
             directory_.reload_accounts();
@@ -255,6 +279,8 @@ private:
     asio::signal_set signals_;
     std::list<Acceptor> acceptors_;
     bool stopping_ = false;
+    AcceptShedder shedder_;   // one spare descriptor for all listeners
+    OverloadReport overload_report_;
 };
 
 // One server per data_dir: at recovery a second one would take the first one's messages still being received
@@ -268,15 +294,6 @@ void lock_data_dir(const std::filesystem::path& data_dir) {
         throw std::runtime_error(fmt::format("{} is in use by another ferry serve", data_dir.string()));
     const std::string pid = std::to_string(::getpid()) + "\n";
     if (::ftruncate(fd, 0) == 0) util::write_all(fd, pid);
-}
-
-// Each session holds a descriptor: take the hard limit so `connections` is not capped by a default of 1024.
-void raise_descriptor_limit() {
-    rlimit lim{};
-    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-        lim.rlim_cur = lim.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &lim);
-    }
 }
 
 }  // namespace
