@@ -236,6 +236,21 @@ def test_connection_limits_that_cannot_fit_the_descriptor_limit_are_refused(tmp_
     assert r.returncode == 0, r.stderr
 
 
+def test_reload_with_limits_that_cannot_fit_the_descriptor_limit_is_refused(ferry):
+    srv = ferry(nofile=(NOFILE, NOFILE), listen_toml="connections = 3\n",
+                extra_toml="[outbound]\nmax_connections = 1\n")
+    time.sleep(0.3)
+    srv.listen_toml = "connections = 500\n"
+    srv.write_config()
+    srv.hup()
+    srv.wait_log(r"reload failed, keeping the running configuration: .*listen\[0\]\.connections \(500\).*"
+                 rf"RLIMIT_NOFILE allows {NOFILE}")
+    conns = [open_ok(srv.port) for _ in range(3)]   # the running limit stays
+    expect_refused(srv.port)
+    for c in conns:
+        c.close()
+
+
 def first_line(sock, timeout):
     sock.settimeout(timeout)
     data = b""
