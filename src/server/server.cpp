@@ -247,10 +247,15 @@ private:
     // [limits] defaults when the entry is gone; other listener changes wait for the next start.
     void set_listener_limits(const config::Config& fresh) {
         bool changed = fresh.listeners.size() != acceptors_.size();
+        std::size_t i = 0;
         for (auto& a : acceptors_) {
-            const auto same = std::find_if(fresh.listeners.begin(), fresh.listeners.end(), [&](const config::Listener& l) {
+            const auto same_address = [&](const config::Listener& l) {
                 return l.host == a.settings.host && l.port == a.settings.port;
-            });
+            };
+            // The same place in the file first: two listeners on port 0 (kernel-picked) share an address.
+            auto same = fresh.listeners.begin() + static_cast<std::ptrdiff_t>(std::min(i++, fresh.listeners.size()));
+            if (same == fresh.listeners.end() || !same_address(*same))
+                same = std::find_if(fresh.listeners.begin(), fresh.listeners.end(), same_address);
             if (same == fresh.listeners.end()) {
                 changed = true;
                 a.limits->set_limits(fresh.limits.connections, fresh.limits.connections_per_ip);
@@ -300,7 +305,10 @@ void lock_data_dir(const std::filesystem::path& data_dir) {
 
 int serve(config::Config config) {
     check_start_identity(config);
-    raise_descriptor_limit();
+    raise_descriptor_limit();   // main() refused limits that cannot fit the hard limit
+    if (rlimit lim{}; ::getrlimit(RLIMIT_NOFILE, &lim) == 0)
+        spdlog::info("file descriptors: up to {} needed (connections, outbound, reserve), limit {}",
+                     descriptor_budget(config).total(), lim.rlim_cur);
     util::make_dirs(config.data_dir);
     util::make_dirs(config.mail_dir());
     lock_data_dir(config.data_dir);
