@@ -272,7 +272,7 @@ def test_out_of_descriptors_waiting_clients_get_421_not_silence(ferry):
     sessions = []
     for i in range(120):
         c = RawSMTP(srv.port, timeout=10)
-        if c.greeting.is_(421, "4.3.2") and i > 100:   # already out of descriptors
+        if c.greeting.is_(421, "4.3.2") and i >= 50:   # already out of descriptors
             c.close()
             break
         assert c.greeting.code == 220, (i, c.greeting)
