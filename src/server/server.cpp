@@ -173,8 +173,8 @@ private:
                     pause = a.backoff.failed();
                     OverloadReport::Counts counts;
                     if (overload_report_.failed(OverloadReport::Clock::now(), shed, counts))
-                        spdlog::error("accept on {} failed: {}; {} failed accepts, {} waiting clients answered 421 4.3.2 "
-                                      "(one line per {} s at most)",
+                        spdlog::error("accept on {} failed: {}; on all listeners since the last such line: {} failed "
+                                      "accepts, {} waiting clients answered 421 4.3.2 (one line per {} s at most)",
                                       a.name, ec.message(), counts.failures, counts.shed,
                                       OverloadReport::kInterval.count());
                 } else {
