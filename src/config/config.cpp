@@ -79,6 +79,8 @@ role = "mx"
 # role = "submission"
 # plaintext_auth = false       # AUTH before STARTTLS too (loopback addresses only)
 # sender_login_match = true    # users send only as their own address or an alias of theirs
+# connections = 1000           # this listener's own limits; default: those of [limits]
+# connections_per_ip = 50
 
 # Without a [tls] table Ferry generates a self-signed certificate into data_dir.
 # [tls]
@@ -100,8 +102,8 @@ local = ["example.test"]
 # text_line_length = 1000      # octets incl. CRLF; RFC 5321 4.5.3.1.6 minimum is 1000
 # message_size = "50M"         # SIZE (RFC 1870): octets, or "64k", "50M", "1G" (units of 1024)
 # recipients = 100             # RCPT TO per message; RFC 5321 4.5.3.1.8 asks for at least 100
-# connections = 1000           # concurrent sessions in total
-# connections_per_ip = 50      # concurrent sessions per client IP address
+# connections = 1000           # concurrent sessions per listener (each counts its own)
+# connections_per_ip = 50      # concurrent sessions per client IP address per listener
 # errors = 10                  # protocol errors before "421" and disconnect
 # command_timeout = "5m"       # a whole command line must arrive within this; RFC 5321 4.5.3.2.7
 # data_timeout = "10m"         # the message content must not stall longer than this; RFC 5321 4.5.3.2.6
@@ -269,7 +271,8 @@ std::vector<std::pair<const toml::key*, const toml::node*>> in_file_order(const 
 constexpr std::string_view kRootKeys[] = {"hostname", "data_dir", "user",     "run_as_root", "log_level", "listen",
                                           "tls",      "domains",  "limits",   "dns",         "outbound",  "queue",
                                           "aliases",  "mailauth", "dkim"};
-constexpr std::string_view kListenKeys[] = {"address", "role", "plaintext_auth", "sender_login_match"};
+constexpr std::string_view kListenKeys[] = {"address",     "role", "plaintext_auth", "sender_login_match",
+                                            "connections", "connections_per_ip"};
 constexpr std::string_view kTlsKeys[] = {"certificate", "private_key", "min_version", "ciphers"};
 constexpr std::string_view kDomainsKeys[] = {"local"};
 constexpr std::string_view kLimitsKeys[] = {"command_line_length", "text_line_length", "recipients",
@@ -555,6 +558,8 @@ void Loader::read_listeners(const toml::table& root, Config& cfg) const {
             l.plaintext_auth = *b;
         }
         if (auto b = get_bool(t, prefix, "sender_login_match")) l.sender_login_match = *b;
+        l.connections = get_positive(t, prefix, "connections");
+        l.connections_per_ip = get_positive(t, prefix, "connections_per_ip");
         cfg.listeners.push_back(std::move(l));
     }
 }
