@@ -17,6 +17,7 @@ import pytest
 
 from dnstest import DnsServer
 from ferrytest import DEFAULT_PASSWORD, RawSMTP, dot_stuff, free_port, make_message, toml_section
+from smtppeer import SmtpPeer
 
 ALICE = "alice@example.test"
 DEAD = "dead.example.org"
@@ -92,8 +93,10 @@ def sender(ferry, dns, port):
     return srv
 
 
-def submit_many(srv, count):
-    """`count` messages from alice to distinct recipients at the dead domain, in one session."""
+def submit_many(srv, count, extra_rcpts=()):
+    """`count` messages from alice to distinct recipients at the dead domain (and `extra_rcpts`), in one session;
+    returns their queue ids."""
+    ids = []
     with RawSMTP(srv.sub_port, timeout=10) as c:
         assert c.greeting.code == 220, c.greeting
         c.ehlo("client.test")
@@ -102,11 +105,15 @@ def submit_many(srv, count):
         for i in range(count):
             rcpt = f"user{i}@{DEAD}"
             c.expect(f"MAIL FROM:<{ALICE}>", 250)
-            c.expect(f"RCPT TO:<{rcpt}>", 250)
+            for r in (rcpt, *extra_rcpts):
+                c.expect(f"RCPT TO:<{r}>", 250)
             assert c.cmd("DATA").code == 354
             c.send(dot_stuff(make_message(f"backoff {i}", sender=ALICE, to=rcpt)) + b".\r\n")
-            assert c.reply().is_(250, "2.0.0")
+            r = c.reply()
+            assert r.is_(250, "2.0.0") and r.queue_id, r
+            ids.append(r.queue_id)
         c.quit()
+    return ids
 
 
 def all_deferred(entries, count=MESSAGES):
@@ -166,3 +173,28 @@ def test_a_dead_destination_defers_its_waiting_messages_without_connecting(dns, 
                    timeout=WAIT, what="a second attempt of every message")
     # (All 50 are due at once then: the first batch's jobs may open up to max_connections_per_destination.)
     assert dead_host.connections() > first_round
+
+
+def test_a_record_written_before_the_upgrade_still_delivers(dns, ferry):
+    """A queue/<id>.done without the next-attempt line (the format before it) is read as before: the message is due
+    at once after the restart, and what it records as final is not delivered again."""
+    port = free_port()   # nothing listens yet: connection refused
+    srv = sender(ferry, dns, port)
+    [qid] = submit_many(srv, 1, extra_rcpts=["bob@example.test"])
+    srv.wait_mail("bob", timeout=WAIT)
+    srv.wait_queue(lambda q: all_deferred(q, count=1), timeout=WAIT, what="the remote recipient deferred")
+    assert srv.stop() == 0
+    record = srv.data_dir / "spool" / "queue" / f"{qid}.done"
+    lines = record.read_text().splitlines(keepends=True)
+    assert any(line.startswith("\tnext\t") for line in lines), lines
+    record.write_text("".join(line for line in lines if not line.startswith("\tnext\t")))
+
+    peer = SmtpPeer(port=port).start()
+    try:
+        srv.start()
+        peer.wait_for(lambda p: len(p.messages) >= 1, WAIT, "the deferred message")
+        assert peer.messages[0].rcpts == [f"user0@{DEAD}"]
+        srv.wait_queue(lambda q: q == [], timeout=WAIT, what="an empty queue")
+        assert len(srv.mail_files("bob")) == 1, "the local copy recorded as final was delivered again"
+    finally:
+        peer.stop()
