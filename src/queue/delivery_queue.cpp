@@ -317,15 +317,22 @@ void DeliveryQueue::hold_dead_destinations(Attempt& a) {
     std::lock_guard lock(mutex_);
     const auto now = Clock::now();
     std::erase_if(a.plan.remote, [&](const RemoteGroup& group) {
-        const auto dead = dead_.find(group.domain, now);
+        const std::string destination = destination_of(group.domain);
+        const auto dead = dead_.find(destination, now);
         if (!dead) return false;
         const auto left = std::chrono::ceil<std::chrono::seconds>(dead->until - now).count();
         for (const std::size_t li : group.legs)
             a.plan.legs[li].result = delivery::temporary_result(
-                "4.4.1", fmt::format("not tried: {} failed and is held for {}s more ({})", group.domain, left,
+                "4.4.1", fmt::format("not tried: {} failed and is held for {}s more ({})", destination, left,
                                      dead->reason));
         return true;
     });
+}
+
+// What a remote domain's jobs connect to, as the dead-destination marks are kept: the domain (its MX hosts), or
+// with a relay host that one host for every domain (named as delivery/outbound names it in its log).
+std::string DeliveryQueue::destination_of(const std::string& domain) const {
+    return settings_.relay_host.empty() ? domain : "[" + settings_.relay_host + "]";
 }
 
 // Hands an attempt's remote legs to delivery/outbound, one job per domain (all its recipients in one
@@ -395,9 +402,11 @@ DeliveryQueue::AttemptEnd DeliveryQueue::finish(Attempt& a) {
             for (const RemoteGroup& group : a.plan.remote) {
                 std::vector<DeliveryResult> results;
                 for (const std::size_t li : group.legs) results.push_back(a.plan.legs[li].result);
-                if (dead_.record(group.domain, results, Clock::now(), settings_.min_retry))
+                const std::string destination = destination_of(group.domain);
+                if (dead_.record(destination, results, Clock::now(), settings_.min_retry))
                     spdlog::warn("outbound destination={} held as dead for {}s: {}; its other messages wait without "
-                                 "a connection", group.domain, settings_.min_retry.count(), one_line(results.front().diagnostic));
+                                 "a connection", destination, settings_.min_retry.count(),
+                                 one_line(results.front().diagnostic));
             }
     }
     const spool::Envelope& e = a.envelope;

@@ -38,6 +38,9 @@ struct QueueSettings {
     std::chrono::seconds lifetime{5 * 24 * 3600};
     std::size_t workers = 2;
     std::size_t active_limit = 20000;   // messages in memory at once; more wait on disk (see scan_spool)
+    // [outbound] relay_host: when set, every remote leg goes to that one host, so a failure marks it dead for
+    // every domain (queue/dead_destinations), not only for the domain whose job failed.
+    std::string relay_host;
 };
 
 // What `ferry queue list` shows of one message.
@@ -116,6 +119,7 @@ private:
     void erase_due(const std::string& id);
     void schedule_from_record(const std::string& id, MessageState& state, const DeliveryRecord& record);
     void hold_dead_destinations(Attempt& attempt);
+    std::string destination_of(const std::string& domain) const;
     void take_in_from_disk(std::unique_lock<std::mutex>& lock);
     std::optional<QueuedMessage> describe(const std::string& id, const MessageState& state);
 

@@ -72,6 +72,7 @@ queue::QueueSettings queue_settings(const config::Config& c) {
     q.lifetime = c.queue.lifetime;
     q.workers = c.queue.delivery_workers;
     q.active_limit = c.queue.active_limit;
+    q.relay_host = c.outbound.relay_host;
     return q;
 }
 

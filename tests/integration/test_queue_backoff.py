@@ -81,19 +81,21 @@ def dns():
         yield server
 
 
-def sender(ferry, dns, port):
+def sender(ferry, dns, port, outbound=None):
     """Ferry with a submission listener (plaintext AUTH on loopback), the test DNS, every MX on `port`."""
     sub = free_port()
+    ob = {"port": port, "connect_timeout": "2s", "command_timeout": "3s"}
+    ob.update(outbound or {})
     extra = (f'[[listen]]\naddress = "127.0.0.1:{sub}"\nrole = "submission"\nplaintext_auth = true\n\n'
              + toml_section("dns", {"resolver": dns.address, "timeout": "1s"}) + "\n"
-             + toml_section("outbound", {"port": port, "connect_timeout": "2s", "command_timeout": "3s"}))
+             + toml_section("outbound", ob))
     srv = ferry(start=False, queue={"min_retry": "10m", "max_retry": "1h"}, extra_toml=extra)
     srv.sub_port = sub
     srv.start()
     return srv
 
 
-def submit_many(srv, count, extra_rcpts=()):
+def submit_many(srv, count, extra_rcpts=(), domain=lambda i: DEAD):
     """`count` messages from alice to distinct recipients at the dead domain (and `extra_rcpts`), in one session;
     returns their queue ids."""
     ids = []
@@ -103,7 +105,7 @@ def submit_many(srv, count, extra_rcpts=()):
         token = base64.b64encode(f"\0{ALICE}\0{DEFAULT_PASSWORD}".encode()).decode()
         c.expect(f"AUTH PLAIN {token}", 235)
         for i in range(count):
-            rcpt = f"user{i}@{DEAD}"
+            rcpt = f"user{i}@{domain(i)}"
             c.expect(f"MAIL FROM:<{ALICE}>", 250)
             for r in (rcpt, *extra_rcpts):
                 c.expect(f"RCPT TO:<{r}>", 250)
@@ -173,6 +175,15 @@ def test_a_dead_destination_defers_its_waiting_messages_without_connecting(dns, 
                    timeout=WAIT, what="a second attempt of every message")
     # (All 50 are due at once then: the first batch's jobs may open up to max_connections_per_destination.)
     assert dead_host.connections() > first_round
+
+
+def test_a_dead_relay_host_is_dead_for_every_domain(dns, dead_host, ferry):
+    srv = sender(ferry, dns, dead_host.port, outbound={"relay_host": f"127.0.0.1:{dead_host.port}"})
+    submit_many(srv, MESSAGES, domain=lambda i: f"d{i}.example.org")
+    srv.wait_queue(all_deferred, timeout=WAIT, what=f"{MESSAGES} deferred messages")
+    connections = dead_host.connections()
+    assert 1 <= connections <= 10, f"{connections} connections for {MESSAGES} messages through one dead relay host"
+    srv.wait_log(rf"outbound destination=\[127\.0\.0\.1:{dead_host.port}\] held as dead", timeout=5)
 
 
 def test_a_record_written_before_the_upgrade_still_delivers(dns, ferry):
