@@ -21,7 +21,6 @@
 #include "smtp/dsn.hpp"
 #include "spool/envelope.hpp"
 #include "spool/queue_id.hpp"
-#include "util/fs.hpp"
 
 namespace ferry::queue {
 

@@ -1,7 +1,10 @@
 // The queue manager: takes committed messages, routes each recipient (local mailboxes, remote domains), delivers
 // local copies itself and hands remote ones to delivery/outbound, retries temporary failures with exponential
 // backoff, bounces permanent failures and expired messages with a DSN, and removes the spool file once every
-// recipient is final.
+// recipient is final. The decisions are pure and live beside it: the legs of an attempt (delivery_plan), what
+// its results mean and when it is tried next (attempt_decision), the record kept next to the spool file
+// (delivery_record), destinations held as dead (dead_destinations); delivery/maildir_batch writes local copies.
+// This class does the scheduling, the threads and the I/O between them.
 #pragma once
 
 #include <chrono>
