@@ -41,6 +41,8 @@ ZONE = {
     "greet.example.org": [("MX", 10, "grumpy.example.org"), ("MX", 20, "mx.example.org")],
     "grumpy.example.org": [("A", "127.0.0.4")],
     # smart.example.org (the smarthost test's recipients) is deliberately absent: a lookup would bounce it
+    "slow.example.net": [("MX", 10, "mx.slow.example.net")],
+    "mx.slow.example.net": [("A", "127.0.0.5")],
 }
 
 NO_TLS_CAPS = [c for c in DEFAULT_CAPS if c != "STARTTLS"]
@@ -468,6 +470,43 @@ def test_restart_resumes_pending_recipients(dns, peer, ferry):
     assert header_value(m.data, "Subject") == "over a restart"
     srv.wait_queue(lambda q: q == [], timeout=5, what="an empty queue")
     assert len(srv.mail_files("bob")) == 1, "the local copy was delivered again after the restart"
+    assert srv.mail_files("alice") == []
+
+
+@pytest.mark.parametrize("waiting", ["connection_slot", "greeting"])
+def test_a_leg_sent_before_sigterm_is_not_sent_again_after_the_restart(dns, make_peer, ferry, waiting):
+    """One message to two domains: example.org's peer takes its copy at once, slow.example.net's job is still
+    waiting at SIGTERM (for the one connection slot, held by the first connection while its QUIT stalls; or for
+    the greeting of a server that stalls). The waiting job comes back as a temporary failure, so the attempt
+    settles and records the sent leg: after the restart only slow.example.net gets the message."""
+    fast = make_peer()                                        # mx.example.org
+    slow = make_peer(host="127.0.0.5", port=fast.port)        # mx.slow.example.net
+    outbound = {"command_timeout": "30s"}                     # nothing times out before the SIGTERM
+    if waiting == "connection_slot":
+        fast.stall_at = "QUIT"
+        outbound["max_connections"] = 1
+    else:
+        slow.stall_at = "GREETING"
+    srv = sender_server(ferry, dns, fast.port, outbound=outbound)
+    qid = submit(srv, ["bob@example.org", "carol@slow.example.net"], subject="two legs")
+    [m] = wait_peer(fast, srv, 1)
+    assert m.rcpts == ["bob@example.org"]
+    if waiting == "connection_slot":
+        fast.wait_command("QUIT", timeout=WAIT)
+        time.sleep(0.3)
+        assert slow.connections == 0, slow.describe()
+    else:
+        slow.wait_connections(1, timeout=WAIT)
+        time.sleep(0.3)
+    assert slow.messages == []
+    assert srv.stop() == 0
+    srv.wait_log(log_rx(qid, "carol@slow.example.net", "deferred") + r".*dsn=4\.3\.2", timeout=1)
+    fast.stall_at = slow.stall_at = None
+    srv.start()
+    [s] = wait_peer(slow, srv, 1)
+    assert s.rcpts == ["carol@slow.example.net"] and header_value(s.data, "Subject") == "two legs"
+    srv.wait_queue(lambda q: q == [], timeout=WAIT, what="an empty queue")
+    assert len(fast.messages) == 1, "the leg sent before the restart was sent again:\n" + fast.describe()
     assert srv.mail_files("alice") == []
 
 
