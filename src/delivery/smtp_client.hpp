@@ -100,19 +100,38 @@ public:
     const smtp::ServerCapabilities& capabilities() const { return caps_; }
 
 private:
-    struct Lost;   // the connection failed: thrown inside, turned into results at the edges
+    // The connection failed (lost, timed out, a protocol error, the spool file unreadable): by then it is closed
+    // and usable() is false. An expected failure, so a value: the read and write helpers return it, every caller
+    // checks it, and open() and send() turn it into their results.
+    struct Lost {
+        std::string why;
+    };
+    // A reply, or the loss that came instead.
+    class ReplyOrLost {
+    public:
+        ReplyOrLost(smtp::Reply reply) : reply_(std::move(reply)) {}
+        ReplyOrLost(Lost lost) : lost_(std::move(lost)) {}
+        bool lost() const { return !reply_.has_value(); }
+        const smtp::Reply& operator*() const { return *reply_; }
+        const smtp::Reply* operator->() const { return &*reply_; }
+        const Lost& loss() const { return lost_; }
 
-    asio::awaitable<smtp::Reply> read_reply(std::chrono::milliseconds timeout);
-    asio::awaitable<void> write(std::string data, std::chrono::milliseconds timeout);
-    asio::awaitable<smtp::Reply> command(std::string line);
+    private:
+        std::optional<smtp::Reply> reply_;
+        Lost lost_;
+    };
+
+    asio::awaitable<ReplyOrLost> read_reply(std::chrono::milliseconds timeout);
+    asio::awaitable<std::optional<Lost>> write(std::string data, std::chrono::milliseconds timeout);   // nullopt: written
+    asio::awaitable<ReplyOrLost> command(std::string line);
     asio::awaitable<std::optional<DeliveryResult>> greet_and_hello(bool use_tls);
     asio::awaitable<std::optional<DeliveryResult>> handshake();
     asio::awaitable<std::optional<DeliveryResult>> authenticate();
-    asio::awaitable<void> send_content(const OutboundMessage& message);
+    asio::awaitable<std::optional<Lost>> send_content(const OutboundMessage& message);
     void arm(std::chrono::milliseconds timeout);
     void disarm();
     DeliveryResult from_reply(const smtp::Reply& reply) const;
-    [[noreturn]] void lose(const std::string& why);
+    Lost lose(std::string why);   // closes the connection; returns why, for the caller to pass on
 
     asio::any_io_executor executor_;
     const ClientSettings& settings_;
