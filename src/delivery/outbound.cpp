@@ -87,6 +87,21 @@ Outbound::Outbound(const config::Config& config)
         client_.auth_password = read_password(o.relay_password_file);
         client_.require_tls = true;   // a password never goes out in the clear
     }
+    // Checked here, at start, rather than at each connection: an address this host does not have would defer
+    // every message to that family.
+    for (const bool v6 : {false, true}) {
+        const std::string& text = v6 ? o.source_address6 : o.source_address;
+        if (text.empty()) continue;
+        const auto address = asio::ip::make_address(text);   // the config loader checked the syntax and family
+        asio::ip::tcp::socket probe(io_);
+        boost::system::error_code ec;
+        probe.open(v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), ec);
+        if (!ec) probe.bind(asio::ip::tcp::endpoint(address, 0), ec);
+        if (ec)
+            throw std::runtime_error(fmt::format("outbound.{} {}: cannot bind to it: {}",
+                                                 v6 ? "source_address6" : "source_address", text, ec.message()));
+        (v6 ? client_.source_v6 : client_.source_v4) = address;
+    }
     resolver_ = std::make_unique<dns::Resolver>(io_.get_executor(), config.dns);
 }
 

@@ -190,6 +190,19 @@ asio::awaitable<std::optional<DeliveryResult>> SmtpClient::open(std::string host
     error_code ec;
     const auto ip = asio::ip::make_address(address_, ec);
     if (ec) co_return temporary_result("4.4.0", fmt::format("bad address {} for {}", address_, host_));
+    // A configured source address for this family: bound before the connect, so remote servers (and their SPF
+    // checks) see that address whatever route the kernel picks. async_connect keeps a socket that is open.
+    if (const auto& source = ip.is_v6() ? settings_.source_v6 : settings_.source_v4) {
+        tcp::socket& socket = stream_.next_layer();
+        socket.open(ip.is_v6() ? tcp::v6() : tcp::v4(), ec);
+        if (!ec) socket.bind(tcp::endpoint(*source, 0), ec);
+        if (ec) {
+            error_code ignored;
+            socket.close(ignored);
+            co_return temporary_result("4.3.0", fmt::format("cannot bind to source address {} to connect to {}: {}",
+                                                            source->to_string(), peer(), ec.message()));
+        }
+    }
     arm(settings_.connect_timeout);
     co_await stream_.next_layer().async_connect(tcp::endpoint(ip, port), asio::redirect_error(asio::use_awaitable, ec));
     disarm();

@@ -34,6 +34,9 @@ struct ClientSettings {
     // certificate that must verify for the host name (else the session ends before any credential is sent).
     bool implicit_tls = false;
     bool verify_certificate = false;
+    // Local addresses to bind to before connecting ([outbound] source_address, source_address6), per family of
+    // the remote address; nullopt: that family goes unbound (the kernel picks the source).
+    std::optional<asio::ip::address> source_v4, source_v6;
 };
 
 // One spooled message as the client sends it.

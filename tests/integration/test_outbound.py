@@ -14,6 +14,7 @@ import email.parser
 import email.policy
 import os
 import re
+import socket
 import subprocess
 import time
 
@@ -43,6 +44,8 @@ ZONE = {
     # smart.example.org (the smarthost test's recipients) is deliberately absent: a lookup would bounce it
     "slow.example.net": [("MX", 10, "mx.slow.example.net")],
     "mx.slow.example.net": [("A", "127.0.0.5")],
+    "v6.example.org": [("MX", 10, "mx6.example.org")],
+    "mx6.example.org": [("AAAA", "::1")],                          # IPv6 only
 }
 
 NO_TLS_CAPS = [c for c in DEFAULT_CAPS if c != "STARTTLS"]
@@ -236,6 +239,15 @@ def assert_no_dsn(srv, qid, settle=1.0):
     time.sleep(settle)
     assert srv.mail_files("alice") == [], "a DSN arrived"
     assert not re.search(rf"\bbounce id={qid} dsn=", srv.log), srv.log[-3000:]
+
+
+def has_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
 
 
 def big_body(n):
@@ -531,6 +543,45 @@ def test_stalled_server_times_out_and_is_retried(dns, peer, ferry):
     [m] = wait_peer(peer, srv, 1)
     assert m.session is not peer.transcripts[0]
     peer.wait_for(lambda p: not p.transcripts[0].open, 5, "the stalled connection to be closed by Ferry")
+
+
+# ---------------------------------------------------------------- source addresses
+
+def test_source_address_is_the_address_remote_servers_see(dns, peer, ferry):
+    """[outbound] source_address: the connection is bound before connect (all of 127.0.0.0/8 is on lo; unbound,
+    the kernel would pick 127.0.0.1 for a connection to 127.0.0.1)."""
+    srv = sender_server(ferry, dns, peer.port, outbound={"source_address": "127.0.0.2"})
+    qid = submit(srv, "bob@example.org", subject="from .2")
+    [m] = wait_peer(peer, srv, 1)
+    assert m.session.client[0] == "127.0.0.2", m.session.client
+    srv.wait_log(delivered_rx(qid, "bob@example.org"), timeout=5)
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
+@pytest.mark.parametrize("keys", [{"source_address": "127.0.0.2"}, {"source_address6": "::1"},
+                                  {"source_address": "127.0.0.2", "source_address6": "::1"}],
+                         ids=["v4_only", "v6_only", "both"])
+def test_source_address_per_family(dns, make_peer, ferry, keys):
+    """Each family binds to its own key; a family without one connects unbound (127.0.0.1 to 127.0.0.1)."""
+    v4 = make_peer()                             # mx.example.org
+    v6 = make_peer(host="::1", port=v4.port)     # mx6.example.org, AAAA only
+    srv = sender_server(ferry, dns, v4.port, outbound=keys)
+    submit(srv, ["bob@example.org", "carol@v6.example.org"], subject="two families")
+    [m4] = wait_peer(v4, srv, 1)
+    [m6] = wait_peer(v6, srv, 1)
+    assert m4.rcpts == ["bob@example.org"] and m6.rcpts == ["carol@v6.example.org"]
+    assert m4.session.client[0] == keys.get("source_address", "127.0.0.1"), m4.session.client
+    assert m6.session.client[0] == "::1", m6.session.client
+
+
+def test_source_address_this_host_does_not_have_stops_the_start(dns, peer, ferry):
+    """Checked at start: an address that cannot be bound would otherwise defer every message."""
+    srv = sender_server(ferry, dns, peer.port, outbound={"source_address": "192.0.2.25"}, start=False)
+    r = subprocess.run([ferry_bin(), "serve", "--config", str(srv.config)], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=20, cwd=srv.cwd)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    assert r.returncode != 0, out
+    assert "outbound.source_address 192.0.2.25: cannot bind to it" in out, out
 
 
 # ---------------------------------------------------------------- what the remote server offers
