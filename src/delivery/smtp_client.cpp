@@ -334,16 +334,17 @@ asio::awaitable<std::optional<DeliveryResult>> SmtpClient::authenticate() {
 
 asio::awaitable<std::vector<DeliveryResult>> SmtpClient::send(const OutboundMessage& m,
                                                               const std::vector<OutboundRecipient>& recipients) {
+    const spool::Envelope& e = *m.envelope;
     auto all = [&](const DeliveryResult& r) { return std::vector<DeliveryResult>(recipients.size(), r); };
     // What the message needs that the server must offer; refused here, before MAIL, as Postfix does.
     const std::size_t size = m.prefix.size() + m.content_length;
     if (caps_.size && size > *caps_.size)
         co_return all(permanent_result("5.3.4", fmt::format("message size {} exceeds the limit of {} ({})",
                                                             size, *caps_.size, peer())));
-    if (m.smtputf8 && !caps_.smtputf8)
+    if (e.smtputf8 && !caps_.smtputf8)
         co_return all(permanent_result("5.6.7", fmt::format("the message needs SMTPUTF8, which {} does not offer", peer())));
-    const bool send_8bit = m.body_8bit && caps_.eight_bit_mime;
-    if (m.body_8bit && !caps_.eight_bit_mime && has_8bit_octet(m.fd, m.content_offset, m.content_length))
+    const bool send_8bit = e.body_8bit && caps_.eight_bit_mime;
+    if (e.body_8bit && !caps_.eight_bit_mime && has_8bit_octet(m.fd, m.content_offset, m.content_length))
         co_return all(permanent_result("5.6.3", fmt::format("the message has 8-bit content and {} does not offer 8BITMIME",
                                                             peer())));
 
@@ -361,13 +362,13 @@ asio::awaitable<std::vector<DeliveryResult>> SmtpClient::send(const OutboundMess
         dirty_ = false;
     }
     dirty_ = true;
-    std::string mail = fmt::format("MAIL FROM:<{}>", m.sender);
+    std::string mail = fmt::format("MAIL FROM:<{}>", e.sender);
     if (caps_.size) mail += fmt::format(" SIZE={}", size);
     if (send_8bit) mail += " BODY=8BITMIME";
-    if (m.smtputf8) mail += " SMTPUTF8";
+    if (e.smtputf8) mail += " SMTPUTF8";
     if (caps_.dsn) {
-        if (!m.ret.empty()) mail += " RET=" + m.ret;
-        if (!m.envid.empty()) mail += " ENVID=" + m.envid;
+        if (!e.ret.empty()) mail += " RET=" + e.ret;
+        if (!e.envid.empty()) mail += " ENVID=" + e.envid;
     }
     std::vector<std::string> rcpts;
     for (const auto& r : recipients) {
@@ -464,7 +465,7 @@ asio::awaitable<std::optional<SmtpClient::Lost>> SmtpClient::send_content(const 
         const ssize_t n = ::pread(m.fd, buf, std::min(left, sizeof buf), offset);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0)
-            co_return lose(fmt::format("cannot read spool file of {}: {}", m.queue_id,
+            co_return lose(fmt::format("cannot read spool file of {}: {}", m.envelope->queue_id,
                                        n < 0 ? std::strerror(errno) : "short file"));
         for (ssize_t i = 0; i < n; ++i) {
             if (line_start && buf[i] == '.') out += '.';

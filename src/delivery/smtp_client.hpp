@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "smtp/server_reply.hpp"
+#include "spool/envelope.hpp"
 
 namespace ferry::delivery {
 
@@ -39,18 +40,16 @@ struct ClientSettings {
     std::optional<asio::ip::address> source_v4, source_v6;
 };
 
-// One spooled message as the client sends it.
+// One stored message as the client sends it. The envelope is the one the spool holds, so what MAIL carries
+// (the reverse-path; SMTPUTF8 and BODY=8BITMIME, which the next hop must offer too, RFC 6531 3.4 and RFC 6152;
+// RET and ENVID, RFC 3461) is read from it here: a new MAIL parameter touches the parser, the envelope and send().
+// Its recipients are not used: each transaction gets its own list (the legs of one destination).
 struct OutboundMessage {
-    std::string queue_id;
+    std::shared_ptr<const spool::Envelope> envelope;   // shared by the jobs of one message (one per destination)
     int fd = -1;                      // the spool file; the content is [content_offset, + content_length)
     off_t content_offset = 0;
     std::size_t content_length = 0;
     std::string prefix;               // header fields sent before the content (spool addendum: A-R, DKIM-Signature)
-    std::string sender;               // "" is the null reverse-path
-    bool smtputf8 = false;            // received with SMTPUTF8: the next hop must offer it too (RFC 6531 3.4)
-    bool body_8bit = false;           // received with BODY=8BITMIME
-    std::string ret;                  // RFC 3461 RET value ("FULL", "HDRS") or ""
-    std::string envid;                // RFC 3461 ENVID, xtext as received, or ""
 };
 
 struct OutboundRecipient {
