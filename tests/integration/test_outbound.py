@@ -80,7 +80,7 @@ def peer(make_peer):
     return make_peer()
 
 
-def sender_server(ferry, dns, port, *, outbound=None, queue=None, start=True, **kw):
+def sender_server(ferry, dns, port, *, outbound=None, queue=None, start=True, dns_timeout="1s", **kw):
     """The Ferry under test: mx on srv.port, a loopback submission listener with plaintext AUTH on
     srv.sub_port, the test DNS server, every remote SMTP server on `port`."""
     sub = free_port()
@@ -89,7 +89,7 @@ def sender_server(ferry, dns, port, *, outbound=None, queue=None, start=True, **
     q = {"min_retry": "1s", "max_retry": "2s"}
     q.update(queue or {})
     extra = (f'[[listen]]\naddress = "127.0.0.1:{sub}"\nrole = "submission"\nplaintext_auth = true\n\n'
-             + toml_section("dns", {"resolver": dns.address, "timeout": "1s"}) + "\n"
+             + toml_section("dns", {"resolver": dns.address, "timeout": dns_timeout}) + "\n"
              + toml_section("outbound", ob))
     srv = ferry(start=False, queue=q, extra_toml=extra, **kw)
     srv.sub_port = sub
@@ -485,34 +485,44 @@ def test_restart_resumes_pending_recipients(dns, peer, ferry):
     assert srv.mail_files("alice") == []
 
 
-@pytest.mark.parametrize("waiting", ["connection_slot", "greeting"])
+@pytest.mark.parametrize("waiting", ["connection_slot", "greeting", "route_lookup"])
 def test_a_leg_sent_before_sigterm_is_not_sent_again_after_the_restart(dns, make_peer, ferry, waiting):
     """One message to two domains: example.org's peer takes its copy at once, slow.example.net's job is still
-    waiting at SIGTERM (for the one connection slot, held by the first connection while its QUIT stalls; or for
-    the greeting of a server that stalls). The waiting job comes back as a temporary failure, so the attempt
-    settles and records the sent leg: after the restart only slow.example.net gets the message."""
+    waiting at SIGTERM (for the one connection slot, held by the first connection while its QUIT stalls; for
+    the greeting of a server that stalls; or for its MX lookup, which the DNS server never answers). The waiting
+    job comes back as a temporary failure, so the attempt settles and records the sent leg: after the restart
+    only slow.example.net gets the message."""
     fast = make_peer()                                        # mx.example.org
     slow = make_peer(host="127.0.0.5", port=fast.port)        # mx.slow.example.net
     outbound = {"command_timeout": "30s"}                     # nothing times out before the SIGTERM
     if waiting == "connection_slot":
         fast.stall_at = "QUIT"
         outbound["max_connections"] = 1
-    else:
+    elif waiting == "greeting":
         slow.stall_at = "GREETING"
-    srv = sender_server(ferry, dns, fast.port, outbound=outbound)
-    qid = submit(srv, ["bob@example.org", "carol@slow.example.net"], subject="two legs")
-    [m] = wait_peer(fast, srv, 1)
-    assert m.rcpts == ["bob@example.org"]
-    if waiting == "connection_slot":
-        fast.wait_command("QUIT", timeout=WAIT)
-        time.sleep(0.3)
-        assert slow.connections == 0, slow.describe()
     else:
-        slow.wait_connections(1, timeout=WAIT)
-        time.sleep(0.3)
-    assert slow.messages == []
-    assert srv.stop() == 0
-    srv.wait_log(log_rx(qid, "carol@slow.example.net", "deferred") + r".*dsn=4\.3\.2", timeout=1)
+        dns.set("slow.example.net", "DROP")
+    try:
+        srv = sender_server(ferry, dns, fast.port, outbound=outbound, dns_timeout="30s")
+        qid = submit(srv, ["bob@example.org", "carol@slow.example.net"], subject="two legs")
+        [m] = wait_peer(fast, srv, 1)
+        assert m.rcpts == ["bob@example.org"]
+        if waiting == "connection_slot":
+            fast.wait_command("QUIT", timeout=WAIT)
+            time.sleep(0.3)
+            assert slow.connections == 0, slow.describe()
+        elif waiting == "greeting":
+            slow.wait_connections(1, timeout=WAIT)
+            time.sleep(0.3)
+        else:
+            time.sleep(0.3)
+            assert dns.queries[("slow.example.net", "MX")] >= 1
+            assert slow.connections == 0, slow.describe()
+        assert slow.messages == []
+        assert srv.stop() == 0
+        srv.wait_log(log_rx(qid, "carol@slow.example.net", "deferred") + r".*dsn=4\.3\.2", timeout=1)
+    finally:
+        dns.set("slow.example.net", ZONE["slow.example.net"])
     fast.stall_at = slow.stall_at = None
     srv.start()
     [s] = wait_peer(slow, srv, 1)
