@@ -29,9 +29,10 @@ struct RemoteJob {
     OutboundMessage message;   // message.fd is the job's own descriptor, closed when the job is destroyed
     std::vector<OutboundRecipient> recipients;
     std::string destination;   // lower-case recipient domain (ignored with a relay host: one destination)
-    // One result per recipient, in order; called exactly once, on the outbound thread (or, for a job submitted
-    // after stop(), on the submitting thread). A job Ferry stops before it could be sent comes back as a temporary
-    // failure: the queue waits for every job of a message, and records the legs that went out.
+    // One result per recipient, in order; called once, on the outbound thread (or, for a job submitted after
+    // stop(), on the submitting thread), for every job submitted after start(). A job Ferry stops before it could
+    // be sent comes back as a temporary failure: the queue waits for every job of a message before it records the
+    // legs that went out.
     std::function<void(std::vector<DeliveryResult>)> done;
 
     RemoteJob() = default;

@@ -141,9 +141,10 @@ asio::awaitable<SmtpClient::ReplyOrLost> SmtpClient::read_reply(std::chrono::mil
                                                               asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
             disarm();
-            co_return lose(timed_out_ ? fmt::format("timeout after {}s waiting for a reply from {}",
-                                          std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), peer())
-                                   : fmt::format("connection to {} lost: {}", peer(), ec.message()));
+            co_return lose(timed_out_
+                               ? fmt::format("timeout after {}s waiting for a reply from {}",
+                                             std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), peer())
+                               : fmt::format("connection to {} lost: {}", peer(), ec.message()));
         }
         input_.append(buf, n);
     }
