@@ -119,6 +119,8 @@ local = ["example.test"]
 # relay_user = "me@example.net"         # AUTH to relay_host, only ever over TLS
 # relay_password_file = "relay-password"   # its first line is the password
 # helo_name = ""               # name given in EHLO; default: hostname
+# source_address = "192.0.2.25"     # bind outgoing IPv4 connections to this address (default: the kernel's choice)
+# source_address6 = "2001:db8::25"  # the same for IPv6 connections
 # connect_timeout = "30s"
 # command_timeout = "5m"       # each reply of the remote server; RFC 5321 4.5.3.2
 # data_timeout = "10m"         # the reply to the end of the message
@@ -223,6 +225,22 @@ bool is_ip_address(std::string_view host, bool& v6) {
     return false;
 }
 
+// Why `text` is not an address outgoing connections of its family can bind to ("" when it is one).
+std::string source_address_error(const std::string& text, bool v6) {
+    in_addr a4{};
+    in6_addr a6{};
+    // inet_pton stops at a NUL: "127.0.0.1\0junk" would pass.
+    const bool is_v4 = text.find('\0') == std::string::npos && ::inet_pton(AF_INET, text.c_str(), &a4) == 1;
+    const bool is_v6 = text.find('\0') == std::string::npos && ::inet_pton(AF_INET6, text.c_str(), &a6) == 1;
+    if (!v6) {
+        if (is_v4) return "";
+        return is_v6 ? "is an IPv6 address (give it as source_address6)" : "is not an IPv4 address";
+    }
+    if (is_v6)
+        return IN6_IS_ADDR_V4MAPPED(&a6) ? "is an IPv4-mapped address (give the IPv4 address as source_address)" : "";
+    return is_v4 ? "is an IPv4 address (give it as source_address)" : "is not an IPv6 address";
+}
+
 const char* type_name(toml::node_type t) {
     switch (t) {
         case toml::node_type::none: return "nothing";
@@ -282,7 +300,8 @@ constexpr std::string_view kLimitsKeys[] = {"command_line_length", "text_line_le
 constexpr std::string_view kDnsKeys[] = {"resolver", "timeout"};
 constexpr std::string_view kOutboundKeys[] = {"port",          "relay_host",      "relay_user",      "relay_password_file",
                                                "helo_name",     "connect_timeout", "command_timeout", "data_timeout",
-                                               "max_connections", "max_connections_per_destination"};
+                                               "max_connections", "max_connections_per_destination", "source_address",
+                                               "source_address6"};
 constexpr std::string_view kMailauthKeys[] = {"verify", "dmarc_enforce", "authserv_id", "public_suffix_list"};
 constexpr std::string_view kDkimKeys[] = {"sign", "canonicalization", "key"};
 constexpr std::string_view kDkimKeyKeys[] = {"domain", "selector", "private_key"};
@@ -706,6 +725,14 @@ void Loader::read_outbound(const toml::table& root, Config& cfg) const {
         if (const std::string why = domain_error(*v); !v->empty() && !why.empty())
             fail(*t->get("helo_name"), "outbound.helo_name", quote_value(*v) + " is not a host name (" + why + ")");
         o.helo_name = *v;
+    }
+    for (const bool v6 : {false, true}) {
+        const char* key = v6 ? "source_address6" : "source_address";
+        const auto v = get_string(*t, "outbound", key);
+        if (!v) continue;
+        if (const std::string why = source_address_error(*v, v6); !v->empty() && !why.empty())
+            fail(*t->get(key), std::string("outbound.") + key, quote_value(*v) + " " + why);
+        (v6 ? o.source_address6 : o.source_address) = *v;
     }
     if (auto v = get_duration(*t, "outbound", "connect_timeout")) o.connect_timeout = *v;
     if (auto v = get_duration(*t, "outbound", "command_timeout")) o.command_timeout = *v;

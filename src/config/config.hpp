@@ -63,6 +63,11 @@ struct OutboundSettings {
     std::string relay_user;                   // AUTH to relay_host (only over TLS); empty: no AUTH
     std::filesystem::path relay_password_file;   // its first line is relay_user's password
     std::string helo_name;                    // empty: `hostname`
+    // Local addresses outgoing connections bind to before connecting (Postfix's smtp_bind_address and
+    // smtp_bind_address6), so the address remote servers see, and check SPF against, does not depend on the
+    // kernel's route choice. IP literals of their family, checked at load; empty: that family goes unbound.
+    std::string source_address;               // IPv4
+    std::string source_address6;              // IPv6
     // RFC 5321 4.5.3.2 client timeouts: each command's reply (the greeting included) within command_timeout,
     // the reply to the final dot within data_timeout.
     std::chrono::milliseconds connect_timeout{30 * 1000};

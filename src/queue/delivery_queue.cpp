@@ -338,13 +338,14 @@ std::string DeliveryQueue::destination_of(const std::string& domain) const {
 // transaction); the attempt is finished by a worker when every job has come back.
 void DeliveryQueue::send_remote(std::unique_ptr<Attempt> a) {
     std::vector<delivery::RemoteJob> jobs;
+    const auto stored = std::make_shared<const spool::Envelope>(a->envelope);   // one copy for all the jobs
     for (const RemoteGroup& group : a->plan.remote) {
         const std::vector<std::size_t>& legs = group.legs;
         delivery::RemoteJob job;
         job.destination = group.domain;
         const spool::Envelope& e = a->envelope;
-        job.message = delivery::OutboundMessage{a->id, ::dup(a->fd), a->content_offset, a->content_length, a->addendum.headers,
-                                                e.sender, e.smtputf8, e.body_8bit, e.ret, e.envid};
+        job.message = delivery::OutboundMessage{stored, ::dup(a->fd), a->content_offset, a->content_length,
+                                                a->addendum.headers};
         for (const std::size_t li : legs) {
             const Leg& leg = a->plan.legs[li];
             const std::string& rcpt = e.recipients[leg.recipient];
