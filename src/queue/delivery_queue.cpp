@@ -328,6 +328,15 @@ void DeliveryQueue::hold_dead_destinations(Attempt& a) {
     });
 }
 
+// What a job that went out says about its destination (queue/dead_destinations): dead, or alive again. Called on
+// the outbound thread with mutex_ held.
+void DeliveryQueue::note_destination(const std::string& domain, const std::vector<DeliveryResult>& results) {
+    const std::string destination = destination_of(domain);
+    if (dead_.record(destination, results, Clock::now(), settings_.min_retry))
+        spdlog::warn("outbound destination={} held as dead for {}s: {}; its other messages wait without a connection",
+                     destination, settings_.min_retry.count(), one_line(results.front().diagnostic));
+}
+
 // What a remote domain's jobs connect to, as the dead-destination marks are kept: the domain (its MX hosts), or
 // with a relay host that one host for every domain (named as delivery/outbound names it in its log).
 std::string DeliveryQueue::destination_of(const std::string& domain) const {
@@ -357,8 +366,11 @@ void DeliveryQueue::send_remote(std::unique_ptr<Attempt> a) {
             job.recipients.push_back(delivery::OutboundRecipient{leg.destination, smtp::format_notify(dsn.notify), orcpt});
         }
         const std::string id = a->id;
-        job.done = [this, id, legs](std::vector<DeliveryResult> results) {
+        job.done = [this, id, legs, domain = group.domain](std::vector<DeliveryResult> results) {
             std::lock_guard lock(mutex_);
+            // At once, not when the attempt is finished (after its record is synced): messages coming due meanwhile
+            // already see the destination as dead.
+            note_destination(domain, results);
             const auto it = remote_.find(id);
             if (it == remote_.end()) return;
             for (std::size_t i = 0; i < legs.size() && i < results.size(); ++i)
@@ -378,45 +390,11 @@ void DeliveryQueue::send_remote(std::unique_ptr<Attempt> a) {
     for (auto& job : jobs) outbound_->submit(std::move(job));
 }
 
-// Decides every leg of an attempt (queue/attempt_decision), logs it, writes the DSNs, records the decision
-// (queue/delivery_record), and removes the message when nothing is left to try. settle() then applies the same
-// decision to the schedule.
-DeliveryQueue::AttemptEnd DeliveryQueue::finish(Attempt& a) {
-    if (!a.usable) return AttemptEnd::of(a.keep ? Outcome::deferred : Outcome::done);
-    const fs::path done_file = delivery_record_path(spool_.queue_file(a.id));
-    int attempts_before = 0;
-    double spread = 0;
-    {
-        std::lock_guard lock(mutex_);
-        const auto it = messages_.find(a.id);
-        if (it != messages_.end() && it->second.deleted) {
-            spool_.remove(a.id);
-            remove_delivery_record(done_file);
-            spdlog::info("removed id={} (deleted by the operator)", a.id);
-            return AttemptEnd::of(Outcome::done);
-        }
-        if (it != messages_.end()) attempts_before = it->second.attempts;
-        spread = std::uniform_real_distribution<double>(0, 1)(random_);
-        // What the jobs that went out say about their destinations (the groups left after hold_dead_destinations).
-        if (outbound_)
-            for (const RemoteGroup& group : a.plan.remote) {
-                std::vector<DeliveryResult> results;
-                for (const std::size_t li : group.legs) results.push_back(a.plan.legs[li].result);
-                const std::string destination = destination_of(group.domain);
-                if (dead_.record(destination, results, Clock::now(), settings_.min_retry))
-                    spdlog::warn("outbound destination={} held as dead for {}s: {}; its other messages wait without "
-                                 "a connection", destination, settings_.min_retry.count(),
-                                 one_line(results.front().diagnostic));
-            }
-    }
+// Logs each leg of a decided attempt (one line each: delivered, bounced or deferred) and collects what the sender
+// is to be told in a DSN (RFC 3461 NOTIFY).
+DeliveryQueue::LegReports DeliveryQueue::log_legs(const Attempt& a, const AttemptDecision& decision, std::time_t now) {
+    LegReports out;
     const spool::Envelope& e = a.envelope;
-    const std::time_t now = std::time(nullptr);
-    AttemptDecision decision =
-        decide_attempt(e.recipients, a.record, a.plan.legs, e.arrival, now, attempts_before,
-                       RetryPolicy{settings_.min_retry, settings_.max_retry, settings_.lifetime}, spread);
-
-    std::vector<mime::DsnRecipient> failed, succeeded;
-    std::vector<std::size_t> failed_legs;
     auto dsn_of = [&](std::size_t ri) {
         return ri < e.recipient_dsn.size() ? e.recipient_dsn[ri] : spool::RecipientDsn{};
     };
@@ -443,15 +421,15 @@ DeliveryQueue::AttemptEnd DeliveryQueue::finish(Attempt& a) {
             // RFC 3461 6.2.2: success is reported when asked for, by us for a mailbox, or as "relayed" when the
             // next hop cannot report it itself.
             if ((notify & smtp::kNotifySuccess) && (!leg.remote() || !r.next_hop_dsn))
-                succeeded.push_back(report_line(leg, leg.remote() ? "relayed" : "delivered", r));
+                out.succeeded.push_back(report_line(leg, leg.remote() ? "relayed" : "delivered", r));
             break;
         case LegVerdict::Kind::bounced:
             spdlog::warn("delivery id={} to=<{}> status=bounced dsn={} reason=\"{}\"{}", a.id, leg.destination,
                          r.status, one_line(r.diagnostic), orig_to(leg));
             // RFC 3461 4.1: without NOTIFY, failures are reported; NOTIFY=NEVER or a list without FAILURE: not.
             if (notify == 0 || (notify & smtp::kNotifyFailure)) {
-                failed.push_back(report_line(leg, "failed", r));
-                failed_legs.push_back(li);
+                out.failed.push_back(report_line(leg, "failed", r));
+                out.failed_legs.push_back(li);
             }
             break;
         case LegVerdict::Kind::deferred:
@@ -460,6 +438,38 @@ DeliveryQueue::AttemptEnd DeliveryQueue::finish(Attempt& a) {
             break;
         }
     }
+
+    return out;
+}
+
+// Decides every leg of an attempt (queue/attempt_decision), logs it, writes the DSNs, records the decision
+// (queue/delivery_record), and removes the message when nothing is left to try. settle() then applies the same
+// decision to the schedule.
+DeliveryQueue::AttemptEnd DeliveryQueue::finish(Attempt& a) {
+    if (!a.usable) return AttemptEnd::of(a.keep ? Outcome::deferred : Outcome::done);
+    const fs::path done_file = delivery_record_path(spool_.queue_file(a.id));
+    int attempts_before = 0;
+    double spread = 0;
+    {
+        std::lock_guard lock(mutex_);
+        const auto it = messages_.find(a.id);
+        if (it != messages_.end() && it->second.deleted) {
+            spool_.remove(a.id);
+            remove_delivery_record(done_file);
+            spdlog::info("removed id={} (deleted by the operator)", a.id);
+            return AttemptEnd::of(Outcome::done);
+        }
+        if (it != messages_.end()) attempts_before = it->second.attempts;
+        spread = std::uniform_real_distribution<double>(0, 1)(random_);
+    }
+    const spool::Envelope& e = a.envelope;
+    const std::time_t now = std::time(nullptr);
+    AttemptDecision decision =
+        decide_attempt(e.recipients, a.record, a.plan.legs, e.arrival, now, attempts_before,
+                       RetryPolicy{settings_.min_retry, settings_.max_retry, settings_.lifetime}, spread);
+
+    const LegReports reports = log_legs(a, decision, now);
+    const auto& [failed, succeeded, failed_legs] = reports;
 
     const ReportedMessage reported{e, a.fd, a.content_offset, a.content_length, a.addendum.headers};
     if (!failed.empty()) {

@@ -25,6 +25,7 @@
 #include "config/config.hpp"
 #include "delivery/outbound.hpp"
 #include "delivery/router.hpp"
+#include "mime/dsn_report.hpp"
 #include "queue/attempt_decision.hpp"
 #include "queue/dead_destinations.hpp"
 #include "queue/delivery_record.hpp"
@@ -117,11 +118,17 @@ private:
     void work();
     std::vector<AttemptEnd> deliver(const std::vector<std::string>& queue_ids, const std::vector<bool>& recovered);
     AttemptEnd finish(Attempt& attempt);
+    struct LegReports {
+        std::vector<mime::DsnRecipient> failed, succeeded;   // for the failure and the success DSN
+        std::vector<std::size_t> failed_legs;                // the legs in `failed`
+    };
+    static LegReports log_legs(const Attempt& attempt, const AttemptDecision& decision, std::time_t now);
     void send_remote(std::unique_ptr<Attempt> attempt);
     void settle(const std::string& id, AttemptEnd end);
     void erase_due(const std::string& id);
     void schedule_from_record(const std::string& id, MessageState& state, const DeliveryRecord& record);
     void hold_dead_destinations(Attempt& attempt);
+    void note_destination(const std::string& domain, const std::vector<delivery::DeliveryResult>& results);
     std::string destination_of(const std::string& domain) const;
     void take_in_from_disk(std::unique_lock<std::mutex>& lock);
     std::optional<QueuedMessage> describe(const std::string& id, const MessageState& state);
