@@ -397,6 +397,12 @@ Step Session::on_data_end(const ContentFlaws& flaws) {
         reset_transaction();
         return error(550, "5.5.2", "Error: bare <LF> or <CR> in message content (RFC 5321 2.3.8)");
     }
+    if (flaws.nul) {
+        // RFC 3463 X.6.1 "media not supported": NUL needs BINARYMIME (RFC 3030 3), which we do not offer. Refused
+        // rather than passed on: a next hop that drops NULs could read "<CRLF>NUL.<CRLF>" as an end of data.
+        reset_transaction();
+        return error(550, "5.6.1", "Error: NUL octet in message content (RFC 5321 2.3.8), BINARYMIME not offered");
+    }
     if (flaws.line_too_long) {
         reset_transaction();
         return error(550, "5.6.0",

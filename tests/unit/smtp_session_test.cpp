@@ -742,6 +742,29 @@ TEST_F(SmtpSession, DataEndBareCr) {
     EXPECT_TRUE(session.transaction().recipients.empty());
 }
 
+TEST_F(SmtpSession, DataEndNul) {
+    to_data();
+    ContentFlaws f;
+    f.nul = true;
+    f.line_too_long = true;   // NUL wins
+    const Step s = checked(session.on_data_end(f));
+    expect_one(s, 550, "5.6.1");
+    EXPECT_NE(wire(s).find("NUL"), std::string::npos);
+    EXPECT_EQ(session.state(), SessionState::ready);
+    EXPECT_TRUE(session.transaction().recipients.empty());
+    EXPECT_EQ(session.error_count(), 1u);
+    mail();
+}
+
+TEST_F(SmtpSession, BdatLastWithNul) {
+    to_rcpt();
+    send("BDAT 10 LAST");
+    ContentFlaws f;
+    f.nul = true;
+    expect_one(checked(session.on_chunk_end(f)), 550, "5.6.1");
+    EXPECT_EQ(session.state(), SessionState::ready);
+}
+
 TEST_F(SmtpSession, DataEndLineTooLong) {
     to_data();
     ContentFlaws f;
