@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "mailauth/inbound_check.hpp"
+#include "mime/header.hpp"
 #include "mime/header_splitter.hpp"
 #include "smtp/content_decoder.hpp"
 #include "spool/pickup.hpp"
@@ -204,6 +205,13 @@ void PickupService::take(const std::string& name) {
     splitter.finish();
     if (splitter.state() != mime::HeaderSplitter::State::body) {
         set_aside(name, "header section over 256 KiB");
+        return;
+    }
+
+    // RFC 5322 3.6: exactly one From:, as SMTP DATA requires (the signature would cover a From: that is not the one
+    // a reader sees).
+    if (const std::size_t froms = mime::count_header_fields(splitter.header(), "From"); froms > 1) {
+        set_aside(name, fmt::format("{} From: header fields, RFC 5322 3.6 allows one", froms));
         return;
     }
 

@@ -642,6 +642,15 @@ asio::awaitable<smtp::Step> SmtpConnection::commit(smtp::Session& session) {
         co_return session.on_content_refused(smtp::Reply(
             554, "5.4.6", fmt::format("Too many hops ({} Received: fields): mail loop", hops_.hops())));
     }
+    // RFC 5322 3.6: exactly one From:. With two, a check that reads one (ours of the user's addresses, DMARC's of
+    // the domain) can be shown an address the reader of the other never sees: refused on every listener.
+    if (const std::size_t froms = mime::count_header_fields(splitter_ ? std::string_view(splitter_->header())
+                                                                       : std::string_view(), "From");
+        froms > 1) {
+        spdlog::warn("refused client={} user={}: {} From: header fields", client_, session.authenticated_user(), froms);
+        co_return session.on_content_refused(smtp::Reply(
+            550, "5.6.0", fmt::format("Message has {} From: header fields, RFC 5322 3.6 allows one", froms)));
+    }
     if (const auto bad = from_not_owned(session)) {
         spdlog::warn("refused client={} user={} from={}: header From not owned by the user", client_,
                      session.authenticated_user(), loggable(*bad));
