@@ -42,6 +42,26 @@ bool out_of_space(std::error_code ec) {
     return ec == std::errc::no_space_on_device || ec == std::error_code(EDQUOT, std::system_category());
 }
 
+// The transaction policy of a session, and the spool's free space measured for it at MAIL (smtp::Session does no
+// I/O itself).
+class ConnectionPolicy : public policy::LocalMailPolicy {
+public:
+    ConnectionPolicy(policy::LocalDirectory& directory, bool check_sender_login, const spool::Spool& spool,
+                     const std::string& client)
+        : LocalMailPolicy(directory, check_sender_login), spool_(spool), client_(client) {}
+    bool spool_has_room(std::uint64_t octets) override {
+        const auto free = spool_.free_octets();
+        if (!free || *free >= octets) return true;
+        spdlog::warn("refused client={}: spool has {} octets free, MAIL needs {} (SIZE and [queue] min_free)",
+                     client_, *free, octets);
+        return false;
+    }
+
+private:
+    const spool::Spool& spool_;
+    const std::string& client_;
+};
+
 }  // namespace
 
 SmtpConnection::SmtpConnection(tcp::socket socket, ServerServices& services,
@@ -301,7 +321,8 @@ asio::awaitable<void> SmtpConnection::serve() {
     settings.auth_offered = submission;   // mx: servers do not log in; nobody relays through port 25
     settings.auth_plaintext = settings_.plaintext_auth;
     settings.auth_required = submission;
-    policy::LocalMailPolicy policy(services_.directory, settings_.sender_login_match);
+    settings.spool_reserve = cfg.spool_reserve();
+    ConnectionPolicy policy(services_.directory, settings_.sender_login_match, services_.spool, client_);
     smtp::Session session(std::move(settings), policy);
     session_ = &session;   // for the content path (store_decoded); the session outlives every use
 

@@ -280,6 +280,12 @@ Step Session::handle_mail(std::string_view arg) {
     }
     if (m.path.mailbox && m.path.mailbox->utf8 && !tx.smtputf8)
         return error(553, "5.6.7", "Must declare SMTPUTF8 to send unicode address");
+    // RFC 1870 6.1: a server that cannot take a message of the declared size now says 452 at MAIL, so the client
+    // does not send it all for nothing; the reserve keeps room for messages already being received and for
+    // those without SIZE (Postfix's queue_minfree). Not an error toward the limit: the condition will pass.
+    const std::uint64_t declared = tx.declared_size.value_or(0);   // at most max_message_size: no overflow
+    if (!policy_.spool_has_room(declared + settings_.spool_reserve))
+        return reply(Reply(452, "4.3.1", "Error: insufficient system storage"));
     tx.sender = std::move(m.path);
     tx_ = std::move(tx);
     enter(SessionState::mail);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdio.h>   // renameat2
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -215,6 +216,12 @@ void Spool::remove(const std::string& queue_id) {
         return;
     }
     fs::remove(file, ec);
+}
+
+std::optional<std::uint64_t> Spool::free_octets() const {
+    struct statvfs st {};
+    if (::fstatvfs(queue_fd_, &st) != 0) return std::nullopt;
+    return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
 int Spool::create_file(const std::string& queue_id) {

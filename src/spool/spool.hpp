@@ -52,6 +52,10 @@ public:
     // again (at-least-once), never lost.
     void remove(const std::string& queue_id);
 
+    // Free octets of the spool's filesystem for an unprivileged writer (statvfs f_bavail); nullopt when it
+    // cannot be told. Asked at MAIL, so a message the disk cannot take is refused before it is sent.
+    std::optional<std::uint64_t> free_octets() const;
+
     // Opens queue/<queue_id> for a new message, empty: a file from free/ renamed, else a new one.
     // Throws std::system_error.
     int create_file(const std::string& queue_id);
