@@ -241,9 +241,15 @@ void PickupService::take(const std::string& name) {
     const std::string received = fmt::format("Received: by {} (Ferry, from userid {} ({}))\r\n\tid {}; {}\r\n",
                                              cfg->hostname, st.st_uid, user, env.queue_id,
                                              util::rfc5322_date(env.arrival));
-    std::error_code ec;
+    auto opened = spool::MessageWriter::open(spool_, env);
+    std::error_code ec = opened.error;
     try {
-        spool::MessageWriter writer(spool_, env);
+        if (ec) {
+            spdlog::error("pickup file={} cannot be stored: {} (tried again at the next scan, within a minute)", name,
+                          ec.message());
+            return;
+        }
+        spool::MessageWriter& writer = *opened.writer;
         ec = writer.append(received);
         if (!ec) ec = writer.append(header);
         if (!ec && splitter.has_body()) ec = writer.append("\r\n");

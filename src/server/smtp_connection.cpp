@@ -475,14 +475,13 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
     env.envid = tx.envid;
     for (const auto& d : tx.recipient_dsn) env.recipient_dsn.push_back({d.notify, d.orcpt});
     env.addendum = true;   // filled at the end of data (make_addendum)
-    try {
-        writer_ = std::make_unique<spool::MessageWriter>(services_.spool, env);
-    } catch (const std::exception& e) {
-        spdlog::error("spool client={} cannot store message: {}", client_, e.what());
-        const auto* sys = dynamic_cast<const std::system_error*>(&e);
-        write_error_ = sys ? sys->code() : std::make_error_code(std::errc::io_error);
+    auto opened = spool::MessageWriter::open(services_.spool, env);
+    if (opened.error) {
+        spdlog::error("spool client={} cannot store message: {}", client_, opened.error.message());
+        write_error_ = opened.error;
         return false;
     }
+    writer_ = std::move(opened.writer);
     const std::string date = util::rfc5322_date(env.arrival);
     const std::string received = smtp::received_header(smtp::ReceivedInfo{
         session.helo_name(), client_ip_, cfg.hostname, session.protocol(), env.queue_id,
