@@ -56,7 +56,7 @@ std::optional<std::string> write_dsn(spool::Spool& spool, const std::string& hos
     report.original_sender = original.sender;
     report.recipients = std::move(recipients);
     report.return_headers_only =
-        original.ret == "HDRS" || (original.ret != "FULL" && m.content_length > kMaxReturnedContent);
+        original.ret == dsn::Ret::hdrs || (original.ret != dsn::Ret::full && m.content_length > kMaxReturnedContent);
     report.utf8 = original.smtputf8;
     report.body_8bit = original.body_8bit;
 

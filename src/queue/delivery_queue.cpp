@@ -443,7 +443,7 @@ void DeliveryQueue::send_remote(std::unique_ptr<Attempt> a) {
         job.destination = domain;
         const spool::Envelope& e = a->envelope;
         job.message = delivery::OutboundMessage{a->id, ::dup(a->fd), a->content_offset, a->content_length, a->addendum.headers,
-                                                e.sender, e.smtputf8, e.body_8bit, e.ret, e.envid};
+                                                e.sender, e.smtputf8, e.body_8bit, std::string(dsn::to_string(e.ret)), e.envid};
         for (const std::size_t li : legs) {
             const Leg& leg = a->legs[li];
             const std::string& rcpt = e.recipients[leg.recipient];

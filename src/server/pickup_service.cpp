@@ -16,6 +16,7 @@
 #include <future>
 #include <vector>
 
+#include "intake/message_envelope.hpp"
 #include "mailauth/inbound_check.hpp"
 #include "mime/header.hpp"
 #include "mime/header_splitter.hpp"
@@ -216,18 +217,9 @@ void PickupService::take(const std::string& name) {
     }
 
     const std::string user = user_name(st.st_uid);
-    spool::Envelope env;
-    env.queue_id = spool::make_queue_id();
-    env.arrival = std::time(nullptr);
-    env.client = "127.0.0.1";   // local, like a message from loopback
-    env.sender = pe.sender;
-    env.recipients = pe.recipients;
-    env.recipient_dsn.resize(env.recipients.size());
-    env.addendum = true;
-    env.body_8bit = !util::is_ascii(content);
-    // A UTF-8 address goes on only with SMTPUTF8 (RFC 6531 3.4), as if the message had come with that parameter.
-    env.smtputf8 = !util::is_ascii(env.sender) ||
-                   std::any_of(env.recipients.begin(), env.recipients.end(), [](const std::string& r) { return !util::is_ascii(r); });
+    // Local, like a message from loopback; every address is complete (no <Postmaster> without a domain).
+    const spool::Envelope env =
+        intake::make_envelope(pe, content, intake::ArrivalFacts{spool::make_queue_id(), std::time(nullptr), "127.0.0.1", ""});
 
     std::size_t removed = 0;
     const std::string header = mailauth::remove_claimed_results(splitter.header(), cfg->authserv_id(), removed);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "intake/message_envelope.hpp"
 #include "mime/header.hpp"
 #include "policy/mail_policy.hpp"
 #include "smtp/received_header.hpp"
@@ -462,19 +463,9 @@ bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder:
     inbound_.reset();
     signer_.reset();
 
-    spool::Envelope env;
-    env.queue_id = spool::make_queue_id();
-    env.arrival = std::time(nullptr);
-    env.client = client_ip_;
-    env.sender = tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string();
-    for (const auto& r : tx.recipients)
-        env.recipients.push_back(r.domain.empty() ? "postmaster@" + services_.directory.primary_domain() : r.to_string());
-    env.smtputf8 = tx.smtputf8;
-    env.body_8bit = tx.body_8bit;
-    env.ret = std::string(smtp::to_string(tx.ret));
-    env.envid = tx.envid;
-    for (const auto& d : tx.recipient_dsn) env.recipient_dsn.push_back({d.notify, d.orcpt});
-    env.addendum = true;   // filled at the end of data (make_addendum)
+    const spool::Envelope env = intake::make_envelope(
+        tx, intake::ArrivalFacts{spool::make_queue_id(), std::time(nullptr), client_ip_,
+                                 services_.directory.primary_domain()});
     auto opened = spool::MessageWriter::open(services_.spool, env);
     if (opened.error) {
         spdlog::error("spool client={} cannot store message: {}", client_, opened.error.message());
