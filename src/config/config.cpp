@@ -134,6 +134,7 @@ local = ["example.test"]
 # delivery_workers = 2
 # active_limit = 20000         # messages scheduled in memory at once; the rest wait in the spool
 # sync = "filesystem"          # "filesystem": one syncfs per batch; "files": fsync each file and folder
+# min_free = "75M"             # spool space kept free beyond MAIL's SIZE, else 452 4.3.1; default 1.5 x message_size
 
 # [mailauth]                   # checks of mail arriving on mx listeners; results in Authentication-Results
 # verify = true                # SPF (MAIL FROM and HELO), DKIM and DMARC
@@ -305,7 +306,8 @@ constexpr std::string_view kOutboundKeys[] = {"port",          "relay_host",    
 constexpr std::string_view kMailauthKeys[] = {"verify", "dmarc_enforce", "authserv_id", "public_suffix_list"};
 constexpr std::string_view kDkimKeys[] = {"sign", "canonicalization", "key"};
 constexpr std::string_view kDkimKeyKeys[] = {"domain", "selector", "private_key"};
-constexpr std::string_view kQueueKeys[] = {"min_retry", "max_retry", "lifetime", "delivery_workers", "sync", "active_limit"};
+constexpr std::string_view kQueueKeys[] = {"min_retry", "max_retry", "lifetime", "delivery_workers", "sync", "active_limit",
+                                           "min_free"};
 
 // ---------------------------------------------------------------------------------------------------------
 // The loader
@@ -442,6 +444,26 @@ private:
         }
         if (d.count() <= 0) fail(*node, join_key(prefix, key), quote_value(text) + " must be longer than zero");
         return d;
+    }
+
+    // A size: octets, or a string such as "64k", "50M", "1G" (parse_size); zero allowed.
+    std::optional<std::uint64_t> get_size(const toml::table& t, const std::string& prefix, std::string_view key) const {
+        const toml::node* node = t.get(key);
+        if (!node) return std::nullopt;
+        if (node->is_integer()) {
+            const std::int64_t v = node->as_integer()->get();
+            if (v < 0) fail(*node, join_key(prefix, key), std::to_string(v) + " is negative (expected a size)");
+            return static_cast<std::uint64_t>(v);
+        }
+        if (!node->is_string())
+            fail(*node, join_key(prefix, key),
+                 std::string("expected octets or a size string like \"50M\", got ") + type_name(node->type()));
+        const std::string& text = node->as_string()->get();
+        try {
+            return parse_size(text);
+        } catch (const std::invalid_argument& e) {
+            fail(*node, join_key(prefix, key), quote_value(text) + " is not a size (" + e.what() + ")");
+        }
     }
 
     std::optional<std::chrono::seconds> get_seconds(const toml::table& t, const std::string& prefix,
@@ -752,6 +774,7 @@ void Loader::read_queue(const toml::table& root, Config& cfg) const {
     if (auto v = get_integer(*t, "queue", "delivery_workers", 1, kMaxDeliveryWorkers, "an integer 1-64"))
         q.delivery_workers = static_cast<std::size_t>(*v);
     if (auto v = get_positive(*t, "queue", "active_limit")) q.active_limit = *v;
+    if (auto v = get_size(*t, "queue", "min_free")) q.min_free = *v;
     if (auto v = get_string(*t, "queue", "sync")) {
         if (*v == "filesystem") q.sync = SyncMode::filesystem;
         else if (*v == "files") q.sync = SyncMode::files;

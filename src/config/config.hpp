@@ -91,6 +91,10 @@ struct QueueSettings {
     // and are taken in as these leave, so the queue can be far larger than memory.
     std::size_t active_limit = 20000;
     SyncMode sync = SyncMode::filesystem;
+    // Octets of the spool's filesystem kept free beyond a message's declared SIZE: MAIL is refused with 452 4.3.1
+    // below that (Postfix's queue_minfree). Unset: 1.5 times [limits] message_size, as Postfix's smtpd does, so a
+    // message sent without SIZE still fits (spool_reserve()).
+    std::optional<std::uint64_t> min_free;
 };
 
 // Message authentication of mail arriving on mx listeners (RFC 7208 SPF, RFC 6376 DKIM, RFC 7489 DMARC), recorded
@@ -143,6 +147,8 @@ struct Config {
     std::size_t connections_per_ip_of(const Listener& l) const {
         return l.connections_per_ip.value_or(limits.connections_per_ip);
     }
+    // [queue] min_free, or its default of 1.5 times the message size limit.
+    std::uint64_t spool_reserve() const { return queue.min_free.value_or(limits.message_size / 2 * 3); }
     const std::string& authserv_id() const { return mailauth.authserv_id.empty() ? hostname : mailauth.authserv_id; }
 };
 

@@ -368,7 +368,7 @@ asio::awaitable<std::vector<DeliveryResult>> SmtpClient::send(const OutboundMess
     if (send_8bit) mail += " BODY=8BITMIME";
     if (e.smtputf8) mail += " SMTPUTF8";
     if (caps_.dsn) {
-        if (!e.ret.empty()) mail += " RET=" + e.ret;
+        if (e.ret != dsn::Ret::unspecified) mail += fmt::format(" RET={}", dsn::to_string(e.ret));
         if (!e.envid.empty()) mail += " ENVID=" + e.envid;
     }
     std::vector<std::string> rcpts;
