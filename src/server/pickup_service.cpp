@@ -18,6 +18,7 @@
 
 #include "mailauth/inbound_check.hpp"
 #include "mime/header_splitter.hpp"
+#include "smtp/address.hpp"
 #include "smtp/content_decoder.hpp"
 #include "spool/pickup.hpp"
 #include "spool/queue_id.hpp"
@@ -43,7 +44,7 @@ std::string user_name(uid_t uid) {
     return "uid " + std::to_string(uid);
 }
 
-bool plain_address(const std::string& a) { return config::address_error(a).empty(); }
+bool plain_address(const std::string& a) { return smtp::address_error(a).empty(); }
 
 }  // namespace
 
