@@ -16,7 +16,9 @@ $(BUILD_DIR)/build.ninja:
 build: setup $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-run: build
+# Only the server binary: the unit tests and other targets wait for `make build` or `make test`.
+run: setup $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) --target ferry -j $(JOBS)
 	@echo "ferry: serving $(CONFIG); mail for example.test lands in var/mail/example.test/<user>/new/"
 	$(BUILD_DIR)/ferry serve --config $(CONFIG)
 

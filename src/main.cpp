@@ -43,6 +43,17 @@ int main(int argc, char** argv) {
     std::string serve_config;
     auto* serve = app.add_subcommand("serve", "Run the mail server");
     serve->add_option("--config", serve_config, "Configuration file (default: the built-in example configuration)");
+    serve->footer(R"(Logs: one line per event on standard error (level from log_level); redirect it or let systemd's
+journal take it.
+Signals: SIGHUP reloads the configuration file for new sessions (TLS certificate, domains, aliases, accounts,
+  limits, DKIM keys; listeners only at the next start); a broken file is refused and the running one kept.
+  SIGTERM or SIGINT stops: no new connections; sessions get 421 (a message still arriving is not kept, so its
+  client sends it again later); deliveries in progress are cut and recorded as deferred; then exit 0.
+Exit status: 0 stopped by a signal; 1 could not start (a port in use, data_dir locked by another ferry serve,
+  unusable TLS files, refusing to run as root); 2 the configuration file is invalid.
+Root: started as root, Ferry binds its ports, gives data_dir to `user` (e.g. "ferry") and becomes that
+  account; without `user` it refuses to run as root unless run_as_root = true. Started as another user it
+  runs as that user (ports under 1024 then need CAP_NET_BIND_SERVICE).)");
 
     std::string check_config;
     auto* check = app.add_subcommand("check-config", "Validate a configuration file and exit");

@@ -7,6 +7,9 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
+#include <string_view>
+
+#include "dns/wire.hpp"
 
 namespace ferry::dns {
 
@@ -22,6 +25,27 @@ std::string unbound_address(const std::string& host_port) {
 
 void check(int err, const char* what) {
     if (err != 0) throw std::runtime_error(fmt::format("dns: {}: {}", what, ub_strerror(err)));
+}
+
+constexpr int kRcodeServfail = 2;   // RFC 1035 4.1.1
+
+// libunbound copies each record of the answer with memdup(), which returns NULL for zero octets, and then reports
+// the whole lookup as SERVFAIL although the server answered NOERROR: one record with RDLENGTH 0 (a TXT record of
+// no strings, which RFC 7208 4.5 and RFC 6376 3.6.2.2 simply skip) would make every other record at the name
+// unreadable, and an SPF or DKIM check a temperror. When the message itself says NOERROR, the records are read
+// from it instead (only for types whose rdata it holds as they are). libunbound then sets neither `secure` nor
+// `bogus`, so such an answer is never `secure` (DANE does not trust it), and one that comes with a reason it is
+// bogus (why_bogus, which libunbound does hand over) stays a failure.
+bool read_from_message(const ub_result& r, Answer& a) {
+    if (!r.answer_packet || r.answer_len <= 0 || !r.qname || r.why_bogus) return false;
+    const std::string_view message(static_cast<const char*>(r.answer_packet), static_cast<std::size_t>(r.answer_len));
+    if (message_rcode(message) != 0) return false;   // the server's own failure
+    // The records are owned by the name the CNAME chain ends at; libunbound names it before copying them.
+    const auto rdata = answer_rdata(message, r.canonname ? r.canonname : r.qname, r.qtype);
+    if (!rdata || rdata->empty()) return false;
+    a.status = Answer::Status::data;
+    a.rdata = std::move(*rdata);
+    return true;
 }
 
 Answer to_answer(int err, ub_result* r) {
@@ -41,6 +65,7 @@ Answer to_answer(int err, ub_result* r) {
         a.status = Answer::Status::nxdomain;
         return a;
     }
+    if (r->rcode == kRcodeServfail && read_from_message(*r, a)) return a;
     if (r->rcode != 0) {   // SERVFAIL, REFUSED, ...
         static constexpr const char* kNames[] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
         a.why = r->rcode < 6 ? kNames[r->rcode] : fmt::format("rcode {}", r->rcode);

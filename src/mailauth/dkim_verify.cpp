@@ -8,6 +8,7 @@
 
 #include <exception>
 #include <map>
+#include <optional>
 
 #include "dns/resolver.hpp"
 #include "dns/wire.hpp"
@@ -42,9 +43,17 @@ struct KeyLookup {
     DkimKeyRecord record;
 };
 
-// 3.6.2.2: the TXT record's strings are joined. Several records at one name are undefined by the RFC; the first
-// that reads as a key record is taken (the others are often unrelated TXT data).
-KeyLookup read_key(const dns::Answer& answer) {
+// The key type a signature's a= needs (RFC 6376 3.3, RFC 8463 3).
+DkimKeyType key_type_for(DkimAlgorithm algorithm) {
+    return algorithm == DkimAlgorithm::rsa_sha256 ? DkimKeyType::rsa : DkimKeyType::ed25519;
+}
+
+// 3.6.2.2: the TXT record's strings are joined. Several records at one name are undefined by the RFC, but a domain
+// moving to Ed25519 (RFC 8463) or rotating keys may publish an RSA and an Ed25519 record at one selector: the first
+// record whose k= fits the signature's a= is taken. Records that do not read as key records are skipped (often
+// unrelated TXT data). With none that fits, the first key record is returned (check_key then reports the k=/a=
+// mismatch); with no key record at all, the first record's syntax error.
+KeyLookup read_key(const dns::Answer& answer, DkimAlgorithm algorithm) {
     KeyLookup k;
     switch (answer.status) {
     case dns::Answer::Status::temporary:
@@ -59,16 +68,25 @@ KeyLookup read_key(const dns::Answer& answer) {
     case dns::Answer::Status::data:
         break;
     }
+    std::optional<DkimKeyRecord> first_record;
     std::string first_error;
     for (const auto& rdata : answer.rdata) {
         const auto text = dns::parse_txt(rdata);
         if (!text) continue;
         auto parsed = parse_key_record(*text);
-        if (parsed.ok()) {
+        if (!parsed.ok()) {
+            if (first_error.empty()) first_error = parsed.error;
+            continue;
+        }
+        if (parsed.record.key_type == key_type_for(algorithm)) {
             k.record = std::move(parsed.record);
             return k;
         }
-        if (first_error.empty()) first_error = parsed.error;
+        if (!first_record) first_record = std::move(parsed.record);
+    }
+    if (first_record) {
+        k.record = std::move(*first_record);
+        return k;
     }
     k.result = DkimResult::permerror;
     k.reason = first_error.empty() ? "no key for signature" : first_error;
@@ -205,7 +223,7 @@ asio::awaitable<std::vector<DkimOutcome>> DkimVerifier::verify(dns::Lookup& dns,
         const Signature& s = signatures_[i];
         const DkimSignature& sig = s.parsed.signature;
         DkimOutcome& o = outcomes[i];
-        const KeyLookup key = read_key(answers[name_index.at(key_name(sig))]);
+        const KeyLookup key = read_key(answers[name_index.at(key_name(sig))], sig.algorithm);
         if (key.result != DkimResult::pass) {
             o.result = key.result;
             o.reason = key.reason;

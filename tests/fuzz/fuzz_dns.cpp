@@ -1,5 +1,6 @@
 // DNS record data from the network (whatever a resolver or a hostile authoritative server hands over): names,
-// MX, A and AAAA rdata, and the MX plan made from a list of them. Input: records separated by 0xFF 0xFF.
+// MX, A and AAAA rdata, and the MX plan made from a list of them (input: records separated by 0xFF 0xFF); and the
+// same input read as a whole message for the records of its answer section.
 #include <cstddef>
 #include <cstdint>
 #include <random>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "dns/mx_plan.hpp"
+#include "dns/resolver.hpp"
 #include "dns/wire.hpp"
 #include "fuzz_check.hpp"
 
@@ -24,6 +26,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     if (const auto a = dns::parse_a(input)) FUZZ_CHECK(input.size() == 4 && a->size() <= 15);
     if (const auto a = dns::parse_aaaa(input)) FUZZ_CHECK(input.size() == 16 && a->size() <= 39);
+
+    if (const auto rcode = dns::message_rcode(input)) FUZZ_CHECK(*rcode >= 0 && *rcode <= 15);
+    for (const int type : {dns::kTypeTxt, dns::kTypeA}) {
+        if (const auto records = dns::answer_rdata(input, "example.org", type)) {
+            std::size_t octets = 0;
+            // The header, then per record at least an owner pointer, the fixed fields and the rdata.
+            for (const auto& r : *records) octets += 2 + 10 + r.size();
+            FUZZ_CHECK(12 + octets <= input.size());
+        }
+    }
 
     dns::Answer answer;
     answer.status = dns::Answer::Status::data;

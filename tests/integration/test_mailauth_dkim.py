@@ -728,6 +728,24 @@ def test_two_signatures_one_good_one_bad(checker, keys):
     assert words(check_dkim(checker, both)) == [("pass", "ed"), ("fail", "rsa")]
 
 
+def test_selector_with_an_ed25519_and_an_rsa_record_serves_both_algorithms(checker, keys, dns):
+    # RFC 6376 3.6.2.2 leaves several key records at one name undefined; a domain adding Ed25519 (RFC 8463) publishes
+    # both kinds at one selector. Each signature takes the record whose k= fits its a=, whichever comes first.
+    dns.set("both._domainkey.example.org", [("TXT", keys["ed"].txt), ("TXT", keys["rsa"].txt)])
+    for sel in ("rsa", "ed"):
+        lines = check_dkim(checker, sign(msg_for(), keys[sel], "example.org", "both"))
+        assert words(lines) == [("pass", "both")], (sel, lines)
+        assert lines[0][1].get("a") == ("ed25519-sha256" if sel == "ed" else "rsa-sha256"), lines
+
+
+def test_txt_record_without_strings_beside_the_key_record_is_skipped(checker, keys, dns):
+    # A TXT record of RDLENGTH 0 (no character-string) at the selector is no key record (RFC 6376 3.6.2.2); the key
+    # beside it is used, not a temperror for the whole answer.
+    dns.set("emptytxt._domainkey.example.org", [("TXT", []), ("TXT", keys["rsa"].txt)])
+    lines = check_dkim(checker, sign(msg_for(), keys["rsa"], "example.org", "emptytxt"))
+    assert words(lines) == [("pass", "emptytxt")], lines
+
+
 def test_only_ten_signatures_are_verified(checker, keys):
     m = msg_for()
     for _ in range(12):

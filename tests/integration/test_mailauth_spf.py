@@ -164,6 +164,10 @@ ZONE = {
     "postmaster.nullhelo.test.null.mac.test": [("A", "127.0.0.2")],
     # ---- record text and evaluation details
     "split.test": [("TXT", [b"v=spf1 ip4:192.0", b".2.10 -all"])],   # one record in two strings, cut mid-term
+    # TXT records without text beside the SPF record: no character-string at all (RDLENGTH 0), one empty string
+    "txt-no-strings.test": [("TXT", []), ("TXT", f"v=spf1 ip4:{IP4} -all"), ("TXT", [])],
+    "txt-empty-string.test": [("TXT", [b""]), ("TXT", f"v=spf1 ip4:{IP4} -all")],
+    "txt-only-no-strings.test": [("TXT", [])],
     "case.test": [("TXT", "v=spf1 IP4:192.0.2.10 -ALL")],
     "unknown-mod.test": [("TXT", "v=spf1 foo=bar ip4:192.0.2.10 -all")],
     "loop.test": [("TXT", "v=spf1 include:loop.test -all")],
@@ -570,6 +574,17 @@ def test_usage_errors_exit_2(checker, args):
 def test_record_in_several_strings_is_joined_without_spaces(checker):
     # RFC 7208 3.3: the strings of one TXT record are concatenated as they are
     expect(check(checker, IP4, "x@split.test"), "pass", "split.test", f"ip4:{IP4}")
+
+
+@pytest.mark.parametrize("domain", ["txt-no-strings.test", "txt-empty-string.test"])
+def test_txt_record_without_text_is_discarded(checker, domain):
+    # RFC 7208 4.5: TXT records that do not begin with "v=spf1" are discarded, also one of no character-strings
+    # (RDLENGTH 0, which libunbound cannot copy) or of one empty string; the SPF record beside them decides.
+    expect(check(checker, IP4, f"x@{domain}"), "pass", domain, f"ip4:{IP4}")
+
+
+def test_txt_record_without_text_alone_is_none(checker):
+    expect(check(checker, IP4, "x@txt-only-no-strings.test"), "none", "txt-only-no-strings.test")
 
 
 def test_mechanism_names_are_case_insensitive(checker):

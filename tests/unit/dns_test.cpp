@@ -160,3 +160,90 @@ TEST(DnsWire, ReverseNames) {
     EXPECT_FALSE(reverse_name("example.org"));
     EXPECT_FALSE(reverse_name("192.0.2"));
 }
+
+namespace {
+
+std::string u16(unsigned v) { return {static_cast<char>(v >> 8), static_cast<char>(v & 0xff)}; }
+
+// A response header (RFC 1035 4.1.1): id 0, QR and RD set, `rcode`, the section counts.
+std::string header(unsigned rcode, unsigned questions, unsigned answers) {
+    return u16(0) + u16(0x8100 | rcode) + u16(questions) + u16(answers) + u16(0) + u16(0);
+}
+
+// A resource record (4.1.3): owner in wire form (labels or a pointer), TTL 60.
+std::string rr(const std::string& owner, unsigned type, const std::string& rdata, unsigned klass = 1) {
+    return owner + u16(type) + u16(klass) + u16(0) + u16(60) + u16(static_cast<unsigned>(rdata.size())) + rdata;
+}
+
+const std::string kPointerToQuestion = "\xc0\x0c";   // offset 12: the question's name
+
+}  // namespace
+
+TEST(DnsMessage, RcodeFromTheHeader) {
+    EXPECT_EQ(message_rcode(header(0, 0, 0)), 0);
+    EXPECT_EQ(message_rcode(header(2, 0, 0)), 2);
+    EXPECT_EQ(message_rcode(header(3, 1, 0)), 3);
+    EXPECT_FALSE(message_rcode(header(0, 0, 0).substr(0, 11)));
+}
+
+// What libunbound cannot hand over as records (it copies each with memdup(), which fails on zero octets): a TXT
+// record of RDLENGTH 0 beside others, read from the whole message instead.
+TEST(DnsMessage, AnswerRdataOfTheOwnerAndType) {
+    const std::string q = wire_name({"Example", "ORG"});
+    const std::string spf = std::string("\x0bv=spf1 -all");
+    const std::string message = header(0, 1, 5) + q + u16(16) + u16(1) +
+                                rr(kPointerToQuestion, 16, "") +                      // RDLENGTH 0
+                                rr(kPointerToQuestion, 16, spf) +
+                                rr(kPointerToQuestion, 16, std::string(1, '\0')) +    // one empty string
+                                rr(kPointerToQuestion, 16, spf, 3) +                  // class CH: not ours
+                                rr(wire_name({"other", "org"}), 16, spf);             // another owner
+    const auto txt = answer_rdata(message, "example.org", 16);
+    ASSERT_TRUE(txt);
+    EXPECT_EQ(*txt, (std::vector<std::string>{"", spf, std::string(1, '\0')}));
+    EXPECT_EQ(answer_rdata(message, "EXAMPLE.org.", 16), txt);   // any case, trailing dot or not
+    EXPECT_EQ(answer_rdata(message, "other.org", 16), (std::vector<std::string>{spf}));
+    EXPECT_EQ(answer_rdata(message, "example.org", 1), std::vector<std::string>{});
+    EXPECT_EQ(answer_rdata(message, "org", 16), std::vector<std::string>{});
+    // A name-bearing type's rdata may be compressed: never copied as it stands.
+    EXPECT_FALSE(answer_rdata(message, "example.org", 15));
+    EXPECT_FALSE(answer_rdata(message, "example.org", 12));
+}
+
+TEST(DnsMessage, AnswerAfterACnameIsOwnedByItsTarget) {
+    // example.org CNAME txt.example.org (the target written as a label and a pointer to "example.org"), then
+    // the TXT records of the target, owned by a pointer to the CNAME's rdata.
+    const std::string q = wire_name({"example", "org"});
+    const std::string head = header(0, 1, 3) + q + u16(16) + u16(1);
+    const std::string cname_rdata = std::string("\x03txt") + kPointerToQuestion;
+    const std::string with_cname = head + rr(kPointerToQuestion, 5, cname_rdata);
+    const std::size_t target_at = with_cname.size() - cname_rdata.size();
+    const std::string to_target = u16(0xc000 | static_cast<unsigned>(target_at));
+    const std::string message = with_cname + rr(to_target, 16, "") + rr(to_target, 16, "\x02ok");
+    EXPECT_EQ(answer_rdata(message, "txt.example.org", 16), (std::vector<std::string>{"", "\x02ok"}));
+    EXPECT_EQ(answer_rdata(message, "example.org", 16), std::vector<std::string>{});
+}
+
+TEST(DnsMessage, MalformedMessagesGiveNothing) {
+    const std::string q = wire_name({"example", "org"});
+    const std::string head = header(0, 1, 1) + q + u16(16) + u16(1);
+    const std::string good = head + rr(kPointerToQuestion, 16, "\x02ok");
+    ASSERT_TRUE(answer_rdata(good, "example.org", 16));
+    for (std::size_t cut = 0; cut < good.size(); ++cut)
+        EXPECT_FALSE(answer_rdata(good.substr(0, cut), "example.org", 16)) << "cut at " << cut;
+    // A pointer to itself, or forwards, would loop or read what is not a name yet.
+    const std::string self = u16(0xc000 | static_cast<unsigned>(head.size()));
+    EXPECT_FALSE(answer_rdata(head + rr(self, 16, "\x02ok"), "example.org", 16));
+    const std::string ahead = u16(0xc000 | static_cast<unsigned>(head.size() + 2));
+    EXPECT_FALSE(answer_rdata(head + rr(ahead + std::string(1, '\0'), 16, "\x02ok"), "example.org", 16));
+    // A label type other than a length or a pointer (0x40, 0x80: the obsolete extended label types).
+    EXPECT_FALSE(answer_rdata(head + rr(std::string("\x41", 1), 16, "\x02ok"), "example.org", 16));
+    // A name over 255 octets (RFC 1035 2.3.4): five labels of 63 in the question.
+    std::string chain;
+    for (int i = 0; i < 5; ++i) chain += std::string(1, '\x3f') + std::string(63, 'a');
+    const std::string long_head = header(0, 1, 1) + chain + std::string(1, '\0') + u16(16) + u16(1);
+    EXPECT_FALSE(answer_rdata(long_head + rr(kPointerToQuestion, 16, "\x02ok"), "example.org", 16));
+    // The record's RDLENGTH runs past the end.
+    std::string overlong = good;
+    overlong[good.size() - 4] = '\x09';
+    EXPECT_FALSE(answer_rdata(overlong, "example.org", 16));
+}

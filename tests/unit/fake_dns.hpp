@@ -34,6 +34,8 @@ public:
         return add(name, dns::kTypeMx, r + name_rdata(host));
     }
     FakeDns& ptr(const std::string& name, const std::string& host) { return add(name, dns::kTypePtr, name_rdata(host)); }
+    // A record of any type with its rdata as given (a TXT record of no strings: "").
+    FakeDns& rdata(const std::string& name, int type, std::string rdata) { return add(name, type, std::move(rdata)); }
     // The name exists (NODATA for every type not added).
     FakeDns& exists(const std::string& name) { names_.insert(name); return *this; }
     // Every question about `name` fails for now (SERVFAIL / timeout).

@@ -320,6 +320,55 @@ TEST(DkimVerify, KeyLookupFailures) {
     }
 }
 
+// RFC 6376 3.6.2.2 leaves several records at one selector undefined; a domain rotating keys or adding Ed25519
+// (RFC 8463) publishes an RSA and an Ed25519 record side by side. Each signature takes the one whose k= fits its a=.
+TEST(DkimVerify, KeyRecordOfTheSignaturesAlgorithmIsChosenAmongSeveral) {
+    auto verify_with = [](FakeDns& dns) {
+        const auto out = verify_message(kRfc8463Message, dns, kRfc8463Now);
+        EXPECT_EQ(out.size(), 2u);
+        return out;
+    };
+    {
+        // Both records at both selectors, the one that does not fit first each time.
+        FakeDns dns;
+        dns.txt("brisbane._domainkey.football.example.com", kRfc8463RsaRecord);
+        dns.txt("brisbane._domainkey.football.example.com", kRfc8463Ed25519Record);
+        dns.txt("test._domainkey.football.example.com", kRfc8463Ed25519Record);
+        dns.txt("test._domainkey.football.example.com", kRfc8463RsaRecord);
+        const auto out = verify_with(dns);
+        EXPECT_EQ(out[0].algorithm, "ed25519-sha256");
+        EXPECT_EQ(out[0].result, DkimResult::pass) << out[0].reason;
+        EXPECT_EQ(out[1].algorithm, "rsa-sha256");
+        EXPECT_EQ(out[1].result, DkimResult::pass) << out[1].reason;
+    }
+    {
+        // Records that are no key record are skipped, before and after the one that fits.
+        FakeDns dns;
+        dns.txt("brisbane._domainkey.football.example.com", "v=DKIM1; k=ed25519; p=not*base64");
+        dns.txt("brisbane._domainkey.football.example.com", kRfc8463RsaRecord);
+        dns.txt("brisbane._domainkey.football.example.com", kRfc8463Ed25519Record);
+        dns.txt("brisbane._domainkey.football.example.com", "google-site-verification=abc");
+        dns.txt("test._domainkey.football.example.com", "v=DKIM1; k=dsa; p=AAAA");
+        dns.txt("test._domainkey.football.example.com", kRfc8463RsaRecord);
+        const auto out = verify_with(dns);
+        EXPECT_EQ(out[0].result, DkimResult::pass) << out[0].reason;
+        EXPECT_EQ(out[1].result, DkimResult::pass) << out[1].reason;
+    }
+    {
+        // None fits: the mismatch of the first key record, as with one record; unparsable ones do not hide it.
+        FakeDns dns;
+        dns.txt("brisbane._domainkey.football.example.com", "v=DKIM1; k=ed25519; p=not*base64");
+        dns.txt("brisbane._domainkey.football.example.com", kRfc8463RsaRecord);
+        dns.txt("brisbane._domainkey.football.example.com", kRfc8463RsaRecord);
+        dns.txt("test._domainkey.football.example.com", "v=DKIM1; k=rsa; p=not*base64");
+        const auto out = verify_with(dns);
+        EXPECT_EQ(out[0].result, DkimResult::permerror);
+        EXPECT_EQ(out[0].reason, "key type k=rsa does not match a=ed25519-sha256");
+        EXPECT_EQ(out[1].result, DkimResult::permerror);
+        EXPECT_EQ(out[1].reason, "key record syntax: p= is not valid base64");
+    }
+}
+
 TEST(DkimVerify, MalformedSignaturesArePermerrorWithoutDns) {
     FakeDns dns = rfc8463_dns();
     const std::string body = "Hi.\r\n";

@@ -482,6 +482,56 @@ TEST(Spf, PtrMacro) {
     EXPECT_EQ(count_asked(d, "41.2.0.192.in-addr.arpa", dns::kTypePtr), 1u);
 }
 
+// RFC 7208 4.5: TXT records that are not SPF records are discarded, also those without text: no character-string
+// at all (RDLENGTH 0) or one empty string.
+TEST(Spf, TxtRecordsWithoutTextAreDiscarded) {
+    FakeDns d;
+    d.rdata("example.com", dns::kTypeTxt, "").txt("example.com", "v=spf1 ip4:192.0.2.1 -all");
+    d.rdata("example.com", dns::kTypeTxt, std::string(1, '\0'));
+    EXPECT_EQ(mail_from(d, "192.0.2.1", "u@example.com").result, SpfResult::pass);
+    EXPECT_EQ(mail_from(d, "192.0.2.2", "u@example.com").result, SpfResult::fail);
+    d.rdata("empty.example", dns::kTypeTxt, "").rdata("empty.example", dns::kTypeTxt, std::string(1, '\0'));
+    const SpfOutcome o = mail_from(d, "192.0.2.1", "u@empty.example");
+    EXPECT_EQ(o.result, SpfResult::none);
+    EXPECT_EQ(o.reason, "no SPF record");
+}
+
+// RFC 7208 7.3: of the validated names, <domain> itself, else a name below it, else any; in whatever order the
+// PTR records come, and a name that does not validate is never chosen.
+TEST(Spf, PtrMacroPrefersTheDomainThenASubdomain) {
+    const std::string reverse = "43.2.0.192.in-addr.arpa";
+    auto with_names = [&](std::vector<std::string> names, std::vector<std::string> validated) {
+        FakeDns d;
+        for (const auto& n : names) d.ptr(reverse, n);
+        for (const auto& n : validated) d.a(n, "192.0.2.43");
+        d.txt("e9.example.com", "v=spf1 -all exp=msg.e9.example.com").txt("msg.e9.example.com", "%{p}");
+        return d;
+    };
+    auto p_of = [&](FakeDns d) { return mail_from(d, "192.0.2.43", "t@e9.example.com").explanation; };
+    const std::vector<std::string> all = {"mx.other.example", "mx.e9.example.com", "e9.example.com"};
+    EXPECT_EQ(p_of(with_names(all, all)), "e9.example.com");
+    EXPECT_EQ(p_of(with_names({"e9.example.com", "mx.other.example", "mx.e9.example.com"}, all)), "e9.example.com");
+    EXPECT_EQ(p_of(with_names({"mx.other.example", "mx.e9.example.com"}, all)), "mx.e9.example.com");
+    // <domain> itself does not validate: the subdomain is next; neither does: any validated name.
+    EXPECT_EQ(p_of(with_names(all, {"mx.other.example", "mx.e9.example.com"})), "mx.e9.example.com");
+    EXPECT_EQ(p_of(with_names(all, {"mx.other.example"})), "mx.other.example");
+    // "xe9.example.com" ends like the domain but is no subdomain of it.
+    EXPECT_EQ(p_of(with_names({"xe9.example.com", "mx.other.example"}, {"xe9.example.com", "mx.other.example"})),
+              "xe9.example.com");
+    EXPECT_EQ(p_of(with_names({"mx.other.example", "xe9.example.com", "a.e9.example.com"},
+                              {"mx.other.example", "xe9.example.com", "a.e9.example.com"})),
+              "a.e9.example.com");
+    EXPECT_EQ(p_of(with_names(all, {})), "unknown");
+    // Inside an include, <domain> is the include's target (RFC 7208 5.2): the fourth name, e9inc.example.com, is
+    // chosen there (for outer.example none would be better than the first).
+    FakeDns d = with_names(all, all);
+    d.txt("outer.example", "v=spf1 include:e9inc.example.com -all");
+    d.txt("e9inc.example.com", "v=spf1 exists:%{p}.p.example -all");
+    d.ptr(reverse, "e9inc.example.com").a("e9inc.example.com", "192.0.2.43");
+    d.a("e9inc.example.com.p.example", "127.0.0.2");
+    EXPECT_EQ(mail_from(d, "192.0.2.43", "t@outer.example").result, SpfResult::pass);
+}
+
 TEST(Spf, NoLocalPartIsPostmaster) {
     FakeDns d;
     d.txt("example.net", "v=spf1 -all exp=exp.example.net").txt("exp.example.net", "%{l} / %{s}");
