@@ -104,7 +104,9 @@ template <class S, std::size_t N>
 Field<Config> section(std::string_view key, S Config::*member, const Field<S> (&fields)[N], TableCheck<S> check = {}) {
     return {key, [member, &fields, check](Reader& r, const toml::node& n, const std::string& name, Config& cfg) {
                 detail::read_table<S>(r, r.table(n, name), name, fields, cfg.*member, n.source().begin.line, check);
-            }};
+            },
+            {},
+            [&fields] { return detail::keys_of<S>(fields, "."); }};
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -482,7 +484,9 @@ const Field<DkimSettings> kDkimFields[] = {
                  d.keys.push_back(std::move(key));
              });
          }
-     }},
+     },
+     {},
+     [] { return detail::keys_of<DkimKeySettings>(kDkimKeyFields, "[]."); }},
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -504,9 +508,10 @@ const Field<Config> kRootFields[] = {
                           {"warn", std::string("warn")},
                           {"error", std::string("error")}},
                          "is not a log level (use trace, debug, info, warn or error)"),
-    {"listen", read_listeners, "at least one [[listen]] table is required"},
-    {"tls", read_tls},
-    {"domains", read_domains},
+    {"listen", read_listeners, "at least one [[listen]] table is required",
+     [] { return detail::keys_of<Listener>(kListenFields, "[]."); }},
+    {"tls", read_tls, {}, [] { return detail::keys_of<TlsSettings>(kTlsFields, "."); }},
+    {"domains", read_domains, {}, [] { return detail::keys_of<Config>(kDomainsFields, "."); }},
     section("limits", &Config::limits, kLimitsFields),
     section("dns", &Config::dns, kDnsFields),
     section("outbound", &Config::outbound, kOutboundFields, kOutboundCheck),
@@ -575,6 +580,8 @@ Config parse_config(std::string_view toml_text, const fs::path& origin) {
     cfg.source = origin;
     return cfg;
 }
+
+std::vector<std::string> known_keys() { return detail::keys_of<Config>(kRootFields, ""); }
 
 Config load_config(const fs::path& file) {
     std::string text = read_file(file);

@@ -152,6 +152,11 @@ Config load_config(const std::filesystem::path& file);
 // Same, from text already in memory; `origin` names it in errors and anchors relative paths.
 Config parse_config(std::string_view toml_text, const std::filesystem::path& origin);
 
+// Every key a file may hold, from the tables the loader reads with, as dotted paths in table order: "hostname",
+// "limits", "limits.recipients", "listen[].address", "dkim.key[].domain". [aliases] holds addresses as keys and
+// is listed alone.
+std::vector<std::string> known_keys();
+
 // Parsers shared with the CLI and tests. Each throws std::invalid_argument with a reason.
 std::chrono::milliseconds parse_duration(std::string_view text);   // "250ms", "30s", "5m", "1h", "5d"
 std::uint64_t parse_size(std::string_view text);                   // "1000", "64k", "50M", "1G" (KiB units)

@@ -82,7 +82,21 @@ struct Field {
     std::string_view key;
     std::function<void(Reader&, const toml::node&, const std::string& name, S&)> read;
     std::string_view required = {};
+    // For a key that holds tables: the keys under it, as suffixes (".recipients", "[].address").
+    std::function<std::vector<std::string>()> children = {};
 };
+
+// The keys `fields` allow, with the keys under them: "hostname", "limits", "limits.recipients", "listen[].address".
+template <class S>
+std::vector<std::string> keys_of(std::span<const Field<S>> fields, std::string_view separator) {
+    std::vector<std::string> out;
+    for (const Field<S>& f : fields) {
+        out.push_back(std::string(separator) + std::string(f.key));
+        if (f.children)
+            for (const std::string& child : f.children()) out.push_back(out.back().substr(0, separator.size() + f.key.size()) + child);
+    }
+    return out;
+}
 
 // Checks across the keys of one table (two keys that go together, an order between two values), run after
 // its fields; `fields_ok` is false when one of them was refused, so checks of values can stand back.

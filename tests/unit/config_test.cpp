@@ -522,6 +522,40 @@ TEST(ConfigEmbeddedDefault, LoadsAsExpected) {
     EXPECT_EQ(d.hostname, c.hostname);
 }
 
+// The rule "a config key is documented in docs/configuration.md and shown in examples/ferry.toml", checked over
+// the keys the loader's tables allow, so a key added to a table without its documentation fails here.
+TEST(ConfigKnownKeys, EachIsDocumentedAndInTheExample) {
+    const fs::path root = fs::path(__FILE__).parent_path() / ".." / "..";
+    auto read = [](const fs::path& p) {
+        std::ifstream in(p);
+        std::stringstream text;
+        text << in.rdbuf();
+        return text.str();
+    };
+    const std::string docs = read(root / "docs" / "configuration.md");
+    const std::string example(ferry::config::embedded_default_config());
+    ASSERT_FALSE(docs.empty());
+    const std::vector<std::string> keys = ferry::config::known_keys();
+    ASSERT_GT(keys.size(), 40u);
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        const std::string& key = keys[i];
+        const bool is_table = i + 1 < keys.size() && (keys[i + 1].rfind(key + ".", 0) == 0 || keys[i + 1].rfind(key + "[]", 0) == 0);
+        if (is_table || key == "aliases") {
+            std::string table = key;
+            for (auto at = table.find("[]"); at != std::string::npos; at = table.find("[]")) table.erase(at, 2);
+            const bool array = keys[i + 1].rfind(key + "[]", 0) == 0;
+            const std::string header = array ? "[[" + table + "]]" : "[" + table + "]";
+            EXPECT_NE(example.find(header), std::string::npos) << header << " not in examples/ferry.toml";
+            EXPECT_NE(docs.find(header), std::string::npos) << header << " not in docs/configuration.md";
+            continue;
+        }
+        const std::string leaf = key.substr(key.find_last_of(".") == std::string::npos ? 0 : key.find_last_of(".") + 1);
+        EXPECT_NE(docs.find("`" + leaf + "`"), std::string::npos) << key << " not in docs/configuration.md";
+        EXPECT_TRUE(example.find("\n" + leaf + " = ") != std::string::npos || example.find("# " + leaf + " = ") != std::string::npos)
+            << key << " not in examples/ferry.toml";
+    }
+}
+
 // --- the shared parsers ----------------------------------------------------------------------------------------
 
 TEST(ConfigParsers, Durations) {
