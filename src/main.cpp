@@ -14,6 +14,7 @@
 #include "cli/user_command.hpp"
 #include "config/config.hpp"
 #include "mailauth/signing.hpp"
+#include "server/descriptor_budget.hpp"
 #include "server/server.hpp"
 
 namespace {
@@ -145,6 +146,10 @@ Root: started as root, Ferry binds its ports, gives data_dir to `user` (e.g. "fe
         try {
             const auto cfg = ferry::config::load_config(check_config);
             ferry::mailauth::SigningKeys::load(cfg.dkim);   // the keys the server would sign with
+            if (const auto why = ferry::server::descriptor_limit_error(cfg); !why.empty()) {
+                std::cerr << why << "\n";
+                return kConfigError;
+            }
             std::cout << check_config << ": ok (" << cfg.listeners.size() << " listener(s), "
                       << cfg.local_domains.size() << " local domain(s), " << cfg.dkim.keys.size() << " DKIM key(s))\n";
             return 0;
@@ -174,6 +179,11 @@ Root: started as root, Ferry binds its ports, gives data_dir to `user` (e.g. "fe
         cfg = load(serve_config);
     } catch (const ferry::config::ConfigError& e) {
         std::cerr << e.what() << "\n";
+        return kConfigError;
+    }
+    // Sessions past the descriptor limit would wait in the backlog without a greeting: refused like a bad key.
+    if (const auto why = ferry::server::descriptor_limit_error(cfg); !why.empty()) {
+        std::cerr << why << "\n";
         return kConfigError;
     }
     ferry::cli::setup_logging(cfg.log_level);

@@ -129,6 +129,9 @@ const Field<Listener> kListenFields[] = {
                          "is not a role (use mx, submission or submissions)"),
     detail::flag_field("plaintext_auth", &Listener::plaintext_auth),
     detail::flag_field("sender_login_match", &Listener::sender_login_match),
+    // This listener's own session limits; unset: [limits] connections / connections_per_ip.
+    detail::optional_positive_field("connections", &Listener::connections),
+    detail::optional_positive_field("connections_per_ip", &Listener::connections_per_ip),
 };
 
 const TableCheck<Listener> kListenCheck = [](Reader& r, const toml::table& t, const std::string& prefix, Listener& l,

@@ -23,6 +23,10 @@ struct Listener {
     ListenerRole role = ListenerRole::mx;
     bool plaintext_auth = false;       // AUTH before TLS too (loopback listeners only)
     bool sender_login_match = true;    // an authenticated user sends only as an address it owns (553 5.7.1)
+    // This listener's own session limits (Postfix's per-service process limit), so a flood on one port never
+    // locks clients out of another; unset: [limits] connections / connections_per_ip (Config::connections_of).
+    std::optional<std::size_t> connections;
+    std::optional<std::size_t> connections_per_ip;
 };
 
 struct TlsSettings {
@@ -38,8 +42,8 @@ struct Limits {
     std::size_t text_line_length = 1000;          // RFC 5321 4.5.3.1.6, including CRLF
     std::uint64_t message_size = 50ull << 20;     // RFC 1870 SIZE, octets of message content
     std::size_t recipients = 100;                 // RFC 5321 4.5.3.1.8 (at least 100 must be accepted)
-    std::size_t connections = 1000;               // total concurrent sessions
-    std::size_t connections_per_ip = 50;          // concurrent sessions per client IP
+    std::size_t connections = 1000;               // concurrent sessions per listener (its default)
+    std::size_t connections_per_ip = 50;          // concurrent sessions per client IP per listener (its default)
     std::size_t errors = 10;                      // protocol errors before 421 and disconnect
     std::chrono::milliseconds command_timeout{5 * 60 * 1000};   // RFC 5321 4.5.3.2.7: 5 minutes
     std::chrono::milliseconds data_timeout{10 * 60 * 1000};     // RFC 5321 4.5.3.2.6/7: DATA block 3 min, termination 10 min
@@ -129,6 +133,11 @@ struct Config {
     std::filesystem::path mail_dir() const { return data_dir / "mail"; }
     std::filesystem::path accounts_file() const { return data_dir / "accounts"; }
     std::filesystem::path dkim_dir() const { return data_dir / "dkim"; }
+    // A listener's session limits: its own, or the [limits] defaults.
+    std::size_t connections_of(const Listener& l) const { return l.connections.value_or(limits.connections); }
+    std::size_t connections_per_ip_of(const Listener& l) const {
+        return l.connections_per_ip.value_or(limits.connections_per_ip);
+    }
     const std::string& authserv_id() const { return mailauth.authserv_id.empty() ? hostname : mailauth.authserv_id; }
 };
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -159,6 +160,12 @@ Field<S> positive_field(std::string_view key, std::size_t S::*member, std::int64
     return {key, [member, min](Reader& r, const toml::node& n, const std::string& name, S& s) {
                 s.*member = r.positive(n, name, min);
             }};
+}
+
+// Unset unless given (then positive): a value that falls back to another key's.
+template <class S>
+Field<S> optional_positive_field(std::string_view key, std::optional<std::size_t> S::*member) {
+    return {key, [member](Reader& r, const toml::node& n, const std::string& name, S& s) { s.*member = r.positive(n, name); }};
 }
 
 template <class S>

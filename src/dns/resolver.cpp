@@ -159,6 +159,7 @@ void Resolver::finish(Pending* p, Answer answer) {
 }
 
 void Resolver::cancel_all() {
+    shut_down_ = true;
     std::vector<std::shared_ptr<Pending>> all;
     for (auto& [p, shared] : pending_) all.push_back(shared);
     for (auto& p : all) {
@@ -181,6 +182,12 @@ asio::awaitable<Answer> Resolver::query(std::string name, int type) {
                 },
                 asio::steady_timer(executor), 0, false});
             Pending* p = pending.get();
+            if (shut_down_) {
+                Answer a;
+                a.why = "resolver shut down";
+                p->done(std::move(a));
+                return;
+            }
             const int err = ub_resolve_async(ctx_, name.c_str(), type, 1 /* IN */, p, &Resolver::on_result,
                                              &p->async_id);
             if (err != 0) {

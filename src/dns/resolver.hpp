@@ -40,7 +40,9 @@ public:
     // One lookup, bounded by `[dns] timeout` (then Status::temporary). Call from the executor's thread.
     asio::awaitable<Answer> query(std::string name, int type) override;
 
-    // Ends every lookup in flight now, as temporary failures (shutting down). Call from the executor's thread.
+    // Ends every lookup in flight now, as temporary failures (shutting down), and answers every later one the
+    // same way at once: a check that asks its next question after the stop (DMARC after SPF) must not hold the
+    // stop up for a whole `[dns] timeout`. Call from the executor's thread.
     void cancel_all();
 
 private:
@@ -56,6 +58,7 @@ private:
     asio::posix::stream_descriptor fd_;
     std::chrono::milliseconds timeout_;
     bool watching_ = false;
+    bool shut_down_ = false;   // cancel_all() was called: no new lookups
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);   // handlers that outlive us see it expired
 };
 

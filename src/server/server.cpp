@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -21,12 +22,15 @@
 #include "mailauth/signing.hpp"
 #include "policy/local_directory.hpp"
 #include "queue/delivery_queue.hpp"
+#include "server/accept_shedder.hpp"
 #include "server/connection_limits.hpp"
+#include "server/descriptor_budget.hpp"
 #include "server/control_socket.hpp"
 #include "server/pickup_service.hpp"
 #include "server/privileges.hpp"
 #include "server/smtp_connection.hpp"
 #include "server/tls_context.hpp"
+#include "smtp/reply.hpp"
 #include "spool/spool.hpp"
 #include "util/fs.hpp"
 
@@ -72,6 +76,14 @@ queue::QueueSettings queue_settings(const config::Config& c) {
 }
 
 class Server {
+    struct Acceptor {
+        tcp::acceptor acceptor;
+        std::string name;
+        config::Listener settings;                  // as bound; listener changes wait for the next start
+        std::unique_ptr<ConnectionLimits> limits;   // this listener's sessions only
+        AcceptBackoff backoff;
+    };
+
 public:
     explicit Server(config::Config cfg)
         : config_(std::make_shared<const config::Config>(std::move(cfg))),
@@ -91,8 +103,7 @@ public:
                       std::lock_guard lock(shared_mutex_);
                       return services_.signing_keys;
                   }),
-          limits_(config_->limits.connections, config_->limits.connections_per_ip),
-          services_{io_,     directory_, spool_,  committer_, queue_,  limits_, {}, nullptr, auth_pool_, {},
+          services_{io_,     directory_, spool_,  committer_, queue_,  {}, nullptr, auth_pool_, {},
                     nullptr, nullptr,    nullptr, std::mt19937{std::random_device{}()}},
           resolver_(io_.get_executor(), config_->dns),
           public_suffixes_(load_public_suffixes(*config_)),
@@ -115,7 +126,7 @@ public:
         pickup_.start(config_->data_dir);
         for (const auto& id : recovered) queue_.submit(id, true);
         if (!recovered.empty()) spdlog::info("recovered messages={} from spool", recovered.size());
-        for (auto& a : acceptors_) asio::co_spawn(io_, accept_loop(a.acceptor, a.name, a.settings), asio::detached);
+        for (auto& a : acceptors_) asio::co_spawn(io_, accept_loop(a), asio::detached);
         wait_for_signal();
         spdlog::info("ready hostname={} data_dir={}", config_->hostname, config_->data_dir.string());
         io_.run();
@@ -144,24 +155,44 @@ private:
         const auto local = acceptor.local_endpoint();
         std::string name = fmt::format("{}:{}", local.address().to_string(), local.port());
         spdlog::info("listening address={} role={}", name, role_name(l.role));
-        acceptors_.push_back(Acceptor{std::move(acceptor), std::move(name), l});
+        auto limits = std::make_unique<ConnectionLimits>(config_->connections_of(l), config_->connections_per_ip_of(l));
+        acceptors_.push_back(Acceptor{std::move(acceptor), std::move(name), l, std::move(limits), {}});
     }
 
-    asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::string name, config::Listener settings) {
+    asio::awaitable<void> accept_loop(Acceptor& a) {
         for (;;) {
-            auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+            auto [ec, socket] = co_await a.acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
             if (stopping_) co_return;
             if (ec) {
                 if (ec == asio::error::operation_aborted) co_return;
-                // Out of descriptors and the like: back off instead of spinning on the error.
-                spdlog::error("accept on {} failed: {}", name, ec.message());
-                asio::steady_timer pause(io_, std::chrono::milliseconds(100));
-                co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+                std::chrono::milliseconds pause{100};
+                if (is_resource_exhaustion(ec)) {
+                    // Out of descriptors or memory: the waiting clients get 421 instead of silence, and accepting
+                    // pauses (100 ms doubling to 1 s) so sessions can end, instead of spinning on the error.
+                    const std::size_t shed = shedder_.shed(a.acceptor.native_handle(), shed_reply());
+                    pause = a.backoff.failed();
+                    OverloadReport::Counts counts;
+                    if (overload_report_.failed(OverloadReport::Clock::now(), shed, counts))
+                        spdlog::error("accept on {} failed: {}; on all listeners since the last such line: {} failed "
+                                      "accepts, {} waiting clients answered 421 4.3.2 (one line per {} s at most)",
+                                      a.name, ec.message(), counts.failures, counts.shed,
+                                      OverloadReport::kInterval.count());
+                } else {
+                    spdlog::error("accept on {} failed: {}", a.name, ec.message());
+                }
+                asio::steady_timer timer(io_, pause);
+                co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
                 continue;
             }
-            auto connection = std::make_shared<SmtpConnection>(std::move(socket), services_, config_, name, settings);
+            a.backoff.succeeded();
+            auto connection =
+                std::make_shared<SmtpConnection>(std::move(socket), services_, config_, a.name, a.settings, *a.limits);
             asio::co_spawn(io_, [connection]() { return connection->run(); }, asio::detached);
         }
+    }
+
+    std::string shed_reply() const {
+        return smtp::Reply(421, "4.3.2", config_->hostname + " Error: too busy, try again later").render();
     }
 
     void wait_for_signal() {
@@ -197,12 +228,12 @@ private:
             config::Config fresh = config::load_config(config_->source);
             auto tls = make_tls_context(fresh);   // a broken certificate refuses the whole reload
             auto keys = std::make_shared<const mailauth::SigningKeys>(mailauth::SigningKeys::load(fresh.dkim));
+            // Connection limits that cannot fit the descriptor limit refuse the reload, as they refuse a start.
+            if (const auto why = descriptor_limit_error(fresh); !why.empty()) throw std::runtime_error(why);
             services_.tls = std::move(tls);
             directory_.update(fresh.local_domains, fresh.aliases);
             directory_.reload_accounts();
-            limits_.set_limits(fresh.limits.connections, fresh.limits.connections_per_ip);
-            if (fresh.listeners.size() != config_->listeners.size())
-                spdlog::warn("reload: listener changes take effect at the next start");
+            set_listener_limits(fresh);
             std::lock_guard lock(shared_mutex_);   // the pickup service reads both from its worker thread
             services_.signing_keys = std::move(keys);
             config_ = std::make_shared<const config::Config>(std::move(fresh));
@@ -210,6 +241,29 @@ private:
         } catch (const std::exception& e) {
             spdlog::error("reload failed, keeping the running configuration: {}", e.what());
         }
+    }
+
+    // Reload: each listener takes the limits its entry in the fresh file gives (found by address), or the fresh
+    // [limits] defaults when the entry is gone; other listener changes wait for the next start.
+    void set_listener_limits(const config::Config& fresh) {
+        bool changed = fresh.listeners.size() != acceptors_.size();
+        std::size_t i = 0;
+        for (auto& a : acceptors_) {
+            const auto same_address = [&](const config::Listener& l) {
+                return l.host == a.settings.host && l.port == a.settings.port;
+            };
+            // The same place in the file first: two listeners on port 0 (kernel-picked) share an address.
+            auto same = fresh.listeners.begin() + static_cast<std::ptrdiff_t>(std::min(i++, fresh.listeners.size()));
+            if (same == fresh.listeners.end() || !same_address(*same))
+                same = std::find_if(fresh.listeners.begin(), fresh.listeners.end(), same_address);
+            if (same == fresh.listeners.end()) {
+                changed = true;
+                a.limits->set_limits(fresh.limits.connections, fresh.limits.connections_per_ip);
+            } else {
+                a.limits->set_limits(fresh.connections_of(*same), fresh.connections_per_ip_of(*same));
+            }
+        }
+        if (changed) spdlog::warn("reload: listener changes take effect at the next start");
     }
 
     asio::io_context io_{1};
@@ -224,18 +278,14 @@ private:
     ControlSocket control_;
     PickupService pickup_;
     std::mutex shared_mutex_;   // config_ and services_.signing_keys, replaced on reload, read by pickup_
-    ConnectionLimits limits_;
     ServerServices services_;
     dns::Resolver resolver_;   // for the checks of arriving mail; outbound delivery has its own, on its thread
     mailauth::PublicSuffixList public_suffixes_;
     asio::signal_set signals_;
-    struct Acceptor {
-        tcp::acceptor acceptor;
-        std::string name;
-        config::Listener settings;
-    };
     std::list<Acceptor> acceptors_;
     bool stopping_ = false;
+    AcceptShedder shedder_;   // one spare descriptor for all listeners
+    OverloadReport overload_report_;
 };
 
 // One server per data_dir: at recovery a second one would take the first one's messages still being received
@@ -251,20 +301,14 @@ void lock_data_dir(const std::filesystem::path& data_dir) {
     if (::ftruncate(fd, 0) == 0) util::write_all(fd, pid);
 }
 
-// Each session holds a descriptor: take the hard limit so `connections` is not capped by a default of 1024.
-void raise_descriptor_limit() {
-    rlimit lim{};
-    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-        lim.rlim_cur = lim.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &lim);
-    }
-}
-
 }  // namespace
 
 int serve(config::Config config) {
     check_start_identity(config);
-    raise_descriptor_limit();
+    raise_descriptor_limit();   // main() refused limits that cannot fit the hard limit
+    if (rlimit lim{}; ::getrlimit(RLIMIT_NOFILE, &lim) == 0)
+        spdlog::info("file descriptors: up to {} needed (connections, outbound, reserve), limit {}",
+                     descriptor_budget(config).total(), lim.rlim_cur);
     util::make_dirs(config.data_dir);
     util::make_dirs(config.mail_dir());
     lock_data_dir(config.data_dir);

@@ -46,13 +46,14 @@ bool out_of_space(std::error_code ec) {
 
 SmtpConnection::SmtpConnection(tcp::socket socket, ServerServices& services,
                                std::shared_ptr<const config::Config> config, std::string listener,
-                               config::Listener settings)
+                               config::Listener settings, ConnectionLimits& limits)
     : socket_(std::move(socket)),
       timer_(socket_.get_executor()),
       services_(services),
       config_(std::move(config)),
       listener_(std::move(listener)),
       settings_(std::move(settings)),
+      limits_(limits),
       tls_context_(services.tls) {
     error_code ec;
     const auto remote = socket_.remote_endpoint(ec);
@@ -177,6 +178,17 @@ asio::awaitable<bool> SmtpConnection::start_tls() {
     co_return true;
 }
 
+asio::awaitable<void> SmtpConnection::close_tls() {
+    if (!tls_ || tls_version_.empty()) co_return;
+    // close_notify (RFC 8446 6.1, RFC 5246 7.2.1) before the TCP close: OpenSSL drops a session that ends
+    // without one from its server cache (ssl_clear_bad_session), so a TLS 1.2 client resuming by session id
+    // would have to start over. The client's own close_notify is not waited for (marked as received).
+    SSL_set_shutdown(tls_->native_handle(), SSL_RECEIVED_SHUTDOWN);
+    arm_timer(std::chrono::duration_cast<std::chrono::milliseconds>(kGoodbyeTimeout));
+    co_await tls_->async_shutdown(kNoThrow);
+    disarm_timer();
+}
+
 asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::read_auth_line(std::string& line) {
     // RFC 4954 4: a SASL response line may be up to 12288 octets; longer ends the session.
     constexpr std::size_t kMaxAuthLine = 12288;
@@ -265,6 +277,7 @@ asio::awaitable<void> SmtpConnection::run() {
         spdlog::error("session client={} aborted: {}", client_, e.what());
     }
     end_message();
+    co_await close_tls();
     error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
@@ -272,10 +285,10 @@ asio::awaitable<void> SmtpConnection::run() {
 
 asio::awaitable<void> SmtpConnection::serve() {
     const config::Config& cfg = *config_;
-    const auto verdict = services_.limits.acquire(client_ip_);
+    const auto verdict = limits_.acquire(client_ip_);
     if (verdict != ConnectionLimits::Verdict::ok) {
         const bool per_ip = verdict == ConnectionLimits::Verdict::too_many_from_ip;
-        spdlog::warn("reject client={} reason={}", client_, per_ip ? "too many connections from ip" : "too many connections");
+        spdlog::warn("reject client={} listener={} reason={}", client_, listener_, per_ip ? "too many connections from ip" : "too many connections");
         out_ = smtp::Reply(421, "4.7.0",
                            per_ip ? fmt::format("{} Error: too many connections from {}", cfg.hostname, client_ip_)
                                   : fmt::format("{} Error: too many connections", cfg.hostname))
@@ -287,7 +300,7 @@ asio::awaitable<void> SmtpConnection::serve() {
         ConnectionLimits& limits;
         std::string ip;
         ~Release() { limits.release(ip); }
-    } release{services_.limits, client_ip_};
+    } release{limits_, client_ip_};
 
     spdlog::info("connect client={} listener={}", client_, listener_);
     smtp::SessionSettings settings;

@@ -41,7 +41,6 @@ struct ServerServices {
     spool::Spool& spool;
     spool::Committer& committer;
     queue::DeliveryQueue& queue;
-    ConnectionLimits& limits;
     std::set<SmtpConnection*> live;   // for shutdown; touched only on the io thread
     std::shared_ptr<asio::ssl::context> tls;   // the current certificate; replaced on reload
     asio::thread_pool& auth_pool;              // password checks (yescrypt is slow on purpose)
@@ -55,7 +54,8 @@ struct ServerServices {
 class SmtpConnection : public std::enable_shared_from_this<SmtpConnection> {
 public:
     SmtpConnection(asio::ip::tcp::socket socket, ServerServices& services,
-                   std::shared_ptr<const config::Config> config, std::string listener, config::Listener settings);
+                   std::shared_ptr<const config::Config> config, std::string listener, config::Listener settings,
+                   ConnectionLimits& limits);
     ~SmtpConnection();
 
     asio::awaitable<void> run();
@@ -78,6 +78,7 @@ private:
     asio::awaitable<bool> flush();
     asio::awaitable<error_code_t> write_out();
     asio::awaitable<bool> start_tls();
+    asio::awaitable<void> close_tls();   // close_notify, so the session stays resumable
     asio::awaitable<ReadResult> read_auth_line(std::string& line);
     asio::awaitable<smtp::Step> authenticate(smtp::Session& session);
     std::optional<std::string> from_not_owned(const smtp::Session& session);
@@ -107,6 +108,7 @@ private:
     std::shared_ptr<const config::Config> config_;
     std::string listener_;
     config::Listener settings_;
+    ConnectionLimits& limits_;   // the listener's own: a flood on one port never locks clients out of another
     std::shared_ptr<asio::ssl::context> tls_context_;                      // taken at accept
     std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;        // once the handshake started
     std::string tls_version_, tls_cipher_;

@@ -124,7 +124,17 @@ std::shared_ptr<boost::asio::ssl::context> make_tls_context(const config::Config
     SSL_CTX* h = ctx->native_handle();
     const bool tls13_only = config.tls && config.tls->min_version == "1.3";
     SSL_CTX_set_min_proto_version(h, tls13_only ? TLS1_3_VERSION : TLS1_2_VERSION);
-    SSL_CTX_set_options(h, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_SINGLE_DH_USE);
+    // Our TLS 1.2 order, not the client's (RFC 7525 4.2 / RFC 9325 4.2: servers should prefer the strongest
+    // suites); TLS 1.3 suites are all AEAD with forward secrecy.
+    SSL_CTX_set_options(h, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_SINGLE_DH_USE |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+    // Resumption (RFC 5246 7.4.1.2 session ids, RFC 5077 / RFC 8446 4.6.1 tickets) on every listener, STARTTLS
+    // or implicit: one cache and one set of ticket keys per context, which all listeners share. The session id
+    // context ties cached sessions to Ferry's SMTP service (OpenSSL refuses to resume without one once client
+    // certificates are ever asked for).
+    static constexpr unsigned char kSessionIdContext[] = "ferry smtp";
+    SSL_CTX_set_session_id_context(h, kSessionIdContext, sizeof kSessionIdContext - 1);
+    SSL_CTX_set_session_cache_mode(h, SSL_SESS_CACHE_SERVER);
     const std::string ciphers = config.tls && !config.tls->ciphers.empty() ? config.tls->ciphers : kTls12Ciphers;
     if (SSL_CTX_set_cipher_list(h, ciphers.c_str()) != 1) fail("cannot set TLS 1.2 ciphers");
     SSL_CTX_set_dh_auto(h, 1);

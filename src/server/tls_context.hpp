@@ -12,8 +12,8 @@
 
 namespace ferry::server {
 
-// TLS 1.2 minimum; TLS 1.2 limited to forward-secret AEAD suites (Mozilla "intermediate"); no compression,
-// no renegotiation. Certificate and key from [tls], or without [tls] a self-signed certificate for
+// TLS 1.2 minimum; TLS 1.2 limited to forward-secret AEAD suites (Mozilla "intermediate") in the server's order;
+// no compression, no renegotiation; resumption by ticket and by session id. Certificate and key from [tls], or without [tls] a self-signed certificate for
 // `hostname`, generated once into data_dir/tls/ (ensure_self_signed). Throws std::runtime_error naming the
 // file and OpenSSL's reason.
 std::shared_ptr<boost::asio::ssl::context> make_tls_context(const config::Config& config);

@@ -8,6 +8,7 @@ so test files can run in parallel (ctest -j).
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import ssl
@@ -365,7 +366,8 @@ class Ferry:
     started = []
 
     def __init__(self, base, *, limits=None, queue=None, aliases=None, domains=None, extra_toml="",
-                 users=("alice", "bob"), hostname=HOSTNAME, cwd=None, top_toml="", run_as_root=None, port=None):
+                 users=("alice", "bob"), hostname=HOSTNAME, cwd=None, top_toml="", run_as_root=None, port=None,
+                 listen_toml="", nofile=None):
         self.base = Path(base)
         self.base.mkdir(parents=True, exist_ok=True)
         self.config = self.base / "ferry.toml"
@@ -382,6 +384,8 @@ class Ferry:
         self.aliases = dict(aliases or {})
         self.domains = list(domains or [DOMAIN])
         self.extra_toml = extra_toml
+        self.listen_toml = listen_toml   # more keys of the first (mx) [[listen]] table
+        self.nofile = nofile             # (soft, hard) RLIMIT_NOFILE of the server process; None: inherited
         self.cwd = Path(cwd) if cwd else self.base
         self.proc = None
         self.write_config()
@@ -399,7 +403,8 @@ class Ferry:
             self.top_toml,
             "\n[[listen]]\n",
             f'address = "127.0.0.1:{self.port}"\n',
-            'role = "mx"\n\n',
+            'role = "mx"\n',
+            self.listen_toml + "\n",
             toml_section("domains", {"local": self.domains}),
         ]
         if self.limits:
@@ -459,7 +464,7 @@ class Ferry:
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen([ferry_bin(), "serve", "--config", str(self.config)],
                                          stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                                         cwd=self.cwd)
+                                         cwd=self.cwd, preexec_fn=self._preexec())
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -486,6 +491,13 @@ class Ferry:
             finally:
                 s.close()
             return self
+
+    def _preexec(self):
+        """What runs in the child before exec: the descriptor limit, when the test sets one."""
+        if self.nofile is None:
+            return None
+        soft, hard = self.nofile
+        return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
     def stop(self, timeout=5.0):
         """SIGTERM; returns the exit status (SIGKILL after timeout, then returns None)."""

@@ -1,10 +1,14 @@
 """Limits: errors, connections, timeouts, recipients, line lengths — each with its reply code."""
 
+import os
+import re
+import socket
+import subprocess
 import time
 
 import pytest
 
-from ferrytest import RawSMTP, SMTPClosed, header_value, make_message
+from ferrytest import Ferry, RawSMTP, SMTPClosed, client_context, ferry_bin, free_port, header_value, make_message
 
 
 def control_only(srv, local="alice", subject="control"):
@@ -114,6 +118,199 @@ def test_connection_slot_freed_on_abrupt_close(ferry):
     expect_refused(srv.port)
     c.close()  # no QUIT
     reconnect_ok(srv.port).quit()
+
+
+def idle_flood(port, n, addresses=20):
+    """n idle connections to port from 127.0.0.2 .. 127.0.0.(addresses+1), each after its first reply line;
+    returns (sockets, first reply lines)."""
+    socks, greetings = [], []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5,
+                                     source_address=(f"127.0.0.{2 + i % addresses}", 0))
+        greetings.append(s.makefile("rb").readline())
+        socks.append(s)
+    return socks, greetings
+
+
+def submission_still_serves(port):
+    """A new client on the submission listener is greeted and can EHLO and STARTTLS."""
+    c = RawSMTP(port, timeout=5)
+    try:
+        assert c.greeting.code == 220, f"submission refused during the mx flood: {c.greeting}"
+        assert "STARTTLS" in c.ehlo().lines
+        c.expect("STARTTLS", 220, "2.0.0")
+        tls = client_context().wrap_socket(c.sock)
+        tls.sendall(b"EHLO client.test\r\n")
+        assert tls.recv(4096).startswith(b"250"), "no EHLO reply inside TLS"
+        tls.close()
+    finally:
+        c.close()
+
+
+def test_mx_flood_does_not_lock_out_submission(ferry):
+    """DESIGN: each listener has its own connection limits. [limits] connections is the default of each
+    listener, not a total across them: 20 idle mx sessions fill the mx listener only."""
+    sub = free_port()
+    srv = ferry(limits={"connections": 20},
+                extra_toml=f'[[listen]]\naddress = "127.0.0.1:{sub}"\nrole = "submission"\n')
+    time.sleep(0.3)  # let the start-up probe session end
+    socks, greetings = idle_flood(srv.port, 30)
+    try:
+        assert all(g.startswith(b"220 ") for g in greetings[:20]), greetings[:20]
+        assert all(g.startswith(b"421 4.7.0") for g in greetings[20:]), greetings[20:]
+        submission_still_serves(sub)
+        # and its own limit holds: 20 there too
+        more, replies = idle_flood(sub, 21)
+        for s in more:
+            s.close()
+        assert all(r.startswith(b"220 ") for r in replies[:20]) and replies[20].startswith(b"421 4.7.0"), replies
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_listener_sets_its_own_connection_limits(ferry):
+    """`connections` / `connections_per_ip` in a [[listen]] table override the [limits] defaults for it."""
+    sub = free_port()
+    srv = ferry(listen_toml="connections = 20\nconnections_per_ip = 5\n",
+                extra_toml=f'[[listen]]\naddress = "127.0.0.1:{sub}"\nrole = "submission"\n')
+    time.sleep(0.3)
+    socks, greetings = idle_flood(srv.port, 30, addresses=10)
+    try:
+        assert all(g.startswith(b"220 ") for g in greetings[:20]), greetings[:20]
+        assert all(g.startswith(b"421 4.7.0") for g in greetings[20:]), greetings[20:]
+        assert b"too many connections\r\n" in greetings[20]
+        # per IP: 5 from one address, the sixth is refused
+        for s in socks:
+            s.close()
+        time.sleep(0.3)
+        per_ip = [RawSMTP(srv.port, timeout=5) for _ in range(6)]
+        assert [c.greeting.code for c in per_ip] == [220] * 5 + [421], [c.greeting for c in per_ip]
+        assert "too many connections from 127.0.0.1" in per_ip[5].greeting.text
+        for c in per_ip:
+            c.close()
+        submission_still_serves(sub)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_sighup_applies_listener_connection_limits(ferry):
+    srv = ferry(listen_toml="connections = 3\n")
+    time.sleep(0.3)
+    conns = [open_ok(srv.port) for _ in range(3)]
+    expect_refused(srv.port)
+    srv.listen_toml = "connections = 5\n"
+    srv.write_config()
+    srv.hup()
+    srv.wait_log(r"reload: configuration .* applied")
+    conns += [open_ok(srv.port) for _ in range(2)]
+    expect_refused(srv.port)
+    for c in conns:
+        c.close()
+
+
+NOFILE = 256   # the server's descriptor limit (soft and hard) in the tests below
+
+
+def test_connection_limits_that_cannot_fit_the_descriptor_limit_are_refused(tmp_path):
+    """[limits] connections = 1000 (the default) with RLIMIT_NOFILE 256: accept would fail at about 230
+    sessions and later clients would hang, so the configuration is refused at start and by check-config, exit
+    status 2 as for other configuration errors, naming the keys and the limit."""
+    srv = Ferry(tmp_path / "f", nofile=(NOFILE, NOFILE))
+    limit = lambda: __import__("resource").setrlimit(__import__("resource").RLIMIT_NOFILE, (NOFILE, NOFILE))
+    for command in ("serve", "check-config"):
+        r = subprocess.run([ferry_bin(), command, "--config", str(srv.config)], preexec_fn=limit,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+        err = r.stderr.decode()
+        assert r.returncode == 2, (command, r.returncode, err)
+        assert "limits.connections for listen[0] (1000)" in err, err
+        assert "outbound.max_connections (100)" in err and "need 1228 file descriptors" in err, err
+        assert f"RLIMIT_NOFILE allows {NOFILE}" in err, err
+    # lowered to fit (120 + 1 outbound + 128 reserved <= 256): accepted
+    srv.listen_toml = "connections = 120\n"
+    srv.extra_toml = "[outbound]\nmax_connections = 1\n"
+    srv.write_config()
+    r = subprocess.run([ferry_bin(), "check-config", "--config", str(srv.config)], preexec_fn=limit,
+                       capture_output=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+
+
+def test_reload_with_limits_that_cannot_fit_the_descriptor_limit_is_refused(ferry):
+    srv = ferry(nofile=(NOFILE, NOFILE), listen_toml="connections = 3\n",
+                extra_toml="[outbound]\nmax_connections = 1\n")
+    time.sleep(0.3)
+    srv.listen_toml = "connections = 500\n"
+    srv.write_config()
+    srv.hup()
+    srv.wait_log(r"reload failed, keeping the running configuration: .*listen\[0\]\.connections \(500\).*"
+                 rf"RLIMIT_NOFILE allows {NOFILE}")
+    conns = [open_ok(srv.port) for _ in range(3)]   # the running limit stays
+    expect_refused(srv.port)
+    for c in conns:
+        c.close()
+
+
+def first_line(sock, timeout):
+    sock.settimeout(timeout)
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = sock.recv(512)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_out_of_descriptors_waiting_clients_get_421_not_silence(ferry):
+    """Limits that fit, but 120 sessions each receiving a message hold a spool file beside their socket: the
+    server runs out of descriptors. Clients waiting to be accepted then get 421 4.3.2 (or 220 once a descriptor
+    is free) within seconds, never silence, and the log says so in a line or two, not one per failed accept."""
+    srv = ferry(nofile=(NOFILE, NOFILE), limits={"connections": 120, "connections_per_ip": 120},
+                extra_toml="[outbound]\nmax_connections = 1\n")
+    time.sleep(0.3)
+    sessions = []
+    for i in range(120):
+        c = RawSMTP(srv.port, timeout=10)
+        if c.greeting.is_(421, "4.3.2") and i >= 50:   # already out of descriptors
+            c.close()
+            break
+        assert c.greeting.code == 220, (i, c.greeting)
+        c.ehlo()
+        c.expect("MAIL FROM:<x@client.test>", 250)
+        c.expect("RCPT TO:<alice@example.test>", 250)
+        r = c.cmd("DATA")   # 354 holds a spool file open; 451 once there is no descriptor for it
+        assert r.code in (354, 451), r
+        sessions.append(c)
+    assert os.path.exists(f"/proc/{srv.proc.pid}/fd")
+    held = len(os.listdir(f"/proc/{srv.proc.pid}/fd"))
+    assert held >= NOFILE - 2, f"the server holds {held} descriptors: the test did not exhaust them"
+    flood = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(100)]
+    started = time.monotonic()
+    try:
+        replies = [first_line(s, 5) for s in flood]
+        elapsed = time.monotonic() - started
+        hung = [i for i, r in enumerate(replies) if not r]
+        assert not hung, f"{len(hung)} of 100 clients got no reply in 5 s"
+        assert all(r.startswith((b"220 ", b"421 ")) for r in replies), set(replies)
+        shed = [r for r in replies if r.startswith(b"421 4.3.2 ")]
+        assert shed, "no client was told 421 4.3.2"
+        assert elapsed < 10, elapsed
+        time.sleep(1.5)
+        lines = [l for l in srv.log.splitlines() if re.search(r"accept on .* failed", l)]
+        assert 1 <= len(lines) <= 3, lines
+        assert "Too many open files" in lines[0] and "answered 421 4.3.2" in lines[0], lines[0]
+    finally:
+        for s in flood:
+            s.close()
+        for c in sessions:
+            c.close()
+    # the descriptors come back, and so does service
+    c = reconnect_ok(srv.port, timeout=5)
+    c.ehlo()
+    c.send_message("x@client.test", ["alice@example.test"], make_message("after the flood"))
+    c.quit()
+    srv.wait_mail("alice")
 
 
 def test_command_timeout(ferry):

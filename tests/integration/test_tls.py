@@ -1,6 +1,7 @@
 """TLS: STARTTLS on mx (RFC 3207), implicit TLS on submissions (RFC 8314), the generated self-signed
 certificate, a configured certificate and its reload on SIGHUP, and the STARTTLS plaintext injection."""
 
+import re
 import smtplib
 import socket
 import ssl
@@ -230,3 +231,80 @@ def test_min_version_1_3_refuses_tls_1_2_clients(ferry):
         with client_context().wrap_socket(raw) as s:
             assert s.version() == "TLSv1.3"
     assert (srv.data_dir / "tls" / "cert.pem").is_file(), "[tls] without certificate: self-signed expected"
+
+
+def starttls_session(port, ctx, session=None):
+    """One STARTTLS session (EHLO inside TLS, so TLS 1.3 tickets arrive, then QUIT); returns the TLS socket's
+    (session, session_reused, cipher name)."""
+    raw, reply = plaintext_starttls(port)
+    assert reply.startswith(b"220 2.0.0"), reply
+    s = ctx.wrap_socket(raw, session=session)
+    s.sendall(b"EHLO client.test\r\n")
+    data = b""
+    while not re.search(rb"(^|\r\n)250 [^\r\n]*\r\n$", data):
+        chunk = s.recv(4096)
+        assert chunk, data
+        data += chunk
+    s.sendall(b"QUIT\r\n")
+    s.recv(4096)
+    result = (s.session, s.session_reused, s.cipher()[0])
+    s.close()
+    return result
+
+
+def resumption_server(ferry):
+    """A server with its mx port (srv.port) and a submission port (srv.submission_port), both STARTTLS."""
+    port = free_port()
+    srv = ferry(start=False, extra_toml=f'[[listen]]\naddress = "127.0.0.1:{port}"\nrole = "submission"\n')
+    srv.submission_port = port
+    srv.start()
+    return srv
+
+
+@pytest.mark.parametrize("version", ["TLSv1_2 session id", "TLSv1_2", "TLSv1_3"])
+@pytest.mark.parametrize("listener", ["mx", "submission"])
+def test_starttls_session_resumes(ferry, listener, version):
+    """A second STARTTLS connection presenting the first one's session resumes it (no new key exchange and
+    certificate check), as on the implicit-TLS port: by ticket (RFC 5077, RFC 8446 4.6.1), and in TLS 1.2 by
+    session id from the server's cache (RFC 5246 7.4.1.2), which needs the first session closed cleanly."""
+    srv = resumption_server(ferry)
+    port = srv.port if listener == "mx" else srv.submission_port
+    tls = getattr(ssl.TLSVersion, version.split()[0])
+    ctx = client_context(minimum_version=tls, maximum_version=tls)
+    if version.endswith("session id"):
+        ctx.options |= ssl.OP_NO_TICKET
+    session, reused, _ = starttls_session(port, ctx)
+    assert not reused
+    assert session is not None
+    _, reused, _ = starttls_session(port, ctx, session)
+    assert reused, f"{listener} listener did not resume the {version.name} session"
+
+
+def test_implicit_tls_session_resumes(ferry):
+    srv = tls_server(ferry)
+    ctx = client_context()
+    sessions = []
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", srv.tls_port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, session=sessions[-1] if sessions else None) as s:
+                assert s.recv(4096).startswith(b"220 ")
+                sessions.append(s.session)
+                reused = s.session_reused
+    assert reused
+
+
+def test_server_cipher_order_wins(ferry):
+    """SSL_OP_CIPHER_SERVER_PREFERENCE: a TLS 1.2 client listing the server's suites in the opposite order gets
+    the server's first choice, not its own."""
+    srv = tls_server(ferry)
+    server_order = ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+                    "ECDHE-ECDSA-CHACHA20-POLY1305"]   # the generated certificate is an ECDSA one
+    ctx = client_context(maximum_version=ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers(":".join(reversed(server_order)))
+    tls12 = [c["name"] for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.2"]
+    assert tls12 == list(reversed(server_order))   # the client prefers CHACHA20
+    _, _, cipher = starttls_session(srv.port, ctx)
+    assert cipher == server_order[0]
+    with socket.create_connection(("127.0.0.1", srv.tls_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw) as s:
+            assert s.cipher()[0] == server_order[0]

@@ -211,6 +211,30 @@ delivery_workers = 8
     EXPECT_EQ(c.aliases.at("postmaster@example.test"), (std::vector<std::string>{"alice@example.test"}));
 }
 
+// Each listener counts its own sessions; [limits] gives the default of those without their own.
+TEST_F(ConfigFileTest, ListenerConnectionLimitsOverrideTheLimitsDefaults) {
+    Config c = load(R"([[listen]]
+address = "127.0.0.1:25"
+connections = 20
+connections_per_ip = 3
+[[listen]]
+address = "127.0.0.1:587"
+role = "submission"
+[limits]
+connections = 300
+connections_per_ip = 7
+)");
+    ASSERT_EQ(c.listeners.size(), 2u);
+    EXPECT_EQ(c.connections_of(c.listeners[0]), 20u);
+    EXPECT_EQ(c.connections_per_ip_of(c.listeners[0]), 3u);
+    EXPECT_EQ(c.connections_of(c.listeners[1]), 300u);
+    EXPECT_EQ(c.connections_per_ip_of(c.listeners[1]), 7u);
+    EXPECT_EQ(error_of(kListen + "connections = 0\n"),
+              at_line(3) + "listen[0].connections: 0 is too small (expected a positive integer)");
+    EXPECT_EQ(error_of(kListen + "connections_per_ip = \"5\"\n"),
+              at_line(3) + "listen[0].connections_per_ip: expected a positive integer, got a string");
+}
+
 TEST_F(ConfigFileTest, MessageSizeAsInteger) {
     Config c = load(kListen + "[limits]\nmessage_size = 1000000\n");
     EXPECT_EQ(c.limits.message_size, 1000000u);
