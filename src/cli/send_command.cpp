@@ -244,14 +244,16 @@ int compose_and_send(SendOptions o) {
     for (const auto* list : {&c.to, &c.cc, &bcc})
         for (const auto& a : *list) recipients.push_back(delivery::OutboundRecipient{a.address, "", ""});
     delivery::OutboundMessage message;
-    message.queue_id = "send";
+    auto envelope = std::make_shared<spool::Envelope>();
+    envelope->queue_id = "send";
+    envelope->sender = c.from.address;
+    envelope->smtputf8 = false;   // compose refuses non-ASCII addresses: the message is 7-bit ASCII
+    message.envelope = std::move(envelope);
     message.fd = message_fd(composed.message);
     message.content_length = composed.message.size();
     // The memory file holds the message now; the session need not keep two more copies of the attachments.
     composed.message = std::string();
     c.attachments = {};
-    message.sender = c.from.address;
-    message.smtputf8 = false;   // compose refuses non-ASCII addresses: the message is 7-bit ASCII
 
     asio::io_context io;
     int status = kTempFail;

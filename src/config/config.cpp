@@ -54,6 +54,32 @@ bool is_loopback(const std::string& host) {
     return ::inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
+// Why `text` is not an address outgoing connections of its family can bind to ("" when it is one).
+std::string source_address_error(const std::string& text, bool v6) {
+    in_addr a4{};
+    in6_addr a6{};
+    // inet_pton stops at a NUL: "127.0.0.1\0junk" would pass.
+    const bool is_v4 = text.find('\0') == std::string::npos && ::inet_pton(AF_INET, text.c_str(), &a4) == 1;
+    const bool is_v6 = text.find('\0') == std::string::npos && ::inet_pton(AF_INET6, text.c_str(), &a6) == 1;
+    if (!v6) {
+        if (is_v4) return "";
+        return is_v6 ? "is an IPv6 address (give it as source_address6)" : "is not an IPv4 address";
+    }
+    if (is_v6)
+        return IN6_IS_ADDR_V4MAPPED(&a6) ? "is an IPv4-mapped address (give the IPv4 address as source_address)" : "";
+    return is_v4 ? "is an IPv4 address (give it as source_address)" : "is not an IPv6 address";
+}
+
+// outbound.source_address (v6 false) and source_address6: an IP literal of that family, or "" for none.
+Field<OutboundSettings> source_address_field(std::string_view key, std::string OutboundSettings::*member, bool v6) {
+    return {key, [member, v6](Reader& r, const toml::node& n, const std::string& name, OutboundSettings& o) {
+                const std::string v = r.text(n, name);
+                if (const std::string why = source_address_error(v, v6); !v.empty() && !why.empty())
+                    r.fail(n, name, quote_value(v) + " " + why);
+                o.*member = v;
+            }};
+}
+
 toml::source_index line_of(const toml::key& key, const toml::node& node) {
     return key.source().begin.line ? key.source().begin.line : node.source().begin.line;
 }
@@ -325,6 +351,9 @@ const Field<OutboundSettings> kOutboundFields[] = {
          // Empty: `hostname`.
          o.helo_name = r.text(n, name).empty() ? std::string() : host_name(r, n, name);
      }},
+    // Local addresses outgoing connections bind to (Postfix's smtp_bind_address and smtp_bind_address6).
+    source_address_field("source_address", &OutboundSettings::source_address, false),
+    source_address_field("source_address6", &OutboundSettings::source_address6, true),
     detail::duration_field("connect_timeout", &OutboundSettings::connect_timeout),
     detail::duration_field("command_timeout", &OutboundSettings::command_timeout),
     detail::duration_field("data_timeout", &OutboundSettings::data_timeout),
@@ -354,6 +383,8 @@ const Field<QueueSettings> kQueueFields[] = {
          q.delivery_workers = static_cast<std::size_t>(r.integer(n, name, 1, kMaxDeliveryWorkers, "an integer 1-64"));
      }},
     detail::positive_field("active_limit", &QueueSettings::active_limit),
+    {"min_free",
+     [](Reader& r, const toml::node& n, const std::string& name, QueueSettings& q) { q.min_free = r.size(n, name); }},
     detail::choice_field("sync", &QueueSettings::sync, {{"filesystem", SyncMode::filesystem}, {"files", SyncMode::files}},
                          "is not one of \"filesystem\", \"files\""),
 };

@@ -63,6 +63,11 @@ struct OutboundSettings {
     std::string relay_user;                   // AUTH to relay_host (only over TLS); empty: no AUTH
     std::filesystem::path relay_password_file;   // its first line is relay_user's password
     std::string helo_name;                    // empty: `hostname`
+    // Local addresses outgoing connections bind to before connecting (Postfix's smtp_bind_address and
+    // smtp_bind_address6), so the address remote servers see, and check SPF against, does not depend on the
+    // kernel's route choice. IP literals of their family, checked at load; empty: that family goes unbound.
+    std::string source_address;               // IPv4
+    std::string source_address6;              // IPv6
     // RFC 5321 4.5.3.2 client timeouts: each command's reply (the greeting included) within command_timeout,
     // the reply to the final dot within data_timeout.
     std::chrono::milliseconds connect_timeout{30 * 1000};
@@ -86,6 +91,10 @@ struct QueueSettings {
     // and are taken in as these leave, so the queue can be far larger than memory.
     std::size_t active_limit = 20000;
     SyncMode sync = SyncMode::filesystem;
+    // Octets of the spool's filesystem kept free beyond a message's declared SIZE: MAIL is refused with 452 4.3.1
+    // below that (Postfix's queue_minfree). Unset: 1.5 times [limits] message_size, as Postfix's smtpd does, so a
+    // message sent without SIZE still fits (spool_reserve()).
+    std::optional<std::uint64_t> min_free;
 };
 
 // Message authentication of mail arriving on mx listeners (RFC 7208 SPF, RFC 6376 DKIM, RFC 7489 DMARC), recorded
@@ -138,6 +147,8 @@ struct Config {
     std::size_t connections_per_ip_of(const Listener& l) const {
         return l.connections_per_ip.value_or(limits.connections_per_ip);
     }
+    // [queue] min_free, or its default of 1.5 times the message size limit.
+    std::uint64_t spool_reserve() const { return queue.min_free.value_or(limits.message_size / 2 * 3); }
     const std::string& authserv_id() const { return mailauth.authserv_id.empty() ? hostname : mailauth.authserv_id; }
 };
 

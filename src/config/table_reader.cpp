@@ -143,6 +143,22 @@ std::size_t Reader::positive(const toml::node& node, const std::string& name, st
     return static_cast<std::size_t>(v);
 }
 
+std::uint64_t Reader::size(const toml::node& node, const std::string& name) const {
+    if (node.is_integer()) {
+        const std::int64_t v = node.as_integer()->get();
+        if (v < 0) fail(node, name, std::to_string(v) + " is negative (expected a size)");
+        return static_cast<std::uint64_t>(v);
+    }
+    if (!node.is_string())
+        fail(node, name, std::string("expected octets or a size string like \"50M\", got ") + type_name(node.type()));
+    const std::string& text = node.as_string()->get();
+    try {
+        return parse_size(text);
+    } catch (const std::invalid_argument& e) {
+        fail(node, name, quote_value(text) + " is not a size (" + e.what() + ")");
+    }
+}
+
 std::chrono::milliseconds Reader::duration(const toml::node& node, const std::string& name) const {
     if (!node.is_string())
         fail(node, name, std::string("expected a duration string like \"30s\", got ") + type_name(node.type()));

@@ -67,6 +67,8 @@ public:
     std::int64_t integer(const toml::node& node, const std::string& name, std::int64_t min, std::int64_t max,
                          std::string_view what) const;
     std::size_t positive(const toml::node& node, const std::string& name, std::int64_t min = 1) const;
+    // Octets, or a size string such as "64k", "50M", "1G" (parse_size); zero allowed.
+    std::uint64_t size(const toml::node& node, const std::string& name) const;
     std::chrono::milliseconds duration(const toml::node& node, const std::string& name) const;   // > 0
     std::chrono::seconds whole_seconds(const toml::node& node, const std::string& name) const;
 

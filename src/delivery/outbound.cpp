@@ -31,6 +31,13 @@ std::pair<std::string, std::uint16_t> split_relay(const std::string& text, std::
     return {hp.host, hp.port ? static_cast<std::uint16_t>(*hp.port) : default_port};
 }
 
+// What a job that Ferry stops before it is sent comes back with: a temporary failure, so the attempt settles
+// (the legs already sent are recorded) and the job is tried again after the restart. RFC 3463 4.3.2: "system not
+// accepting network messages".
+DeliveryResult shutting_down() { return temporary_result("4.3.2", "shutting down before the message was sent"); }
+
+void fail_job(RemoteJob& job) { job.done(std::vector<DeliveryResult>(job.recipients.size(), shutting_down())); }
+
 std::shared_ptr<asio::ssl::context> client_tls_context() {
     auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
     // Opportunistic TLS (RFC 7435): any certificate gets encryption. The system's roots are still loaded so
@@ -80,6 +87,21 @@ Outbound::Outbound(const config::Config& config)
         client_.auth_password = read_password(o.relay_password_file);
         client_.require_tls = true;   // a password never goes out in the clear
     }
+    // Checked here, at start, rather than at each connection: an address this host does not have would defer
+    // every message to that family.
+    for (const bool v6 : {false, true}) {
+        const std::string& text = v6 ? o.source_address6 : o.source_address;
+        if (text.empty()) continue;
+        const auto address = asio::ip::make_address(text);   // the config loader checked the syntax and family
+        asio::ip::tcp::socket probe(io_);
+        boost::system::error_code ec;
+        probe.open(v6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), ec);
+        if (!ec) probe.bind(asio::ip::tcp::endpoint(address, 0), ec);
+        if (ec)
+            throw std::runtime_error(fmt::format("outbound.{} {}: cannot bind to it: {}",
+                                                 v6 ? "source_address6" : "source_address", text, ec.message()));
+        (v6 ? client_.source_v6 : client_.source_v4) = address;
+    }
     resolver_ = std::make_unique<dns::Resolver>(io_.get_executor(), config.dns);
 }
 
@@ -98,24 +120,46 @@ void Outbound::start() {
 
 void Outbound::stop() {
     if (!thread_.joinable()) return;
-    asio::post(io_, [this] {
-        stopping_ = true;
-        for (auto& [key, d] : destinations_) d.jobs.clear();
-        for (SmtpClient* c : clients_) c->abort();
-        resolver_->cancel_all();
-        work_.reset();
-    });
+    {
+        // Jobs submitted before this point are posted before the shutdown and run first (one thread: handlers
+        // in order); later ones are failed in submit().
+        std::lock_guard lock(submit_mutex_);
+        accepting_ = false;
+        asio::post(io_, [this] { shut_down(); });
+    }
     thread_.join();
     resolver_.reset();
 }
 
+// Every waiting job comes back now; the connections are cut, so their coroutines return what they carried (a
+// transaction cut midway is a temporary failure) and end. The thread ends when the last of them has.
+void Outbound::shut_down() {
+    stopping_ = true;
+    for (auto& [key, d] : destinations_) fail_waiting(d, shutting_down());
+    for (SmtpClient* c : clients_) c->abort();
+    resolver_->cancel_all();
+    work_.reset();
+}
+
 void Outbound::submit(RemoteJob job) {
     if (!relay_host_.empty()) job.destination = "[" + relay_host_ + "]";
-    asio::post(io_, [this, job = std::make_shared<RemoteJob>(std::move(job))]() mutable { enqueue(std::move(*job)); });
+    {
+        std::lock_guard lock(submit_mutex_);
+        if (accepting_) {
+            asio::post(io_, [this, job = std::make_shared<RemoteJob>(std::move(job))]() mutable {
+                enqueue(std::move(*job));
+            });
+            return;
+        }
+    }
+    fail_job(job);
 }
 
 void Outbound::enqueue(RemoteJob job) {
-    if (stopping_) return;
+    if (stopping_) {
+        fail_job(job);
+        return;
+    }
     const std::string key = job.destination;
     destinations_[key].jobs.push_back(std::move(job));
     spawn_connections(key);
@@ -201,6 +245,12 @@ asio::awaitable<void> Outbound::run_connection(std::string key) {
     const std::uint16_t port = relay ? relay_port_ : port_;
     DeliveryResult last = temporary_result("4.4.1", "no MX host of " + key + " could be reached");
     std::optional<RemoteJob> current;   // a job whose connection was lost midway: it goes to the next host
+    struct ReturnCurrent {              // ... or, when Ferry stops first, back to the queue
+        std::optional<RemoteJob>& job;
+        ~ReturnCurrent() {
+            if (job) fail_job(*job);
+        }
+    } return_current{current};
     for (const auto& target : route.targets) {
         for (const auto& address : target.addresses) {
             if (stopping_) co_return;
@@ -252,7 +302,10 @@ asio::awaitable<void> Outbound::run_connection(std::string key) {
     if (stopping_) co_return;
     // Every host tried without a session that ended well: what is left waits for the next attempt, with the
     // last host's error.
-    if (current) current->done(std::vector<DeliveryResult>(current->recipients.size(), last));
+    if (current) {
+        current->done(std::vector<DeliveryResult>(current->recipients.size(), last));
+        current.reset();
+    }
     fail_waiting(d, last);
 }
 

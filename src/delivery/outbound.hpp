@@ -10,6 +10,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <random>
@@ -28,7 +29,10 @@ struct RemoteJob {
     OutboundMessage message;   // message.fd is the job's own descriptor, closed when the job is destroyed
     std::vector<OutboundRecipient> recipients;
     std::string destination;   // lower-case recipient domain (ignored with a relay host: one destination)
-    // One result per recipient, in order; runs on the outbound thread. Not called when Ferry stops first.
+    // One result per recipient, in order; called once, on the outbound thread (or, for a job submitted after
+    // stop(), on the submitting thread), for every job submitted after start(). A job Ferry stops before it could
+    // be sent comes back as a temporary failure: the queue waits for every job of a message before it records the
+    // legs that went out.
     std::function<void(std::vector<DeliveryResult>)> done;
 
     RemoteJob() = default;
@@ -46,9 +50,10 @@ public:
     Outbound& operator=(const Outbound&) = delete;
 
     void start();
-    void submit(RemoteJob job);   // any thread
-    // Closes every connection (what was in flight comes back as temporary failures through `done`), drops the
-    // jobs still waiting (their messages stay in the spool) and joins the thread.
+    void submit(RemoteJob job);   // any thread; after stop(), `done` is called at once with a temporary failure
+    // Closes every connection and joins the thread. Every job comes back through `done` before stop() returns:
+    // what was in flight, and what was still waiting (for its route, for a connection slot, for a host after a
+    // lost connection), as temporary failures "shutting down" (their messages stay in the spool).
     void stop();
 
 private:
@@ -63,6 +68,7 @@ private:
     asio::awaitable<void> run_connection(std::string key);
     std::optional<RemoteJob> next_job(Destination& d);
     void fail_waiting(Destination& d, const DeliveryResult& result);
+    void shut_down();   // on the outbound thread
     bool use_tls_to(const std::string& address);
 
     asio::io_context io_{1};
@@ -75,6 +81,8 @@ private:
     std::size_t max_connections_, per_destination_;
     std::unique_ptr<dns::Resolver> resolver_;
     std::mt19937 random_{std::random_device{}()};
+    std::mutex submit_mutex_;     // orders submit() against stop(): a job is posted before the shutdown, or failed
+    bool accepting_ = true;       // guarded by submit_mutex_; false once stop() has begun
 
     // Everything below lives on the outbound thread.
     std::map<std::string, Destination> destinations_;

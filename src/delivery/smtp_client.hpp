@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "smtp/server_reply.hpp"
+#include "spool/envelope.hpp"
 
 namespace ferry::delivery {
 
@@ -34,20 +35,21 @@ struct ClientSettings {
     // certificate that must verify for the host name (else the session ends before any credential is sent).
     bool implicit_tls = false;
     bool verify_certificate = false;
+    // Local addresses to bind to before connecting ([outbound] source_address, source_address6), per family of
+    // the remote address; nullopt: that family goes unbound (the kernel picks the source).
+    std::optional<asio::ip::address> source_v4, source_v6;
 };
 
-// One spooled message as the client sends it.
+// One stored message as the client sends it. The envelope is the one the spool holds, so what MAIL carries
+// (the reverse-path; SMTPUTF8 and BODY=8BITMIME, which the next hop must offer too, RFC 6531 3.4 and RFC 6152;
+// RET and ENVID, RFC 3461) is read from it here: a new MAIL parameter touches the parser, the envelope and send().
+// Its recipients are not used: each transaction gets its own list (the legs of one destination).
 struct OutboundMessage {
-    std::string queue_id;
+    std::shared_ptr<const spool::Envelope> envelope;   // shared by the jobs of one message (one per destination)
     int fd = -1;                      // the spool file; the content is [content_offset, + content_length)
     off_t content_offset = 0;
     std::size_t content_length = 0;
     std::string prefix;               // header fields sent before the content (spool addendum: A-R, DKIM-Signature)
-    std::string sender;               // "" is the null reverse-path
-    bool smtputf8 = false;            // received with SMTPUTF8: the next hop must offer it too (RFC 6531 3.4)
-    bool body_8bit = false;           // received with BODY=8BITMIME
-    std::string ret;                  // RFC 3461 RET value ("FULL", "HDRS") or ""
-    std::string envid;                // RFC 3461 ENVID, xtext as received, or ""
 };
 
 struct OutboundRecipient {
@@ -100,19 +102,38 @@ public:
     const smtp::ServerCapabilities& capabilities() const { return caps_; }
 
 private:
-    struct Lost;   // the connection failed: thrown inside, turned into results at the edges
+    // The connection failed (lost, timed out, a protocol error, the spool file unreadable): by then it is closed
+    // and usable() is false. An expected failure, so a value: the read and write helpers return it, every caller
+    // checks it, and open() and send() turn it into their results.
+    struct Lost {
+        std::string why;
+    };
+    // A reply, or the loss that came instead.
+    class ReplyOrLost {
+    public:
+        ReplyOrLost(smtp::Reply reply) : reply_(std::move(reply)) {}
+        ReplyOrLost(Lost lost) : lost_(std::move(lost)) {}
+        bool lost() const { return !reply_.has_value(); }
+        const smtp::Reply& operator*() const { return *reply_; }
+        const smtp::Reply* operator->() const { return &*reply_; }
+        const Lost& loss() const { return lost_; }
 
-    asio::awaitable<smtp::Reply> read_reply(std::chrono::milliseconds timeout);
-    asio::awaitable<void> write(std::string data, std::chrono::milliseconds timeout);
-    asio::awaitable<smtp::Reply> command(std::string line);
+    private:
+        std::optional<smtp::Reply> reply_;
+        Lost lost_;
+    };
+
+    asio::awaitable<ReplyOrLost> read_reply(std::chrono::milliseconds timeout);
+    asio::awaitable<std::optional<Lost>> write(std::string data, std::chrono::milliseconds timeout);   // nullopt: written
+    asio::awaitable<ReplyOrLost> command(std::string line);
     asio::awaitable<std::optional<DeliveryResult>> greet_and_hello(bool use_tls);
     asio::awaitable<std::optional<DeliveryResult>> handshake();
     asio::awaitable<std::optional<DeliveryResult>> authenticate();
-    asio::awaitable<void> send_content(const OutboundMessage& message);
+    asio::awaitable<std::optional<Lost>> send_content(const OutboundMessage& message);
     void arm(std::chrono::milliseconds timeout);
     void disarm();
     DeliveryResult from_reply(const smtp::Reply& reply) const;
-    [[noreturn]] void lose(const std::string& why);
+    Lost lose(std::string why);   // closes the connection; returns why, for the caller to pass on
 
     asio::any_io_executor executor_;
     const ClientSettings& settings_;

@@ -58,6 +58,13 @@ std::vector<RawField> header_fields(std::string_view header) {
     return fields;
 }
 
+std::size_t count_header_fields(std::string_view header, std::string_view name) {
+    std::size_t n = 0;
+    for (const RawField& f : header_fields(header))
+        if (!f.name.empty() && util::ascii_iequals(f.name, name)) ++n;
+    return n;
+}
+
 std::optional<std::string> header_field(std::string_view header, std::string_view name) {
     const std::string want = util::ascii_lower(name);
     std::size_t pos = 0;

@@ -29,6 +29,11 @@ std::vector<RawField> header_fields(std::string_view header);
 // the leading whitespace; nullopt when there is no such field.
 std::optional<std::string> header_field(std::string_view header, std::string_view name);
 
+// How many fields named `name` (case-insensitive) the header section holds, by the same reading as header_fields.
+// RFC 5322 3.6 allows some fields (From, Sender, To, Subject, ...) at most once: a check that reads only the first
+// of several (header_field) is blind to the others.
+std::size_t count_header_fields(std::string_view header, std::string_view name);
+
 // The addr-specs of an address list ("Alice" <a@x>, b@y (Bob), Team: c@z;), with comments dropped and
 // route prefixes (@r1,@r2:) removed. nullopt on unbalanced quotes, comments or angle brackets, or an empty
 // mailbox.

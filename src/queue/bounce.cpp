@@ -56,7 +56,7 @@ std::optional<std::string> write_dsn(spool::Spool& spool, const std::string& hos
     report.original_sender = original.sender;
     report.recipients = std::move(recipients);
     report.return_headers_only =
-        original.ret == "HDRS" || (original.ret != "FULL" && m.content_length > kMaxReturnedContent);
+        original.ret == dsn::Ret::hdrs || (original.ret != dsn::Ret::full && m.content_length > kMaxReturnedContent);
     report.utf8 = original.smtputf8;
     report.body_8bit = original.body_8bit;
 
@@ -71,9 +71,15 @@ std::optional<std::string> write_dsn(spool::Spool& spool, const std::string& hos
     envelope.smtputf8 = original.smtputf8;
     envelope.body_8bit = original.smtputf8 || original.body_8bit;
 
+    auto opened = spool::MessageWriter::open(spool, envelope);
+    if (opened.error) {
+        spdlog::error("bounce id={} cannot write a DSN to <{}>: {}", original.queue_id, original.sender,
+                      opened.error.message());
+        return std::nullopt;
+    }
     try {
         const mime::DsnMessage dsn = mime::build_dsn(report);
-        spool::MessageWriter writer(spool, envelope);
+        spool::MessageWriter& writer = *opened.writer;
         std::error_code ec = writer.append(dsn.head);
         if (!ec && !m.prefix.empty()) ec = writer.append(m.prefix);
         if (report.return_headers_only) {

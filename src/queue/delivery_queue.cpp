@@ -438,12 +438,13 @@ void DeliveryQueue::send_remote(std::unique_ptr<Attempt> a) {
     for (std::size_t li = 0; li < a->legs.size(); ++li)
         if (a->legs[li].remote) by_domain[config::ascii_lower(domain_of(a->legs[li].destination))].push_back(li);
     std::vector<delivery::RemoteJob> jobs;
+    const auto stored = std::make_shared<const spool::Envelope>(a->envelope);   // one copy for all the jobs
     for (const auto& [domain, legs] : by_domain) {
         delivery::RemoteJob job;
         job.destination = domain;
         const spool::Envelope& e = a->envelope;
-        job.message = delivery::OutboundMessage{a->id, ::dup(a->fd), a->content_offset, a->content_length, a->addendum.headers,
-                                                e.sender, e.smtputf8, e.body_8bit, e.ret, e.envid};
+        job.message = delivery::OutboundMessage{stored, ::dup(a->fd), a->content_offset, a->content_length,
+                                                a->addendum.headers};
         for (const std::size_t li : legs) {
             const Leg& leg = a->legs[li];
             const std::string& rcpt = e.recipients[leg.recipient];

@@ -16,15 +16,14 @@
 #include <future>
 #include <vector>
 
-#include "mailauth/inbound_check.hpp"
-#include "mime/header_splitter.hpp"
+#include "intake/message_envelope.hpp"
+#include "intake/message_intake.hpp"
 #include "smtp/address.hpp"
 #include "smtp/content_decoder.hpp"
 #include "spool/pickup.hpp"
 #include "spool/queue_id.hpp"
 #include "util/fs.hpp"
 #include "util/time_format.hpp"
-#include "util/utf8.hpp"
 
 namespace ferry::server {
 
@@ -200,61 +199,48 @@ void PickupService::take(const std::string& name) {
         set_aside(name, smtp::describe_flaws(flaws, cfg->limits.text_line_length, cfg->limits.message_size));
         return;
     }
-    mime::HeaderSplitter splitter(mime::kMaxHeaderSection);
-    const std::string_view body = splitter.feed(content);   // a view into `file`
-    splitter.finish();
-    if (splitter.state() != mime::HeaderSplitter::State::body) {
-        set_aside(name, "header section over 256 KiB");
-        return;
-    }
-
     const std::string user = user_name(st.st_uid);
-    spool::Envelope env;
-    env.queue_id = spool::make_queue_id();
-    env.arrival = std::time(nullptr);
-    env.client = "127.0.0.1";   // local, like a message from loopback
-    env.sender = pe.sender;
-    env.recipients = pe.recipients;
-    env.recipient_dsn.resize(env.recipients.size());
-    env.addendum = true;
-    env.body_8bit = !util::is_ascii(content);
-    // A UTF-8 address goes on only with SMTPUTF8 (RFC 6531 3.4), as if the message had come with that parameter.
-    env.smtputf8 = !util::is_ascii(env.sender) ||
-                   std::any_of(env.recipients.begin(), env.recipients.end(), [](const std::string& r) { return !util::is_ascii(r); });
-
-    std::size_t removed = 0;
-    const std::string header = mailauth::remove_claimed_results(splitter.header(), cfg->authserv_id(), removed);
-    spool::Addendum addendum;
-    if (const auto keys = keys_(); cfg->dkim.sign && keys)
-        if (auto signer = keys->signer_for(header, pe.sender)) {
-            signer->feed_body(body);
-            addendum.headers += signer->finish(env.arrival);
-        }
+    // Local, like a message from loopback; every address is complete (no <Postmaster> without a domain).
+    const spool::Envelope env =
+        intake::make_envelope(pe, content, intake::ArrivalFacts{spool::make_queue_id(), std::time(nullptr), "127.0.0.1", ""});
+    // Local users are trusted senders, as on a submission port: signed with their From: domain's keys; their From:
+    // is not checked against an account (the Received: field names the user).
+    intake::IntakeSettings settings;
+    settings.log_label = "pickup file=" + name;
+    settings.authserv_id = cfg->authserv_id();
+    if (cfg->dkim.sign) settings.signing_keys = keys_();
+    intake::MessageIntake intake(std::move(settings));
     // RFC 5321 4.4 asks for a Received: field from every host that takes a message in; here it names the user.
     const std::string received = fmt::format("Received: by {} (Ferry, from userid {} ({}))\r\n\tid {}; {}\r\n",
                                              cfg->hostname, st.st_uid, user, env.queue_id,
                                              util::rfc5322_date(env.arrival));
-    std::error_code ec;
-    try {
-        spool::MessageWriter writer(spool_, env);
-        ec = writer.append(received);
-        if (!ec) ec = writer.append(header);
-        if (!ec && splitter.has_body()) ec = writer.append("\r\n");
-        if (!ec) ec = writer.append(body);
-        writer.set_addendum(std::move(addendum));
-        if (!ec) {
+    // The whole file at once: the envelope, the content, the end of data.
+    std::optional<intake::Outcome> outcome;
+    if (const auto ec = intake.begin(spool_, env, received)) {
+        intake::Outcome failed;
+        failed.error = ec;
+        outcome = failed;
+    } else {
+        intake.feed(content);
+        outcome = intake.end_of_data();
+        if (!outcome) outcome = intake.seal(env.arrival);
+        if (!outcome) {
             std::promise<std::error_code> done;
-            committer_.submit(writer, [&done](std::error_code result) { done.set_value(result); });
-            ec = done.get_future().get();
+            intake.submit(committer_, [&done](std::error_code result) { done.set_value(result); });
+            outcome = intake.committed(done.get_future().get());
         }
-        if (ec) {
-            spdlog::error("pickup file={} cannot be stored: {} (tried again at the next scan, within a minute)", name,
-                          ec.message());
-            return;
-        }
-    } catch (const std::exception& e) {
-        spdlog::error("pickup file={} cannot be stored: {} (tried again at the next scan, within a minute)", name, e.what());
+    }
+    switch (outcome->kind) {
+    case intake::Outcome::Kind::refused:
+        set_aside(name, outcome->reason);
         return;
+    case intake::Outcome::Kind::failed:
+    case intake::Outcome::Kind::out_of_space:
+        spdlog::error("pickup file={} cannot be stored: {} (tried again at the next scan, within a minute)", name,
+                      outcome->error.message());
+        return;
+    case intake::Outcome::Kind::committed:
+        break;
     }
     // Committed: only now may the pickup file go (a crash before this line takes it again: at least once).
     if (::unlink(path.c_str()) != 0)

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "intake/message_envelope.hpp"
 #include "mime/header.hpp"
 #include "policy/mail_policy.hpp"
 #include "smtp/received_header.hpp"
@@ -30,17 +31,25 @@ constexpr std::size_t kTlsRead = 16 * 1024;
 // A goodbye (421) to a client that does not read must not hold up shutdown.
 constexpr auto kGoodbyeTimeout = std::chrono::seconds(2);
 
-// Client text in a log line: printable ASCII only, cut short, so it cannot forge lines or flood the log.
-std::string loggable(std::string_view text) {
-    std::string out;
-    for (const char c : text.substr(0, 64)) out.push_back(c > 0x20 && c < 0x7f ? c : '?');
-    return out;
-}
+// The transaction policy of a session, and the spool's free space measured for it at MAIL (smtp::Session does no
+// I/O itself).
+class ConnectionPolicy : public policy::LocalMailPolicy {
+public:
+    ConnectionPolicy(policy::LocalDirectory& directory, bool check_sender_login, const spool::Spool& spool,
+                     const std::string& client)
+        : LocalMailPolicy(directory, check_sender_login), spool_(spool), client_(client) {}
+    bool spool_has_room(std::uint64_t octets) override {
+        const auto free = spool_.free_octets();
+        if (!free || *free >= octets) return true;
+        spdlog::warn("refused client={}: spool has {} octets free, MAIL needs {} (SIZE and [queue] min_free)",
+                     client_, *free, octets);
+        return false;
+    }
 
-// A full disk or an exhausted quota: worth telling the client (452 4.3.1), it will pass.
-bool out_of_space(std::error_code ec) {
-    return ec == std::errc::no_space_on_device || ec == std::error_code(EDQUOT, std::system_category());
-}
+private:
+    const spool::Spool& spool_;
+    const std::string& client_;
+};
 
 }  // namespace
 
@@ -229,7 +238,7 @@ asio::awaitable<smtp::Step> SmtpConnection::authenticate(smtp::Session& session)
     } else {
         // The password is never logged; the login name is, sanitized, for the operator chasing a typo.
         const auto delay = services_.auth_throttle.failed(client_ip_);
-        spdlog::warn("auth failed client={} login={} failures={}", client_, loggable(creds.authcid),
+        spdlog::warn("auth failed client={} login={} failures={}", client_, intake::loggable(creds.authcid),
                      services_.auth_throttle.failures(client_ip_));
         asio::steady_timer wait(socket_.get_executor(), delay);
         co_await wait.async_wait(kNoThrow);
@@ -314,9 +323,10 @@ asio::awaitable<void> SmtpConnection::serve() {
     settings.auth_offered = submission;   // mx: servers do not log in; nobody relays through port 25
     settings.auth_plaintext = settings_.plaintext_auth;
     settings.auth_required = submission;
-    policy::LocalMailPolicy policy(services_.directory, settings_.sender_login_match);
+    settings.spool_reserve = cfg.spool_reserve();
+    ConnectionPolicy policy(services_.directory, settings_.sender_login_match, services_.spool, client_);
     smtp::Session session(std::move(settings), policy);
-    session_ = &session;   // for the content path (store_decoded); the session outlives every use
+    policy_ = &policy;   // for the intake's From: check; the policy outlives every message of the session
 
     // Implicit TLS (RFC 8314): the handshake comes before the greeting; a plaintext client gets nothing.
     if (settings_.role == config::ListenerRole::submissions) {
@@ -340,7 +350,7 @@ asio::awaitable<void> SmtpConnection::serve() {
         open = co_await perform(session, std::move(step));
         deadline = Clock::now() + cfg.limits.command_timeout;
         // A transaction that ended without a commit (RSET, error, EHLO) leaves nothing behind in the spool.
-        if (writer_ && session.state() != smtp::SessionState::bdat) end_message();
+        if (intake_ && session.state() != smtp::SessionState::bdat) end_message();
     }
     spdlog::info("disconnect client={} commands={} messages={} errors={}", client_, commands_, messages_,
                  session.error_count());
@@ -366,8 +376,9 @@ asio::awaitable<void> SmtpConnection::say_goodbye(ReadResult why, smtp::Session&
 asio::awaitable<bool> SmtpConnection::perform(smtp::Session& session, smtp::Step step) {
     using smtp::Next;
     for (;;) {
-        if (step.next == Next::data && !begin_message(session, smtp::ContentDecoder::Mode::dot_stuffed))
-            step = session.on_commit_failed(out_of_space(write_error_));   // 451/452, not 354: nowhere to put it
+        if (step.next == Next::data)
+            if (const auto ec = begin_message(session, smtp::ContentDecoder::Mode::dot_stuffed))
+                step = session.on_commit_failed(intake::out_of_space(ec));   // 451/452, not 354: nowhere to put it
         if (step.next != Next::bdat_chunk)
             for (const auto& r : step.replies) r.render_to(out_);
         switch (step.next) {
@@ -443,110 +454,41 @@ asio::awaitable<bool> SmtpConnection::perform(smtp::Session& session, smtp::Step
     }
 }
 
-bool SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder::Mode mode) {
+std::error_code SmtpConnection::begin_message(smtp::Session& session, smtp::ContentDecoder::Mode mode) {
     const config::Config& cfg = *config_;
     const smtp::Transaction& tx = session.transaction();
     decoder_.emplace(mode, cfg.limits.text_line_length, cfg.limits.message_size);
     decoded_.clear();
-    write_error_.clear();
-    hops_ = mime::HopCounter();
-    splitter_.emplace(mime::kMaxHeaderSection);
-    inbound_.reset();
-    signer_.reset();
 
-    spool::Envelope env;
-    env.queue_id = spool::make_queue_id();
-    env.arrival = std::time(nullptr);
-    env.client = client_ip_;
-    env.sender = tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string();
-    for (const auto& r : tx.recipients)
-        env.recipients.push_back(r.domain.empty() ? "postmaster@" + services_.directory.primary_domain() : r.to_string());
-    env.smtputf8 = tx.smtputf8;
-    env.body_8bit = tx.body_8bit;
-    env.ret = std::string(smtp::to_string(tx.ret));
-    env.envid = tx.envid;
-    for (const auto& d : tx.recipient_dsn) env.recipient_dsn.push_back({d.notify, d.orcpt});
-    env.addendum = true;   // filled at the end of data (make_addendum)
-    try {
-        writer_ = std::make_unique<spool::MessageWriter>(services_.spool, env);
-    } catch (const std::exception& e) {
-        spdlog::error("spool client={} cannot store message: {}", client_, e.what());
-        const auto* sys = dynamic_cast<const std::system_error*>(&e);
-        write_error_ = sys ? sys->code() : std::make_error_code(std::errc::io_error);
-        return false;
-    }
+    intake::IntakeSettings settings;
+    settings.log_label = "client=" + client_;
+    settings.authserv_id = cfg.authserv_id();
+    settings.authenticated_user = session.authenticated_user();
+    if (!settings.authenticated_user.empty() && settings_.sender_login_match) settings.from_owner = policy_;
+    if (!settings.authenticated_user.empty() && cfg.dkim.sign) settings.signing_keys = services_.signing_keys;
+    if (settings_.role == config::ListenerRole::mx && cfg.mailauth.verify && services_.resolver)
+        settings.inbound = mailauth::InboundFacts{client_ip_, session.helo_name(),
+                                                  tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string()};
+    intake_ = std::make_unique<intake::MessageIntake>(std::move(settings));
+
+    const spool::Envelope env = intake::make_envelope(
+        tx, intake::ArrivalFacts{spool::make_queue_id(), std::time(nullptr), client_ip_,
+                                 services_.directory.primary_domain()});
     const std::string date = util::rfc5322_date(env.arrival);
     const std::string received = smtp::received_header(smtp::ReceivedInfo{
         session.helo_name(), client_ip_, cfg.hostname, session.protocol(), env.queue_id,
         env.recipients.size() == 1 ? std::string_view(env.recipients.front()) : std::string_view(), date,
         tls_version_, tls_cipher_});
-    append_to_spool(received);
-    return true;
-}
-
-void SmtpConnection::append_to_spool(std::string_view content) {
-    if (!writer_ || write_error_ || content.empty()) return;
-    if (const auto ec = writer_->append(content)) {
-        // The rest of the content is read and dropped; the client hears why at its end (451 or 452).
-        spdlog::error("spool client={} id={} write failed: {}", client_, writer_->queue_id(), ec.message());
-        write_error_ = ec;
-        writer_->discard();   // give the space back now
-    }
+    return intake_->begin(services_.spool, env, received);
 }
 
 void SmtpConnection::store_decoded() {
-    if (!hops_.header_ended()) hops_.feed(decoded_);
-    if (splitter_ && splitter_->state() == mime::HeaderSplitter::State::header) {
-        const std::string_view body = splitter_->feed(decoded_);
-        if (splitter_->state() == mime::HeaderSplitter::State::too_large) {
-            if (writer_) writer_->discard();   // refused at the end of data (552); give the space back now
-        } else if (splitter_->state() == mime::HeaderSplitter::State::body) {
-            header_complete(*session_);
-            store_body(body);
-        }
-    } else if (splitter_ && splitter_->state() == mime::HeaderSplitter::State::body) {
-        store_body(decoded_);
-    }
+    if (intake_) intake_->feed(decoded_);
     decoded_.clear();
 }
 
-void SmtpConnection::header_complete(const smtp::Session& session) {
-    const config::Config& cfg = *config_;
-    if (settings_.role == config::ListenerRole::mx && cfg.mailauth.verify && services_.resolver) {
-        const smtp::Transaction& tx = session.transaction();
-        inbound_ = std::make_unique<mailauth::InboundCheck>(
-            mailauth::InboundFacts{client_ip_, session.helo_name(),
-                                   tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string()},
-            splitter_->header());
-    }
-    // RFC 8601 5: results under our name come only from us, whatever the listener (a user's mail client is not
-    // a trusted MTA) and whether or not we add our own.
-    std::size_t removed = 0;
-    const std::string header = mailauth::remove_claimed_results(splitter_->header(), cfg.authserv_id(), removed);
-    if (removed > 0)
-        spdlog::info("client={} removed {} Authentication-Results field{} claiming {}", client_, removed,
-                     removed == 1 ? "" : "s", cfg.authserv_id());
-    const auto& keys = services_.signing_keys;
-    if (!session.authenticated_user().empty() && cfg.dkim.sign && keys) {
-        const smtp::Transaction& tx = session.transaction();
-        signer_ = keys->signer_for(header, tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string());
-    }
-    append_to_spool(header);
-    if (splitter_->has_body()) append_to_spool("\r\n");
-}
-
-void SmtpConnection::store_body(std::string_view body) {
-    if (body.empty()) return;
-    if (inbound_) inbound_->feed_body(body);
-    if (signer_) signer_->feed_body(body);
-    append_to_spool(body);
-}
-
 void SmtpConnection::end_message() {
-    splitter_.reset();
-    inbound_.reset();
-    signer_.reset();
-    writer_.reset();   // an uncommitted file is removed by the writer
+    intake_.reset();   // an uncommitted file is removed
     decoder_.reset();
     decoded_.clear();
     decoded_.shrink_to_fit();
@@ -581,96 +523,45 @@ asio::awaitable<SmtpConnection::ReadResult> SmtpConnection::receive_chunk(std::u
     }
 }
 
-asio::awaitable<std::error_code> SmtpConnection::commit_to_spool(spool::MessageWriter& writer) {
+asio::awaitable<intake::Outcome> SmtpConnection::commit_to_spool() {
     auto executor = co_await asio::this_coro::executor;
-    co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::error_code)>(
+    const std::error_code ec = co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::error_code)>(
         [&](auto handler) {
             auto shared = std::make_shared<decltype(handler)>(std::move(handler));
             // The work guard keeps io_context::run() going while the committer thread holds the message.
             auto work = asio::make_work_guard(services_.io);
-            services_.committer.submit(writer, [shared, work, executor](std::error_code ec) mutable {
+            intake_->submit(services_.committer, [shared, work, executor](std::error_code ec) mutable {
                 asio::post(executor, [shared, ec]() mutable { (*shared)(ec); });
                 work.reset();
             });
         },
         asio::use_awaitable);
-}
-
-std::optional<std::string> SmtpConnection::from_not_owned(const smtp::Session& session) {
-    const std::string& user = session.authenticated_user();
-    if (user.empty() || !settings_.sender_login_match) return std::nullopt;
-    const auto from = mime::header_field(splitter_ ? std::string_view(splitter_->header()) : std::string_view(), "From");
-    if (!from) return std::nullopt;   // no claim made
-    policy::LocalMailPolicy policy(services_.directory, true);
-    const auto addresses = mime::address_list(*from);
-    if (!addresses) return std::string("(unreadable)");
-    for (const auto& a : *addresses) {
-        smtp::Path path;
-        path.mailbox = smtp::parse_mailbox(a);
-        if (!path.mailbox || !policy.sender_allowed(path, user)) return a;
-    }
-    return std::nullopt;
-}
-
-asio::awaitable<std::optional<smtp::Reply>> SmtpConnection::make_addendum(const smtp::Session& session,
-                                                                            spool::Addendum& addendum) {
-    const config::Config& cfg = *config_;
-    if (inbound_) {
-        const double sample = std::uniform_real_distribution<double>(0.0, 1.0)(services_.random);
-        mailauth::InboundSettings settings{cfg.authserv_id(), services_.public_suffixes, cfg.mailauth.dmarc_enforce};
-        const mailauth::InboundVerdict v =
-            co_await inbound_->finish(*services_.resolver, settings, sample, std::time(nullptr));
-        spdlog::info("checked client={} from={} {}", client_, loggable(v.dmarc.from_domain), v.summary);
-        const mailauth::Disposition d = v.dmarc.disposition;
-        if (d == mailauth::Disposition::reject) {
-            // RFC 7489 10.3: the rejection names DMARC, so the sender knows which policy refused the mail.
-            spdlog::warn("refused client={} from={}: DMARC policy reject ({})", client_, loggable(v.dmarc.from_domain),
-                         v.dmarc.reason);
-            co_return smtp::Reply(550, "5.7.1",
-                                  "Message rejected per DMARC policy of " + loggable(v.dmarc.policy_domain));
-        }
-        addendum.headers += v.field;
-        if (d == mailauth::Disposition::quarantine) addendum.folder = "Junk";
-    }
-    const std::time_t now = std::time(nullptr);
-    if (signer_) addendum.headers += signer_->finish(now);
-    co_return std::nullopt;
+    co_return intake_->committed(ec);
 }
 
 asio::awaitable<smtp::Step> SmtpConnection::commit(smtp::Session& session) {
-    if (splitter_ && splitter_->state() == mime::HeaderSplitter::State::header) {   // no empty line, no body
-        splitter_->finish();
-        if (splitter_->state() == mime::HeaderSplitter::State::body) header_complete(session);
+    const config::Config& cfg = *config_;
+    if (!intake_) co_return session.on_commit_failed();   // no message was begun: nothing to commit
+    std::optional<intake::Outcome> outcome = intake_->end_of_data();
+    if (!outcome)
+        if (mailauth::InboundCheck* check = intake_->inbound_check()) {
+            const double sample = std::uniform_real_distribution<double>(0.0, 1.0)(services_.random);
+            mailauth::InboundSettings settings{cfg.authserv_id(), services_.public_suffixes, cfg.mailauth.dmarc_enforce};
+            const mailauth::InboundVerdict v = co_await check->finish(*services_.resolver, settings, sample, std::time(nullptr));
+            outcome = intake_->apply_inbound_verdict(v);
+        }
+    if (!outcome) outcome = intake_->seal(std::time(nullptr));
+    if (!outcome) outcome = co_await commit_to_spool();
+    switch (outcome->kind) {
+    case intake::Outcome::Kind::refused:
+        co_return session.on_content_refused(std::move(outcome->reply));
+    case intake::Outcome::Kind::failed:
+    case intake::Outcome::Kind::out_of_space:
+        co_return session.on_commit_failed(outcome->kind == intake::Outcome::Kind::out_of_space);
+    case intake::Outcome::Kind::committed:
+        break;
     }
-    if (splitter_ && splitter_->state() == mime::HeaderSplitter::State::too_large) {
-        spdlog::warn("refused client={}: header section over {} octets", client_, mime::kMaxHeaderSection);
-        co_return session.on_content_refused(smtp::Reply(
-            552, "5.3.4", fmt::format("Message header section exceeds {} KiB", mime::kMaxHeaderSection / 1024)));
-    }
-    if (!writer_ || write_error_) co_return session.on_commit_failed(out_of_space(write_error_));
-    if (hops_.hops() > mime::kMaxHops) {
-        // RFC 5321 6.3: a message that has passed this many relays is going round in circles.
-        spdlog::warn("refused client={} hops={}: mail loop (more than {} Received: fields)", client_, hops_.hops(),
-                     mime::kMaxHops);
-        co_return session.on_content_refused(smtp::Reply(
-            554, "5.4.6", fmt::format("Too many hops ({} Received: fields): mail loop", hops_.hops())));
-    }
-    if (const auto bad = from_not_owned(session)) {
-        spdlog::warn("refused client={} user={} from={}: header From not owned by the user", client_,
-                     session.authenticated_user(), loggable(*bad));
-        co_return session.on_content_refused(smtp::Reply(
-            553, "5.7.1", "Header From: address " + loggable(*bad) + " not owned by user " + session.authenticated_user()));
-    }
-    spool::Addendum addendum;
-    if (const auto refusal = co_await make_addendum(session, addendum)) co_return session.on_content_refused(*refusal);
-    if (!writer_ || write_error_) co_return session.on_commit_failed(out_of_space(write_error_));
-    writer_->set_addendum(std::move(addendum));
-    const std::error_code ec = co_await commit_to_spool(*writer_);
-    const std::string id = writer_->queue_id();
-    if (ec) {
-        spdlog::error("spool client={} id={} commit failed: {}", client_, id, ec.message());
-        co_return session.on_commit_failed(out_of_space(ec));
-    }
+    const std::string& id = outcome->queue_id;
     const smtp::Transaction& tx = session.transaction();
     spdlog::info("queued id={} client={} helo={} from={} size={} nrcpt={} proto={}", id, client_,
                  session.helo_name(), tx.sender.to_string(), decoder_->size(), tx.recipients.size(),

@@ -16,15 +16,14 @@
 
 #include "config/config.hpp"
 #include "dns/lookup.hpp"
+#include "intake/message_intake.hpp"
 #include "mailauth/inbound_check.hpp"
 #include "mailauth/signing.hpp"
-#include "mime/header_splitter.hpp"
 #include "policy/local_directory.hpp"
 #include "queue/delivery_queue.hpp"
 #include "server/auth_throttle.hpp"
 #include "server/connection_limits.hpp"
 #include "smtp/content_decoder.hpp"
-#include "mime/hop_counter.hpp"
 #include "smtp/session.hpp"
 #include "spool/spool.hpp"
 
@@ -81,21 +80,15 @@ private:
     asio::awaitable<void> close_tls();   // close_notify, so the session stays resumable
     asio::awaitable<ReadResult> read_auth_line(std::string& line);
     asio::awaitable<smtp::Step> authenticate(smtp::Session& session);
-    std::optional<std::string> from_not_owned(const smtp::Session& session);
     asio::awaitable<ReadResult> receive_dot_stuffed();
     asio::awaitable<ReadResult> receive_chunk(std::uint64_t size, bool keep);
+    // The end of data: the intake's checks, the inbound check's DNS work, the commit; the session's next step.
     asio::awaitable<smtp::Step> commit(smtp::Session& session);
-    asio::awaitable<std::error_code> commit_to_spool(spool::MessageWriter& writer);
-    bool begin_message(smtp::Session& session, smtp::ContentDecoder::Mode mode);
-    void store_decoded();
-    // The header section is complete: start the checks or signatures it calls for, store it (without forged
-    // Authentication-Results when we add our own).
-    void header_complete(const smtp::Session& session);
-    void store_body(std::string_view body);
-    void append_to_spool(std::string_view content);   // a failure is kept in write_error_ and frees the file
-    // What goes after the content: our Authentication-Results (and the Junk folder for a DMARC quarantine) or
-    // DKIM signatures. A Reply when the message is refused for its content (DMARC reject).
-    asio::awaitable<std::optional<smtp::Reply>> make_addendum(const smtp::Session& session, spool::Addendum& addendum);
+    asio::awaitable<intake::Outcome> commit_to_spool();
+    // A message starts (DATA, or the first BDAT chunk): the decoder and the intake. The error when the spool
+    // cannot take it.
+    std::error_code begin_message(smtp::Session& session, smtp::ContentDecoder::Mode mode);
+    void store_decoded();   // the decoded content so far, to the intake
     void end_message();
     asio::awaitable<void> say_goodbye(ReadResult why, smtp::Session& session);
     void arm_timer(Clock::time_point deadline);
@@ -122,15 +115,10 @@ private:
     bool timed_out_ = false;
     std::uint64_t timer_generation_ = 0;
 
-    const smtp::Session* session_ = nullptr;   // the session serve() runs
+    smtp::MailPolicy* policy_ = nullptr;   // the session's (in serve()); also the intake's From: owner check
     std::optional<smtp::ContentDecoder> decoder_;
-    std::unique_ptr<spool::MessageWriter> writer_;
-    std::string decoded_;      // decoded content waiting to be handed to the writer
-    std::optional<mime::HeaderSplitter> splitter_;          // the header section is held until it is complete
-    std::unique_ptr<mailauth::InboundCheck> inbound_;       // mx: SPF, DKIM, DMARC of this message
-    std::optional<mailauth::DkimSigner> signer_;             // authenticated mail from a domain with keys
-    std::error_code write_error_;   // the spool refused this message's content; answered at its end
-    mime::HopCounter hops_;   // Received: fields of the message being received (loop detection)
+    std::string decoded_;      // decoded content waiting to be handed to the intake
+    std::unique_ptr<intake::MessageIntake> intake_;   // the message being received
     std::size_t commands_ = 0, messages_ = 0;
 };
 

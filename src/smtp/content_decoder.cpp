@@ -8,6 +8,7 @@ ContentDecoder::ContentDecoder(Mode mode, std::size_t max_line_length, std::uint
     : mode_(mode), max_line_(max_line_length), max_size_(max_size) {}
 
 void ContentDecoder::emit(std::string_view bytes, std::string& out) {
+    if (!flaws_.nul && bytes.find('\0') != std::string_view::npos) flaws_.nul = true;
     size_ += bytes.size();
     line_length_ += bytes.size();
     if (line_length_ > max_line_) flaws_.line_too_long = true;
@@ -112,6 +113,7 @@ ContentFlaws content_flaws(std::string_view content, std::size_t max_line_length
 std::string describe_flaws(const ContentFlaws& flaws, std::size_t max_line_length, std::uint64_t max_size) {
     if (flaws.too_big) return fmt::format("message larger than the limit of {} octets", max_size);
     if (flaws.bare_lf || flaws.bare_cr) return "bare <LF> or <CR> in message content (RFC 5321 2.3.8)";
+    if (flaws.nul) return "NUL octet in message content (RFC 5321 2.3.8; BINARYMIME is not offered)";
     if (flaws.line_too_long)
         return fmt::format("message line longer than {} octets (RFC 5321 4.5.3.1.6)", max_line_length);
     return "";

@@ -12,9 +12,13 @@ namespace ferry::smtp {
 struct ContentFlaws {
     bool bare_lf = false;         // LF not preceded by CR (RFC 5321 2.3.8): SMTP smuggling material
     bool bare_cr = false;         // CR not followed by LF
+    // A NUL octet: SMTP text carries none without BINARYMIME (RFC 5321 2.3.8, RFC 3030 3), which Ferry does not
+    // offer. A next hop that drops NULs before looking for <CRLF>.<CRLF> would see "<CRLF>NUL.<CRLF>" as an end
+    // of data: smuggling material, like a bare LF.
+    bool nul = false;
     bool line_too_long = false;   // a line over the text line limit (RFC 5321 4.5.3.1.6)
     bool too_big = false;         // more octets than the message size limit (RFC 1870)
-    bool any() const { return bare_lf || bare_cr || line_too_long || too_big; }
+    bool any() const { return bare_lf || bare_cr || nul || line_too_long || too_big; }
 };
 
 class ContentDecoder {

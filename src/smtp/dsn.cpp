@@ -144,31 +144,11 @@ std::optional<unsigned> parse_notify(std::string_view value) {
     }
 }
 
-std::string format_notify(unsigned notify) {
-    if (notify & kNotifyNever) return "NEVER";
-    std::string out;
-    for (const auto& [flag, name] : kNotifyNames) {
-        if ((notify & flag) == 0) continue;
-        if (!out.empty()) out.push_back(',');
-        out += name;
-    }
-    return out;
-}
-
 std::optional<Ret> parse_ret(std::string_view value) {
     const std::string v = util::ascii_upper(value);
     if (v == "FULL") return Ret::full;
     if (v == "HDRS") return Ret::hdrs;
     return std::nullopt;
-}
-
-std::string_view to_string(Ret ret) {
-    switch (ret) {
-    case Ret::unspecified: return "";
-    case Ret::full: return "FULL";
-    case Ret::hdrs: return "HDRS";
-    }
-    return "";
 }
 
 bool valid_envid(std::string_view value) {

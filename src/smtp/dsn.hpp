@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "dsn/request.hpp"
+
 namespace ferry::smtp {
 
 // RFC 3461 4: xtext. Decoding is strict: every octet is in 33..126, '=' never appears, and '+' is followed by
@@ -15,19 +17,23 @@ std::optional<std::string> xtext_decode(std::string_view text);
 // Octets 33..126 other than '+' and '=' stay; everything else becomes "+XX". decode(encode(x)) == x.
 std::string xtext_encode(std::string_view text);
 
-// RFC 3461 4.1: NOTIFY=NEVER, or a list of SUCCESS, FAILURE and DELAY. Bits of an unsigned; 0 means NOTIFY
-// was not given (the default of RFC 3461 4.1: FAILURE and maybe DELAY). The spool stores the same bits.
-enum NotifyFlag : unsigned { kNotifyNever = 1, kNotifySuccess = 2, kNotifyFailure = 4, kNotifyDelay = 8 };
+// The DSN vocabulary (dsn/request.hpp), under the names the parsers have always used.
+using dsn::format_notify;
+using dsn::kNotifyDelay;
+using dsn::kNotifyFailure;
+using dsn::kNotifyNever;
+using dsn::kNotifySuccess;
+using dsn::NotifyFlag;
+using dsn::RecipientDsn;
+using dsn::Ret;
+using dsn::to_string;
 
-// Case-insensitive; NEVER only alone, no empty or repeated items. nullopt when invalid; never 0.
+// RFC 3461 4.1 NOTIFY: case-insensitive; NEVER only alone, no empty or repeated items. nullopt when invalid;
+// never 0.
 std::optional<unsigned> parse_notify(std::string_view value);
-// Canonical text: "NEVER", or the given ones of "SUCCESS,FAILURE,DELAY" in that order; "" for 0.
-std::string format_notify(unsigned notify);
 
-// RFC 3461 4.3: RET=FULL|HDRS, what of the message a failure DSN returns.
-enum class Ret { unspecified, full, hdrs };
-std::optional<Ret> parse_ret(std::string_view value);   // case-insensitive
-std::string_view to_string(Ret ret);                    // "", "FULL", "HDRS"
+// RFC 3461 4.3 RET=FULL|HDRS, case-insensitive.
+std::optional<Ret> parse_ret(std::string_view value);
 
 // RFC 3461 4.4: ENVID=xtext; its decoded form is printable US-ASCII (graphic and white space) of at most
 // 100 octets.
@@ -43,12 +49,5 @@ inline constexpr std::size_t kMaxOrcptLength = 500;
 // US-ASCII. Returns "type;decoded" with the type in lower case (RFC 3464 2.3.1 Original-Recipient), nullopt when
 // the value is invalid or longer than kMaxOrcptLength. The received form is what travels on (spool, next hop).
 std::optional<std::string> decode_orcpt(std::string_view value);
-
-// What the session keeps of one accepted RCPT's DSN parameters.
-struct RecipientDsn {
-    unsigned notify = 0;   // NotifyFlag bits; 0 when NOTIFY was not given
-    std::string orcpt;     // as received (still encoded), "" when absent
-    bool operator==(const RecipientDsn&) const = default;
-};
 
 }  // namespace ferry::smtp

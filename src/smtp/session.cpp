@@ -280,6 +280,12 @@ Step Session::handle_mail(std::string_view arg) {
     }
     if (m.path.mailbox && m.path.mailbox->utf8 && !tx.smtputf8)
         return error(553, "5.6.7", "Must declare SMTPUTF8 to send unicode address");
+    // RFC 1870 6.1: a server that cannot take a message of the declared size now says 452 at MAIL, so the client
+    // does not send it all for nothing; the reserve keeps room for messages already being received and for
+    // those without SIZE (Postfix's queue_minfree). Not an error toward the limit: the condition will pass.
+    const std::uint64_t declared = tx.declared_size.value_or(0);   // at most max_message_size: no overflow
+    if (!policy_.spool_has_room(declared + settings_.spool_reserve))
+        return reply(Reply(452, "4.3.1", "Error: insufficient system storage"));
     tx.sender = std::move(m.path);
     tx_ = std::move(tx);
     enter(SessionState::mail);
@@ -396,6 +402,12 @@ Step Session::on_data_end(const ContentFlaws& flaws) {
     if (flaws.bare_lf || flaws.bare_cr) {
         reset_transaction();
         return error(550, "5.5.2", "Error: bare <LF> or <CR> in message content (RFC 5321 2.3.8)");
+    }
+    if (flaws.nul) {
+        // RFC 3463 X.6.1 "media not supported": NUL needs BINARYMIME (RFC 3030 3), which we do not offer. Refused
+        // rather than passed on: a next hop that drops NULs could read "<CRLF>NUL.<CRLF>" as an end of data.
+        reset_transaction();
+        return error(550, "5.6.1", "Error: NUL octet in message content (RFC 5321 2.3.8), BINARYMIME not offered");
     }
     if (flaws.line_too_long) {
         reset_transaction();

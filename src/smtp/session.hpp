@@ -27,6 +27,9 @@ public:
     virtual RecipientVerdict check_recipient(const Mailbox& recipient, const std::string& user) = 0;
     // At MAIL of an authenticated session: may `user` send as `sender` (Postfix's reject_sender_login_mismatch)?
     virtual bool sender_allowed(const Path& sender, const std::string& user) = 0;
+    // At MAIL: can the spool take `octets` now (the declared SIZE plus SessionSettings::spool_reserve)? The I/O
+    // side measures the spool's free space and logs a refusal; when it cannot tell, the answer is yes.
+    virtual bool spool_has_room(std::uint64_t octets) { return true; }
 };
 
 struct SessionSettings {
@@ -39,6 +42,9 @@ struct SessionSettings {
     bool auth_offered = false;  // AUTH on this listener (RFC 4954) ...
     bool auth_plaintext = false;   // ... also before TLS (off: AUTH only inside TLS)
     bool auth_required = false;    // MAIL only after AUTH (submission ports): 530 5.7.0
+    // Octets the spool must keep free beyond a message's declared SIZE (Postfix's queue_minfree): MAIL gets
+    // 452 4.3.1 below that, before the client sends a message the disk cannot take.
+    std::uint64_t spool_reserve = 0;
 };
 
 struct Transaction {

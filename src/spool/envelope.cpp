@@ -9,23 +9,10 @@ namespace {
 
 constexpr std::string_view kMagic = "Ferry-Spool: 1\n";
 
-// NOTIFY bits as RFC 3461 4.1 text, in the order smtp::format_notify writes them. Bits outside these give "".
-std::string notify_text(unsigned notify) {
-    if (notify & 1) return "NEVER";
-    constexpr std::pair<unsigned, std::string_view> kNames[] = {{2, "SUCCESS"}, {4, "FAILURE"}, {8, "DELAY"}};
-    std::string out;
-    for (const auto& [bit, name] : kNames) {
-        if ((notify & bit) == 0) continue;
-        if (!out.empty()) out.push_back(',');
-        out += name;
-    }
-    return out;
-}
-
-// Only the text notify_text writes is read back: we wrote it, so anything else is damage.
+// Only the text dsn::format_notify writes is read back: we wrote it, so anything else is damage.
 std::optional<unsigned> notify_bits(std::string_view text) {
     for (unsigned n = 1; n < 16; ++n)
-        if ((n == 1 || (n & 1) == 0) && notify_text(n) == text) return n;
+        if ((n == 1 || (n & 1) == 0) && dsn::format_notify(n) == text) return n;
     return std::nullopt;
 }
 
@@ -53,8 +40,10 @@ bool parse_line(std::string_view key, std::string_view value, Envelope& e) {
         if (e.body_8bit || value != "8BITMIME") return false;
         e.body_8bit = true;
     } else if (key == "Ret") {
-        if (!e.ret.empty() || (value != "FULL" && value != "HDRS")) return false;
-        e.ret = std::string(value);
+        if (e.ret != dsn::Ret::unspecified) return false;
+        if (value == dsn::to_string(dsn::Ret::full)) e.ret = dsn::Ret::full;
+        else if (value == dsn::to_string(dsn::Ret::hdrs)) e.ret = dsn::Ret::hdrs;
+        else return false;
     } else if (key == "Envid") {
         if (!e.envid.empty() || !is_token(value)) return false;
         e.envid = std::string(value);
@@ -84,14 +73,14 @@ std::string serialize_envelope(const Envelope& e) {
     out += "Sender: " + e.sender + "\n";
     if (e.smtputf8) out += "Smtputf8: yes\n";
     if (e.body_8bit) out += "Body: 8BITMIME\n";
-    if (!e.ret.empty()) out += "Ret: " + e.ret + "\n";
+    if (e.ret != dsn::Ret::unspecified) out += "Ret: " + std::string(dsn::to_string(e.ret)) + "\n";
     if (!e.envid.empty()) out += "Envid: " + e.envid + "\n";
     if (e.addendum) out += "Addendum: yes\n";
     for (std::size_t i = 0; i < e.recipients.size(); ++i) {
         out += "Recipient: " + e.recipients[i] + "\n";
         if (i >= e.recipient_dsn.size()) continue;
         const RecipientDsn& dsn = e.recipient_dsn[i];
-        if (const std::string notify = notify_text(dsn.notify); !notify.empty()) out += "Notify: " + notify + "\n";
+        if (const std::string notify = dsn::format_notify(dsn.notify); !notify.empty()) out += "Notify: " + notify + "\n";
         if (!dsn.orcpt.empty()) out += "Orcpt: " + dsn.orcpt + "\n";
     }
     out += "\n";

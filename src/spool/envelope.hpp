@@ -26,15 +26,12 @@
 #include <string_view>
 #include <vector>
 
+#include "dsn/request.hpp"
+
 namespace ferry::spool {
 
-// The DSN parameters of one recipient. The notify bits are RFC 3461's, as in smtp::NotifyFlag: never 1,
-// success 2, failure 4, delay 8; 0 when NOTIFY was not given.
-struct RecipientDsn {
-    unsigned notify = 0;
-    std::string orcpt;   // "addr-type;xtext" as received, "" when absent
-    bool operator==(const RecipientDsn&) const = default;
-};
+// The DSN parameters of one recipient (dsn/request.hpp: the same type the SMTP session fills).
+using dsn::RecipientDsn;
 
 struct Envelope {
     std::string queue_id;
@@ -44,7 +41,7 @@ struct Envelope {
     std::vector<std::string> recipients;   // local@domain, as accepted at RCPT
     bool smtputf8 = false;
     bool body_8bit = false;
-    std::string ret;                       // "", "FULL" or "HDRS"
+    dsn::Ret ret = dsn::Ret::unspecified;  // RFC 3461 4.3
     std::string envid;                     // xtext as received, "" when absent
     bool addendum = false;                 // the content is followed by an addendum (spool/addendum.hpp)
     // Parallel to `recipients` (always the same size after parse_envelope; missing entries serialize as none).

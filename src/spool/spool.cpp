@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdio.h>   // renameat2
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -217,7 +218,13 @@ void Spool::remove(const std::string& queue_id) {
     fs::remove(file, ec);
 }
 
-int Spool::create_file(const std::string& queue_id) {
+std::optional<std::uint64_t> Spool::free_octets() const {
+    struct statvfs st {};
+    if (::fstatvfs(queue_fd_, &st) != 0) return std::nullopt;
+    return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+int Spool::create_file(const std::string& queue_id, std::error_code& error) {
     const fs::path path = queue_ / queue_id;
     for (;;) {
         std::string name;
@@ -234,15 +241,27 @@ int Spool::create_file(const std::string& queue_id) {
         ::unlink(old.c_str());   // unusable: drop it and try the next one
     }
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) throw std::system_error(util::last_error(), "cannot create " + path.string());
+    if (fd < 0) error = util::last_error();
     return fd;
 }
 
-MessageWriter::MessageWriter(Spool& spool, const Envelope& envelope)
-    : queue_id_(envelope.queue_id), path_(spool.queue_file(envelope.queue_id)), with_addendum_(envelope.addendum) {
-    fd_ = spool.create_file(queue_id_);
+MessageWriter::Opened MessageWriter::open(Spool& spool, const Envelope& envelope) {
+    Opened opened;
+    const int fd = spool.create_file(envelope.queue_id, opened.error);
+    if (fd < 0) return opened;
+    auto writer = std::unique_ptr<MessageWriter>(new MessageWriter(envelope, spool.queue_file(envelope.queue_id), fd));
+    // A large envelope (thousands of recipients) is written through at once, and may find the disk full.
+    if (const auto ec = writer->append(serialize_envelope(envelope))) {
+        opened.error = ec;
+        return opened;   // the writer's destructor removes the file
+    }
+    opened.writer = std::move(writer);
+    return opened;
+}
+
+MessageWriter::MessageWriter(const Envelope& envelope, fs::path path, int fd)
+    : queue_id_(envelope.queue_id), path_(std::move(path)), fd_(fd), with_addendum_(envelope.addendum) {
     buffer_.reserve(kWriteBufferSize);
-    append(serialize_envelope(envelope));
 }
 
 MessageWriter::~MessageWriter() {

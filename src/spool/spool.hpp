@@ -52,9 +52,13 @@ public:
     // again (at-least-once), never lost.
     void remove(const std::string& queue_id);
 
-    // Opens queue/<queue_id> for a new message, empty: a file from free/ renamed, else a new one.
-    // Throws std::system_error.
-    int create_file(const std::string& queue_id);
+    // Free octets of the spool's filesystem for an unprivileged writer (statvfs f_bavail); nullopt when it
+    // cannot be told. Asked at MAIL, so a message the disk cannot take is refused before it is sent.
+    std::optional<std::uint64_t> free_octets() const;
+
+    // Opens queue/<queue_id> for a new message, empty: a file from free/ renamed, else a new one. -1 with
+    // `error` set when the filesystem refuses (full, out of inodes, read-only): an expected failure.
+    int create_file(const std::string& queue_id, std::error_code& error);
 
     static constexpr std::size_t kFreeFiles = 1024;
 
@@ -87,7 +91,13 @@ std::optional<StoredMessage> read_stored_message(int fd);
 // are made; the destructor discards an uncommitted file.
 class MessageWriter {
 public:
-    MessageWriter(Spool& spool, const Envelope& envelope);   // throws std::system_error
+    struct Opened {
+        std::unique_ptr<MessageWriter> writer;   // null when `error` is set
+        std::error_code error;
+    };
+    // Creates queue/<envelope.queue_id> and writes the envelope. A spool that cannot take the file (disk full,
+    // out of inodes, read-only) is a value, not an exception: the caller answers 451/452 or tries again later.
+    static Opened open(Spool& spool, const Envelope& envelope);
     ~MessageWriter();
     MessageWriter(const MessageWriter&) = delete;
     MessageWriter& operator=(const MessageWriter&) = delete;
@@ -105,6 +115,7 @@ public:
     void mark_committed() { committed_ = true; }
 
 private:
+    MessageWriter(const Envelope& envelope, std::filesystem::path path, int fd);
     std::error_code flush();
 
     std::string queue_id_;

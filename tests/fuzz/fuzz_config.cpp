@@ -51,6 +51,16 @@ void check_config(const config::Config& cfg) {
     FUZZ_CHECK(cfg.queue.lifetime.count() > 0);
     FUZZ_CHECK(cfg.queue.delivery_workers >= 1 && cfg.queue.delivery_workers <= 64);
     FUZZ_CHECK(cfg.outbound.port >= 1);
+    // Outbound binds its connections to these (asio::ip::make_address), each for its own family.
+    if (!cfg.outbound.source_address.empty()) {
+        in_addr a{};
+        FUZZ_CHECK(no_nul(cfg.outbound.source_address) && inet_pton(AF_INET, cfg.outbound.source_address.c_str(), &a) == 1);
+    }
+    if (!cfg.outbound.source_address6.empty()) {
+        in6_addr a{};
+        FUZZ_CHECK(no_nul(cfg.outbound.source_address6) &&
+                   inet_pton(AF_INET6, cfg.outbound.source_address6.c_str(), &a) == 1 && !IN6_IS_ADDR_V4MAPPED(&a));
+    }
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 //   [0] bit 0: mode (0 dot-stuffed, 1 raw); bits 1-2: extra cuts (the content is fed in 2-4 pieces)
 //   [1] text line limit (0 = the real 1000)   [2] size limit / 8 (0 = 50 MiB)   [3..8] three 16-bit cut points
 // Checks: feeding in pieces gives the same result as one feed (output, consumed count, flaws, size), and both
-// match a straightforward reference decoder written from RFC 5321 4.5.2 / 2.3.8 / 4.5.3.1.6.
+// match a straightforward reference decoder written from RFC 5321 4.5.2 / 2.3.8 / 4.5.3.1.6 (NUL included).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -111,7 +111,7 @@ std::size_t longest_line(std::string_view out) {
 }
 
 bool same_flaws(const smtp::ContentFlaws& a, const smtp::ContentFlaws& b) {
-    return a.bare_lf == b.bare_lf && a.bare_cr == b.bare_cr && a.line_too_long == b.line_too_long &&
+    return a.bare_lf == b.bare_lf && a.bare_cr == b.bare_cr && a.nul == b.nul && a.line_too_long == b.line_too_long &&
            a.too_big == b.too_big;
 }
 
@@ -160,6 +160,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const Reference ref = reference(mode, taken, whole.finished);
     FUZZ_CHECK(whole.flaws.bare_lf == ref.bare_lf);
     FUZZ_CHECK(whole.flaws.bare_cr == ref.bare_cr);
+    // A NUL anywhere in the content is a flaw (RFC 5321 2.3.8), wherever the size limit cut storage.
+    FUZZ_CHECK(whole.flaws.nul == (ref.out.find('\0') != std::string::npos));
     FUZZ_CHECK(whole.size == ref.out.size());
     FUZZ_CHECK(whole.flaws.too_big == (ref.out.size() > max_size));
     FUZZ_CHECK(whole.flaws.line_too_long == (longest_line(ref.out) > max_line));

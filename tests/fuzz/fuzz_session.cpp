@@ -14,6 +14,7 @@
 #include <string>
 
 #include "fuzz_check.hpp"
+#include "intake/message_envelope.hpp"
 #include "smtp/command.hpp"
 #include "smtp/received_header.hpp"
 #include "smtp/session.hpp"
@@ -96,19 +97,9 @@ void check_message_start(const smtp::Session& session, const smtp::SessionSettin
     FUZZ_CHECK(tx.recipients.size() <= settings.max_recipients);
     FUZZ_CHECK(!tx.sender.mailbox || !tx.sender.mailbox->domain.empty());
 
-    spool::Envelope env;
-    env.queue_id = "1J0TT776IJT0000";
-    env.arrival = 1795430789;
-    env.client = "192.0.2.1";
-    env.sender = tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string();
-    for (const smtp::Mailbox& r : tx.recipients)
-        env.recipients.push_back(r.domain.empty() ? "postmaster@example.test" : r.to_string());
     FUZZ_CHECK(tx.recipient_dsn.size() == tx.recipients.size());
-    env.smtputf8 = tx.smtputf8;
-    env.body_8bit = tx.body_8bit;
-    env.ret = std::string(smtp::to_string(tx.ret));
-    env.envid = tx.envid;
-    for (const auto& d : tx.recipient_dsn) env.recipient_dsn.push_back({d.notify, d.orcpt});
+    const spool::Envelope env =
+        intake::make_envelope(tx, intake::ArrivalFacts{"1J0TT776IJT0000", 1795430789, "192.0.2.1", "example.test"});
     const std::string head = spool::serialize_envelope(env);
     const auto parsed = spool::parse_envelope(head + "content");
     FUZZ_CHECK(parsed.has_value());

@@ -1,6 +1,7 @@
 """A scripted SMTP server on 127.0.0.x for Ferry's outbound tests: the remote MX or smarthost Ferry talks to.
 
-    with SmtpPeer() as peer:                       # a free port on 127.0.0.1; or SmtpPeer(port=P, host="127.0.0.3")
+    with SmtpPeer() as peer:                       # a free port on 127.0.0.1; or SmtpPeer(port=P, host="127.0.0.3"),
+                                                   # or host="::1" (IPv6)
         peer.rcpt_replies = {"bad@example.org": "550 5.1.1 no such user"}
         ... Ferry's [outbound] port = peer.port ...
         [msg] = peer.wait_messages(1)
@@ -681,7 +682,7 @@ class SmtpPeer:
     # ---------------------------------------------------------------- life cycle
     def start(self):
         assert self._listener is None, "already started"
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((self.host, self.port))

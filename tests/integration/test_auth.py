@@ -4,6 +4,7 @@ only, sender login match, failed-login throttling; and no AUTH at all on mx."""
 import base64
 import smtplib
 import subprocess
+import time
 
 import pytest
 
@@ -145,6 +146,39 @@ def test_sender_must_belong_to_the_user(ferry):
         assert s.docmd("MAIL", "FROM:<ALICE@Example.Test>")[0] == 250
         s.rset()
         assert s.docmd("MAIL", "FROM:<>")[0] == 250
+
+
+def test_a_second_from_field_is_refused_on_submission_and_mx(ferry):
+    """RFC 5322 3.6: one From:. "From: alice" then "From: bob" passed the check of the user's addresses (it read
+    the first field only) and went out with both; on mx two From: fields evade DMARC the same way."""
+    srv = submission_server(ferry)
+    two = b"From: alice@example.test\r\nFrom: bob@example.test\r\nSubject: two froms\r\n\r\nhi\r\n"
+    with submission(srv) as s:
+        s.login("alice@example.test", DEFAULT_PASSWORD)
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("alice@example.test", ["bob@example.test"], two)
+        assert e.value.smtp_code == 550 and e.value.smtp_error.startswith(b"5.6.0"), e.value
+        # Folded, with other case: still a second From: field.
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("alice@example.test", ["bob@example.test"],
+                       b"From: alice@example.test\r\nSubject: x\r\nfrom:\r\n bob@example.test\r\n\r\nhi\r\n")
+        assert e.value.smtp_code == 550, e.value
+        ok = b"From: alice@example.test\r\nSubject: one from\r\n\r\nhi\r\n"
+        assert s.sendmail("alice@example.test", ["bob@example.test"], ok) == {}
+        # No From: at all is as before: accepted (nothing claimed).
+        assert s.sendmail("alice@example.test", ["bob@example.test"], b"Subject: no from\r\n\r\nhi\r\n") == {}
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as s:   # mx
+        s.ehlo("client.test")
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("sender@client.test", ["bob@example.test"], two)
+        assert e.value.smtp_code == 550 and e.value.smtp_error.startswith(b"5.6.0"), e.value
+        s.sendmail("sender@client.test", ["bob@example.test"],
+                   b"From: sender@client.test\r\nSubject: mx control\r\n\r\nhi\r\n")
+    files = srv.wait_mail("bob", count=3)
+    time.sleep(0.5)
+    files = srv.mail_files("bob")
+    assert sorted(header_value(f.read_bytes(), "Subject") for f in files) == ["mx control", "no from", "one from"]
+    srv.wait_log(r"refused client=.* user=alice@example.test: 2 From: header fields")
 
 
 def test_sender_login_match_can_be_turned_off(ferry):

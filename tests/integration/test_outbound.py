@@ -14,6 +14,7 @@ import email.parser
 import email.policy
 import os
 import re
+import socket
 import subprocess
 import time
 
@@ -41,6 +42,10 @@ ZONE = {
     "greet.example.org": [("MX", 10, "grumpy.example.org"), ("MX", 20, "mx.example.org")],
     "grumpy.example.org": [("A", "127.0.0.4")],
     # smart.example.org (the smarthost test's recipients) is deliberately absent: a lookup would bounce it
+    "slow.example.net": [("MX", 10, "mx.slow.example.net")],
+    "mx.slow.example.net": [("A", "127.0.0.5")],
+    "v6.example.org": [("MX", 10, "mx6.example.org")],
+    "mx6.example.org": [("AAAA", "::1")],                          # IPv6 only
 }
 
 NO_TLS_CAPS = [c for c in DEFAULT_CAPS if c != "STARTTLS"]
@@ -75,7 +80,7 @@ def peer(make_peer):
     return make_peer()
 
 
-def sender_server(ferry, dns, port, *, outbound=None, queue=None, start=True, **kw):
+def sender_server(ferry, dns, port, *, outbound=None, queue=None, start=True, dns_timeout="1s", **kw):
     """The Ferry under test: mx on srv.port, a loopback submission listener with plaintext AUTH on
     srv.sub_port, the test DNS server, every remote SMTP server on `port`."""
     sub = free_port()
@@ -84,7 +89,7 @@ def sender_server(ferry, dns, port, *, outbound=None, queue=None, start=True, **
     q = {"min_retry": "1s", "max_retry": "2s"}
     q.update(queue or {})
     extra = (f'[[listen]]\naddress = "127.0.0.1:{sub}"\nrole = "submission"\nplaintext_auth = true\n\n'
-             + toml_section("dns", {"resolver": dns.address, "timeout": "1s"}) + "\n"
+             + toml_section("dns", {"resolver": dns.address, "timeout": dns_timeout}) + "\n"
              + toml_section("outbound", ob))
     srv = ferry(start=False, queue=q, extra_toml=extra, **kw)
     srv.sub_port = sub
@@ -234,6 +239,15 @@ def assert_no_dsn(srv, qid, settle=1.0):
     time.sleep(settle)
     assert srv.mail_files("alice") == [], "a DSN arrived"
     assert not re.search(rf"\bbounce id={qid} dsn=", srv.log), srv.log[-3000:]
+
+
+def has_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
 
 
 def big_body(n):
@@ -471,6 +485,53 @@ def test_restart_resumes_pending_recipients(dns, peer, ferry):
     assert srv.mail_files("alice") == []
 
 
+@pytest.mark.parametrize("waiting", ["connection_slot", "greeting", "route_lookup"])
+def test_a_leg_sent_before_sigterm_is_not_sent_again_after_the_restart(dns, make_peer, ferry, waiting):
+    """One message to two domains: example.org's peer takes its copy at once, slow.example.net's job is still
+    waiting at SIGTERM (for the one connection slot, held by the first connection while its QUIT stalls; for
+    the greeting of a server that stalls; or for its MX lookup, which the DNS server never answers). The waiting
+    job comes back as a temporary failure, so the attempt settles and records the sent leg: after the restart
+    only slow.example.net gets the message."""
+    fast = make_peer()                                        # mx.example.org
+    slow = make_peer(host="127.0.0.5", port=fast.port)        # mx.slow.example.net
+    outbound = {"command_timeout": "30s"}                     # nothing times out before the SIGTERM
+    if waiting == "connection_slot":
+        fast.stall_at = "QUIT"
+        outbound["max_connections"] = 1
+    elif waiting == "greeting":
+        slow.stall_at = "GREETING"
+    else:
+        dns.set("slow.example.net", "DROP")
+    try:
+        srv = sender_server(ferry, dns, fast.port, outbound=outbound, dns_timeout="30s")
+        qid = submit(srv, ["bob@example.org", "carol@slow.example.net"], subject="two legs")
+        [m] = wait_peer(fast, srv, 1)
+        assert m.rcpts == ["bob@example.org"]
+        if waiting == "connection_slot":
+            fast.wait_command("QUIT", timeout=WAIT)
+            time.sleep(0.3)
+            assert slow.connections == 0, slow.describe()
+        elif waiting == "greeting":
+            slow.wait_connections(1, timeout=WAIT)
+            time.sleep(0.3)
+        else:
+            time.sleep(0.3)
+            assert dns.queries[("slow.example.net", "MX")] >= 1
+            assert slow.connections == 0, slow.describe()
+        assert slow.messages == []
+        assert srv.stop() == 0
+        srv.wait_log(log_rx(qid, "carol@slow.example.net", "deferred") + r".*dsn=4\.3\.2", timeout=1)
+    finally:
+        dns.set("slow.example.net", ZONE["slow.example.net"])
+    fast.stall_at = slow.stall_at = None
+    srv.start()
+    [s] = wait_peer(slow, srv, 1)
+    assert s.rcpts == ["carol@slow.example.net"] and header_value(s.data, "Subject") == "two legs"
+    srv.wait_queue(lambda q: q == [], timeout=WAIT, what="an empty queue")
+    assert len(fast.messages) == 1, "the leg sent before the restart was sent again:\n" + fast.describe()
+    assert srv.mail_files("alice") == []
+
+
 def test_destination_down_then_up(dns, make_peer, ferry):
     port = free_port()   # nothing listens yet: connection refused
     srv = sender_server(ferry, dns, port)
@@ -492,6 +553,45 @@ def test_stalled_server_times_out_and_is_retried(dns, peer, ferry):
     [m] = wait_peer(peer, srv, 1)
     assert m.session is not peer.transcripts[0]
     peer.wait_for(lambda p: not p.transcripts[0].open, 5, "the stalled connection to be closed by Ferry")
+
+
+# ---------------------------------------------------------------- source addresses
+
+def test_source_address_is_the_address_remote_servers_see(dns, peer, ferry):
+    """[outbound] source_address: the connection is bound before connect (all of 127.0.0.0/8 is on lo; unbound,
+    the kernel would pick 127.0.0.1 for a connection to 127.0.0.1)."""
+    srv = sender_server(ferry, dns, peer.port, outbound={"source_address": "127.0.0.2"})
+    qid = submit(srv, "bob@example.org", subject="from .2")
+    [m] = wait_peer(peer, srv, 1)
+    assert m.session.client[0] == "127.0.0.2", m.session.client
+    srv.wait_log(delivered_rx(qid, "bob@example.org"), timeout=5)
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
+@pytest.mark.parametrize("keys", [{"source_address": "127.0.0.2"}, {"source_address6": "::1"},
+                                  {"source_address": "127.0.0.2", "source_address6": "::1"}],
+                         ids=["v4_only", "v6_only", "both"])
+def test_source_address_per_family(dns, make_peer, ferry, keys):
+    """Each family binds to its own key; a family without one connects unbound (127.0.0.1 to 127.0.0.1)."""
+    v4 = make_peer()                             # mx.example.org
+    v6 = make_peer(host="::1", port=v4.port)     # mx6.example.org, AAAA only
+    srv = sender_server(ferry, dns, v4.port, outbound=keys)
+    submit(srv, ["bob@example.org", "carol@v6.example.org"], subject="two families")
+    [m4] = wait_peer(v4, srv, 1)
+    [m6] = wait_peer(v6, srv, 1)
+    assert m4.rcpts == ["bob@example.org"] and m6.rcpts == ["carol@v6.example.org"]
+    assert m4.session.client[0] == keys.get("source_address", "127.0.0.1"), m4.session.client
+    assert m6.session.client[0] == "::1", m6.session.client
+
+
+def test_source_address_this_host_does_not_have_stops_the_start(dns, peer, ferry):
+    """Checked at start: an address that cannot be bound would otherwise defer every message."""
+    srv = sender_server(ferry, dns, peer.port, outbound={"source_address": "192.0.2.25"}, start=False)
+    r = subprocess.run([ferry_bin(), "serve", "--config", str(srv.config)], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=20, cwd=srv.cwd)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    assert r.returncode != 0, out
+    assert "outbound.source_address 192.0.2.25: cannot bind to it" in out, out
 
 
 # ---------------------------------------------------------------- what the remote server offers

@@ -141,6 +141,8 @@ def test_sendmail_refuses_what_data_refuses(srv):
     assert r.returncode == 65 and b"bare <LF> or <CR>" in r.stderr, r
     r = sendmail(srv, ["alice@example.test"], b"Subject: long\n\n" + b"x" * 1200 + b"\n")
     assert r.returncode == 65 and b"longer than 1000 octets" in r.stderr, r
+    r = sendmail(srv, ["alice@example.test"], b"Subject: nul\n\nfirst\n\x00.\nMAIL FROM:<x@evil.test>\n")
+    assert r.returncode == 65 and b"NUL octet" in r.stderr, r
     assert list((srv.data_dir / "pickup").glob("1*")) == []
 
 
@@ -148,7 +150,9 @@ def test_sendmail_refuses_what_data_refuses(srv):
     (b"Subject: smuggle\r\n\r\nfirst\r.\r\nMAIL FROM:<x@evil.test>\r\n", r"bare <LF> or <CR>"),
     (b"Subject: lf\r\n\r\nfirst\n.\r\n", r"bare <LF> or <CR>"),
     (b"Subject: long\r\n\r\n" + b"x" * 1200 + b"\r\n", r"message line longer than 1000 octets"),
-], ids=["bare CR", "bare LF", "long line"])
+    (b"Subject: nul\r\n\r\nfirst\r\n\x00.\r\nMAIL FROM:<x@evil.test>\r\n", r"NUL octet in message content"),
+    (b"From: root@mx.example.test\r\nFrom: bob@example.test\r\nSubject: two\r\n\r\nx\r\n", r"2 From: header fields"),
+], ids=["bare CR", "bare LF", "long line", "NUL", "two From"])
 def test_a_pickup_file_with_content_data_refuses_is_set_aside(srv, content, why):
     """Files written into pickup/ by hand (not by ferry sendmail) meet the same rules as SMTP DATA."""
     name = "1800000001.1.abcd"

@@ -1,4 +1,5 @@
-"""SMTP smuggling: only <CRLF>.<CRLF> ends DATA; bare LF / bare CR in content is refused with 550 5.5.2."""
+"""SMTP smuggling: only <CRLF>.<CRLF> ends DATA; bare LF / bare CR in content is refused with 550 5.5.2, a NUL octet
+(without BINARYMIME) with 550 5.6.1."""
 
 import time
 
@@ -26,9 +27,9 @@ def start_data(c):
     assert r.code == 354, r
 
 
-def assert_refused_in_sync(c):
+def assert_refused_in_sync(c, enhanced="5.5.2"):
     r = c.reply()
-    assert r.is_(550, "5.5.2"), f"expected one 550 5.5.2 for the whole thing, got {r}"
+    assert r.is_(550, enhanced), f"expected one 550 {enhanced} for the whole thing, got {r}"
     c.send(b"NOOP\r\n")
     r = c.reply()
     assert r.is_(250, "2.0.0") and not r.queue_id, f"the reply after the 550 must be NOOP's 250, got {r}"
@@ -105,4 +106,27 @@ def test_dot_lf_is_not_end_of_data(srv):
             pytest.fail(f"server replied before the real end of data: {r}")
         c.send(b"more\r\n.\r\n")
         assert_refused_in_sync(c)
+        control_and_check(srv, c)
+
+
+def test_nul_dot_is_content_and_refused(srv):
+    """"<CRLF>NUL.<CRLF>" is content here, but a next hop that drops NULs before looking for the end of data would
+    end the message there and read what follows as commands: the message is refused (RFC 5321 2.3.8, no
+    BINARYMIME), never relayed."""
+    with srv.connect() as c:
+        c.ehlo()
+        start_data(c)
+        c.send(b"Subject: one\r\n\r\nfirst\r\n\x00.\r\n" + SMUGGLED)
+        assert_refused_in_sync(c, "5.6.1")
+        control_and_check(srv, c)
+
+
+def test_nul_in_bdat_refused(srv):
+    payload = b"Subject: one\r\n\r\nfirst\r\n\x00.\r\n" + SMUGGLED
+    with srv.connect() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<sender@client.test>", 250, "2.1.0")
+        c.expect("RCPT TO:<alice@example.test>", 250, "2.1.5")
+        c.send(b"BDAT %d LAST\r\n" % len(payload) + payload)
+        assert_refused_in_sync(c, "5.6.1")
         control_and_check(srv, c)

@@ -647,6 +647,36 @@ TEST_F(ConfigFileTest, OutboundRelayAuthErrors) {
     EXPECT_NE(error_of(kListen + "[outbound]\nmax_connections = 0\n").find("outbound.max_connections"), std::string::npos);
 }
 
+TEST_F(ConfigFileTest, OutboundSourceAddresses) {
+    Config c = load(kListen + "[outbound]\nsource_address = \"192.0.2.25\"\nsource_address6 = \"2001:db8::25\"\n");
+    EXPECT_EQ(c.outbound.source_address, "192.0.2.25");
+    EXPECT_EQ(c.outbound.source_address6, "2001:db8::25");
+    Config only4 = load(kListen + "[outbound]\nsource_address = \"127.0.0.2\"\n");
+    EXPECT_EQ(only4.outbound.source_address, "127.0.0.2");
+    EXPECT_EQ(only4.outbound.source_address6, "");   // IPv6 connections go unbound
+    Config none = load(kListen);
+    EXPECT_EQ(none.outbound.source_address, "");
+    EXPECT_EQ(none.outbound.source_address6, "");
+    EXPECT_EQ(load(kListen + "[outbound]\nsource_address = \"\"\n").outbound.source_address, "");
+}
+
+TEST_F(ConfigFileTest, OutboundSourceAddressErrors) {
+    // An IP literal of the key's family; the error names the line, the key and the value.
+    EXPECT_EQ(error_of(kListen + "[outbound]\nsource_address = \"::1\"\n"),
+              at_line(4) + "outbound.source_address: \"::1\" is an IPv6 address (give it as source_address6)");
+    EXPECT_EQ(error_of(kListen + "[outbound]\nsource_address6 = \"127.0.0.2\"\n"),
+              at_line(4) + "outbound.source_address6: \"127.0.0.2\" is an IPv4 address (give it as source_address)");
+    EXPECT_EQ(error_of(kListen + "[outbound]\nsource_address = \"mail.example.net\"\n"),
+              at_line(4) + "outbound.source_address: \"mail.example.net\" is not an IPv4 address");
+    EXPECT_EQ(error_of(kListen + "[outbound]\nsource_address6 = \"[2001:db8::25]\"\n"),
+              at_line(4) + "outbound.source_address6: \"[2001:db8::25]\" is not an IPv6 address");
+    EXPECT_NE(error_of(kListen + "[outbound]\nsource_address6 = \"::ffff:192.0.2.25\"\n").find("IPv4-mapped"),
+              std::string::npos);
+    EXPECT_NE(error_of(kListen + "[outbound]\nsource_address = \"192.0.2.25:25\"\n").find("outbound.source_address"),
+              std::string::npos);
+    EXPECT_NE(error_of(kListen + "[outbound]\nsource_address = 3\n").find("outbound.source_address"), std::string::npos);
+}
+
 // --- [mailauth] and [dkim] ---------------------------------------------------------------------------------
 
 TEST_F(ConfigFileTest, MailauthDefaultsAndValues) {

@@ -35,6 +35,20 @@ TEST(MimeHeader, FieldIsFoundCaseInsensitivelyAndUnfolded) {
     EXPECT_FALSE(header_field(" From: continuation@x\r\n", "From"));   // a continuation line is no field
 }
 
+// RFC 5322 3.6 allows one From:. header_field reads only the first, so the second must be counted: the From: check
+// of authenticated mail refuses "From: alice" followed by "From: bob" on this count.
+TEST(MimeHeader, CountsEveryFieldOfAName) {
+    const std::string h = "From: alice@example.test\r\nSubject: x\r\nfrom : bob@example.test\r\n"
+                          "X-From: no@x\r\n From: continuation@x\r\nFROM:\r\n\tcarol@example.test\r\n";
+    EXPECT_EQ(count_header_fields(h, "From"), 3u);
+    EXPECT_EQ(header_field(h, "From"), "alice@example.test");   // the first only
+    EXPECT_EQ(count_header_fields(h, "Subject"), 1u);
+    EXPECT_EQ(count_header_fields(h, "Sender"), 0u);
+    EXPECT_EQ(count_header_fields("From: a@b\r\n", "From"), 1u);
+    EXPECT_EQ(count_header_fields("", "From"), 0u);
+    EXPECT_EQ(count_header_fields("From: a@b\nFrom: c@d\n", "from"), 2u);   // LF-only lines too (pickup files)
+}
+
 TEST(MimeHeader, AddressListForms) {
     EXPECT_EQ(address_list("alice@example.test"), Addrs{"alice@example.test"});
     EXPECT_EQ(address_list("Alice <alice@example.test>"), Addrs{"alice@example.test"});

@@ -82,10 +82,16 @@ TEST(SmtpContentDecoder, UnstuffingAcrossFeedCalls) {
 
 TEST(SmtpContentDecoder, BinaryOctetsPassThrough) {
     ContentDecoder d = stuffed();
-    const std::string body("\x00\x01\xff\xc3\xa9\x7f\r\n", 8);
+    const std::string body("\x01\xff\xc3\xa9\x7f\r\n", 7);
     const Result r = feed_all(d, body + ".\r\n");
     EXPECT_EQ(r.out, body);
     EXPECT_TRUE(no_flaws(d));
+    // A NUL passes through too, but is a flaw (no BINARYMIME): the only one here.
+    ContentDecoder n = stuffed();
+    const std::string with_nul = std::string(1, '\0') + body;
+    EXPECT_EQ(feed_all(n, with_nul + ".\r\n").out, with_nul);
+    EXPECT_TRUE(n.flaws().nul);
+    EXPECT_FALSE(n.flaws().bare_lf || n.flaws().bare_cr || n.flaws().line_too_long || n.flaws().too_big);
 }
 
 // --- end of data ---------------------------------------------------------------------------------------
@@ -253,6 +259,43 @@ TEST(SmtpContentDecoder, SmugglingVariantsAsFinalTerminatorDoNotEndData) {
         EXPECT_FALSE(d.finished());
         EXPECT_EQ(r.consumed, in.size());
     }
+}
+
+// A NUL before the dot of "<CRLF>NUL.<CRLF>" is what a next hop that drops NULs would read as an end of data:
+// it stays content here, and is a flaw (RFC 5321 2.3.8; no BINARYMIME).
+TEST(SmtpContentDecoder, NulDotIsContentAndFlagged) {
+    using namespace std::string_literals;
+    for (const bool bytewise : {false, true}) {
+        SCOPED_TRACE(bytewise ? "bytewise" : "whole");
+        ContentDecoder d = stuffed();
+        const std::string in = "Subject: x\r\n\r\nhello\r\n\0.\r\n"s + kInjected + ".\r\n";
+        const Result r = bytewise ? feed_bytewise(d, in) : feed_all(d, in);
+        EXPECT_TRUE(d.finished());
+        EXPECT_EQ(r.consumed, in.size());
+        EXPECT_TRUE(d.flaws().nul);
+        EXPECT_FALSE(d.flaws().bare_lf || d.flaws().bare_cr);
+        EXPECT_NE(r.out.find("hello\r\n\0.\r\nMAIL FROM:"s), std::string::npos) << "the NUL line stays content";
+    }
+}
+
+TEST(SmtpContentDecoder, NulFlaggedInRawModeAndAfterStuffingDot) {
+    using namespace std::string_literals;
+    ContentDecoder r = raw();
+    std::string out;
+    r.feed("a\0b\r\n"s, out);
+    r.finish_raw();
+    EXPECT_TRUE(r.flaws().nul);
+    EXPECT_EQ(out, "a\0b\r\n"s);
+
+    ContentDecoder d = stuffed();
+    const Result s = feed_all(d, "..\0\r\n.\r\n"s);   // a stuffed dot, then NUL
+    EXPECT_TRUE(d.finished());
+    EXPECT_TRUE(d.flaws().nul);
+    EXPECT_EQ(s.out, ".\0\r\n"s);
+
+    ContentDecoder clean = stuffed();
+    feed_all(clean, "a\r\n.\r\n");
+    EXPECT_FALSE(clean.flaws().nul);
 }
 
 TEST(SmtpContentDecoder, BareLfFlagged) {
@@ -529,6 +572,9 @@ TEST(SmtpContentFlaws, AWholeMessageMeetsTheRulesOfDataInPieces) {
     EXPECT_TRUE(content_flaws(std::string(1000, 'x') + "\r\n", 1000, 1 << 20).line_too_long);
     EXPECT_FALSE(content_flaws(std::string(998, 'x') + "\r\n", 1000, 1 << 20).any());
     EXPECT_TRUE(content_flaws("0123456789\r\n", 1000, 5).too_big);
+    EXPECT_TRUE(content_flaws(std::string("a\r\n\0.\r\n", 7), 1000, 100).nul);
+    EXPECT_NE(describe_flaws(content_flaws(std::string("a\0\r\n", 4), 1000, 100), 1000, 100).find("NUL"),
+              std::string::npos);
     // A CRLF and a long line across the 64 KiB pieces it is scanned in.
     std::string across(64 * 1024 - 1, 'x');
     for (std::size_t i = 500; i < across.size(); i += 500) across.replace(i, 2, "\r\n");

@@ -26,8 +26,14 @@ public:
         if (recipient.local == "tempfail") return RecipientVerdict::temporary_failure;
         return RecipientVerdict::accept;
     }
+    bool spool_has_room(std::uint64_t octets) override {
+        room_asked.push_back(octets);
+        return !free_octets || *free_octets >= octets;
+    }
     std::vector<Mailbox> asked;
     std::string last_user;
+    std::optional<std::uint64_t> free_octets;   // nullopt: unknown
+    std::vector<std::uint64_t> room_asked;
 };
 
 SessionSettings test_settings() {
@@ -372,6 +378,43 @@ TEST_F(SmtpSession, SizeParameter) {
     ehlo();
     mail("MAIL FROM:<alice@sender.test> SIZE=10000");
     EXPECT_EQ(session.transaction().declared_size, 10000u);
+}
+
+// RFC 1870 6.1: a disk that cannot take the declared SIZE plus the reserve says 452 4.3.1 at MAIL, before the
+// client sends the message (it used to get 250 and learn at the end of data).
+class SmtpSessionSpool : public SmtpSession {
+protected:
+    static SessionSettings reserved() {
+        SessionSettings s = test_settings();
+        s.spool_reserve = 1000;
+        return s;
+    }
+    SmtpSessionSpool() : SmtpSession(reserved()) {}
+};
+
+TEST_F(SmtpSessionSpool, MailRefusedWhenTheSpoolCannotTakeTheDeclaredSize) {
+    ehlo();
+    policy.free_octets = 5000;
+    expect_one(send("MAIL FROM:<alice@sender.test> SIZE=4001"), 452, "4.3.1");   // 4001 + 1000 > 5000
+    EXPECT_EQ(session.state(), SessionState::ready);
+    EXPECT_EQ(session.error_count(), 0u);   // a passing condition, not a client error
+    mail("MAIL FROM:<alice@sender.test> SIZE=4000");                              // exactly fits
+    send("RSET");
+    mail("MAIL FROM:<alice@sender.test>");                                        // no SIZE: the reserve alone
+    send("RSET");
+    policy.free_octets = 999;                                                     // under the reserve
+    expect_one(send("MAIL FROM:<alice@sender.test>"), 452, "4.3.1");
+    policy.free_octets = 0;
+    expect_one(send("MAIL FROM:<>"), 452, "4.3.1");
+    policy.free_octets = std::nullopt;                                            // unknown: not refused
+    mail("MAIL FROM:<alice@sender.test> SIZE=9000");
+    EXPECT_EQ(policy.room_asked, (std::vector<std::uint64_t>{5001, 5000, 1000, 1000, 1000, 10000}));
+}
+
+TEST_F(SmtpSessionSpool, SizeOverTheLimitIsStill552) {
+    ehlo();
+    policy.free_octets = 0;
+    expect_one(send("MAIL FROM:<alice@sender.test> SIZE=10001"), 552, "5.3.4");   // permanent wins
 }
 
 TEST_F(SmtpSession, SizeOverLimit) {
@@ -740,6 +783,29 @@ TEST_F(SmtpSession, DataEndBareCr) {
     expect_one(checked(session.on_data_end(f)), 550, "5.5.2");
     EXPECT_EQ(session.state(), SessionState::ready);
     EXPECT_TRUE(session.transaction().recipients.empty());
+}
+
+TEST_F(SmtpSession, DataEndNul) {
+    to_data();
+    ContentFlaws f;
+    f.nul = true;
+    f.line_too_long = true;   // NUL wins
+    const Step s = checked(session.on_data_end(f));
+    expect_one(s, 550, "5.6.1");
+    EXPECT_NE(wire(s).find("NUL"), std::string::npos);
+    EXPECT_EQ(session.state(), SessionState::ready);
+    EXPECT_TRUE(session.transaction().recipients.empty());
+    EXPECT_EQ(session.error_count(), 1u);
+    mail();
+}
+
+TEST_F(SmtpSession, BdatLastWithNul) {
+    to_rcpt();
+    send("BDAT 10 LAST");
+    ContentFlaws f;
+    f.nul = true;
+    expect_one(checked(session.on_chunk_end(f)), 550, "5.6.1");
+    EXPECT_EQ(session.state(), SessionState::ready);
 }
 
 TEST_F(SmtpSession, DataEndLineTooLong) {

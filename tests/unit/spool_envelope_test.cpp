@@ -31,7 +31,7 @@ Envelope dsn_envelope() {
     e.recipients = {"alice@example.test", "bob@example.test", "carol@example.test"};
     e.smtputf8 = true;
     e.body_8bit = true;
-    e.ret = "HDRS";
+    e.ret = dsn::Ret::hdrs;
     e.envid = "abc+2Bdef";
     e.recipient_dsn = {{smtp::kNotifySuccess | smtp::kNotifyFailure, "rfc822;alice+40old@example.test"},
                        {},
@@ -74,7 +74,7 @@ TEST(SpoolEnvelope, RoundTrip) {
     EXPECT_EQ(p.recipients, e.recipients);
     EXPECT_TRUE(p.smtputf8);
     EXPECT_TRUE(p.body_8bit);
-    EXPECT_EQ(p.ret, "HDRS");
+    EXPECT_EQ(p.ret, dsn::Ret::hdrs);
     EXPECT_EQ(p.envid, "abc+2Bdef");
     EXPECT_EQ(p.recipient_dsn, e.recipient_dsn);
     EXPECT_EQ(serialize_envelope(p), head);
@@ -88,7 +88,7 @@ TEST(SpoolEnvelope, OldFormatStillParses) {
     EXPECT_EQ(e.sender, "");
     EXPECT_FALSE(e.smtputf8);
     EXPECT_FALSE(e.body_8bit);
-    EXPECT_EQ(e.ret, "");
+    EXPECT_EQ(e.ret, dsn::Ret::unspecified);
     EXPECT_EQ(e.envid, "");
     EXPECT_EQ(e.recipient_dsn, std::vector<RecipientDsn>(2));   // always as many as recipients
     EXPECT_EQ(kOldFormat.substr(parsed->content_offset), "Subject: hi\r\n");

@@ -70,7 +70,9 @@ protected:
     // Receives and commits one message through the real committer; returns the commit result.
     std::error_code commit(spool::Spool& sp, const std::string& id, const std::string& content) {
         spool::Committer committer(sp);
-        spool::MessageWriter writer(sp, envelope(id));
+        auto opened = spool::MessageWriter::open(sp, envelope(id));
+        EXPECT_FALSE(opened.error);
+        spool::MessageWriter& writer = *opened.writer;
         EXPECT_FALSE(writer.append(content));
         std::promise<std::error_code> done;
         committer.submit(writer, [&](std::error_code ec) { done.set_value(ec); });
@@ -114,7 +116,9 @@ TEST_F(SpoolTest, AddendumIsStoredAfterTheContentAndReadBack) {
         spool::Envelope e = envelope(id);
         e.addendum = true;
         spool::Committer committer(sp);
-        spool::MessageWriter writer(sp, e);
+        auto opened = spool::MessageWriter::open(sp, e);
+        ASSERT_FALSE(opened.error);
+        spool::MessageWriter& writer = *opened.writer;
         ASSERT_FALSE(writer.append(content));
         spool::Addendum a;
         if (with_headers) a = {"Authentication-Results: mx.example.test; none\r\n", "Junk"};
@@ -168,12 +172,25 @@ TEST(SpoolAddendum, RoundTripsAndRefusesDamage) {
 TEST_F(SpoolTest, UncommittedWriterLeavesNothing) {
     spool::Spool sp(dir_ / "spool", config::SyncMode::filesystem);
     {
-        spool::MessageWriter writer(sp, envelope("AAAAAAAAAAAAAAC"));
+        auto opened = spool::MessageWriter::open(sp, envelope("AAAAAAAAAAAAAAC"));
+        ASSERT_FALSE(opened.error);
+        spool::MessageWriter& writer = *opened.writer;
         ASSERT_FALSE(writer.append(std::string(100000, 'z')));
         EXPECT_TRUE(fs::exists(sp.queue_file("AAAAAAAAAAAAAAC")));
         EXPECT_FALSE(length_of(sp.queue_file("AAAAAAAAAAAAAAC")));   // no trailer yet
     }
     EXPECT_FALSE(fs::exists(sp.queue_file("AAAAAAAAAAAAAAC")));
+}
+
+// A spool that cannot take the file is an error value, never an exception (the constructor used to throw
+// std::system_error): here queue/ has gone, so creating the file fails with ENOENT.
+TEST_F(SpoolTest, OpeningAWriterWhereNoFileCanBeMadeIsAnError) {
+    spool::Spool sp(dir_ / "spool", config::SyncMode::filesystem);
+    fs::remove_all(sp.queue_dir());
+    spool::MessageWriter::Opened opened;
+    EXPECT_NO_THROW(opened = spool::MessageWriter::open(sp, envelope("AAAAAAAAAAAAAAE")));
+    EXPECT_EQ(opened.error, std::errc::no_such_file_or_directory);
+    EXPECT_EQ(opened.writer, nullptr);
 }
 
 TEST_F(SpoolTest, RecoveryKeepsCommittedDropsPartialQuarantinesCorrupt) {
