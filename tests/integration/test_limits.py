@@ -262,6 +262,12 @@ def first_line(sock, timeout):
     return data
 
 
+# Under `make sanitize` (UBSAN_OPTIONS set) this test cannot run: UBSan's vptr check learns whether memory is
+# readable through a pipe(2), which fails with EMFILE in a process out of descriptors, and then reports a valid
+# object (Boost's error_category, on accept's error path) as "invalid vptr" with "<memory cannot be printed>", and
+# a suppression cannot help, since reading the module map needs a descriptor too. The normal build runs it.
+@pytest.mark.skipif("UBSAN_OPTIONS" in os.environ,
+                    reason="UBSan's vptr check needs free descriptors to read memory; this test leaves none")
 def test_out_of_descriptors_waiting_clients_get_421_not_silence(ferry):
     """Limits that fit, but 120 sessions each receiving a message hold a spool file beside their socket: the
     server runs out of descriptors. Clients waiting to be accepted then get 421 4.3.2 (or 220 once a descriptor
