@@ -16,7 +16,8 @@
 # Environment: REPS (3), MSGS (1000, for 1 KiB), MSGS_LARGE (300, for 100 KiB), SIZES ("1024 102400"),
 #   CONCS ("10 50"), MODES ("conn reuse"), PORT_OLD (2610), PORT_NEW (2611), BASE (/var/lib/ferry-ab),
 #   WARMUP (100 messages per server and cell, not counted), MAX_RUN (120 s per smtp-source),
-#   DRAIN_TIMEOUT (120 s).
+#   DRAIN_TIMEOUT (120 s), OLD_DESC / NEW_DESC (what each binary was built from, for the table; default: the
+#   HEAD of the git checkout two directories above the binary, which is right only if built at that HEAD).
 # Every server it starts is stopped by PID on exit.
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n '2,21p' "$0" >&2; exit 2; }
@@ -191,7 +192,8 @@ for mode in $MODES; do
         # alternate who goes first, so that neither always runs right after the other's fsync burst
         if (( (cell + rep) % 2 )); then order="old new"; else order="new old"; fi
         for l in $order; do
-          echo "$(date +%T) $mode $size $conc $rep $l $(cut -d' ' -f1-3 /proc/loadavg)" >> "$LOADS"
+          # load average, and how many compilers (other work on this shared machine) were running
+          echo "$(date +%T) $mode $size $conc $rep $l $(cut -d' ' -f1-3 /proc/loadavg) $(pgrep -c -x cc1plus || true)" >> "$LOADS"
           run_one "$l" "$mode" "$size" "$conc" "$n" "$rep"
           sleep 1
         done
@@ -209,7 +211,9 @@ import csv, os, statistics as st, subprocess, sys
 res, loads, hz, bold, bnew, start, end, reps = sys.argv[1:9]
 hz = float(hz)
 rows = list(csv.DictReader(open(res), delimiter='\t'))
-def ident(b):
+def ident(b, desc):
+    if desc:
+        return desc
     d = os.path.dirname(os.path.dirname(b))
     try:
         return subprocess.run(['git', '-C', d, 'log', '-1', '--format=%h %s'], capture_output=True, text=True,
@@ -220,12 +224,14 @@ cells = {}
 for r in rows:
     cells.setdefault((r['mode'], int(r['size']), int(r['conc']), int(r['msgs'])), {}).setdefault(r['label'], []).append(r)
 la = [float(l.split()[6]) for l in open(loads) if l.strip()]
+cc = [int(l.split()[9]) for l in open(loads) if len(l.split()) > 9]
 print('# Ferry A/B throughput (bench/ab.sh), %s to %s' % (start, end))
 print()
-print('- OLD: `%s` (%s)' % (bold, ident(bold)))
-print('- NEW: `%s` (%s)' % (bnew, ident(bnew)))
+print('- OLD: `%s` (%s)' % (bold, ident(bold, os.environ.get('OLD_DESC'))))
+print('- NEW: `%s` (%s)' % (bnew, ident(bnew, os.environ.get('NEW_DESC'))))
 print('- Machine: %d cores, kernel %s. 1-minute load average at the start of each run: min %.2f, median %.2f, '
-      'max %.2f (%d samples).' % (os.cpu_count(), os.uname().release, min(la), st.median(la), max(la), len(la)))
+      'max %.2f (%d samples); compilers (cc1plus) running at those moments: min %d, median %d, max %d.'
+      % (os.cpu_count(), os.uname().release, min(la), st.median(la), max(la), len(la), min(cc), st.median(cc), max(cc)))
 print('- %s repetitions per cell, OLD and NEW interleaved (order alternating); both servers fresh on empty data '
       'dirs per cell after a 1 KiB warm-up; config as bench/run (Maildir, default durability, '
       '`[mailauth] verify = false`) but `[limits] connections = 2000`.' % reps)
