@@ -17,7 +17,8 @@
 #   CONCS ("10 50"), MODES ("conn reuse"), PORT_OLD (2610), PORT_NEW (2611), BASE (/var/lib/ferry-ab),
 #   WARMUP (100 messages per server and cell, not counted), MAX_RUN (120 s per smtp-source),
 #   DRAIN_TIMEOUT (120 s), OLD_DESC / NEW_DESC (what each binary was built from, for the table; default: the
-#   HEAD of the git checkout two directories above the binary, which is right only if built at that HEAD).
+#   HEAD of the git checkout two directories above the binary, which is right only if built at that HEAD),
+#   REPORT_ONLY=1 (run nothing: write the table again from the runs kept in $BASE).
 # Every server it starts is stopped by PID on exit.
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n '2,21p' "$0" >&2; exit 2; }
@@ -45,14 +46,16 @@ log() { echo "[$(date +%T)] ab: $*" >&2; }
 # (current Ferry refuses connection limits that cannot fit RLIMIT_NOFILE).
 ulimit -n "$(ulimit -Hn)"
 
+RES=$BASE/results.tsv
+LOADS=$BASE/loadavg.txt
+if [ -z "${REPORT_ONLY:-}" ]; then
 for p in "$PORT_OLD" "$PORT_NEW"; do
   if ss -ltnH "sport = :$p" | grep -q .; then echo "ab: port $p busy" >&2; exit 1; fi
 done
 rm -rf "$BASE"; mkdir -p "$BASE"
-RES=$BASE/results.tsv
-LOADS=$BASE/loadavg.txt
 printf 'label\tmode\tsize\tconc\tmsgs\trep\tstatus\taccept_s\te2e_s\tdelivered\tsrv_ticks\n' > "$RES"
 : > "$LOADS"
+fi
 
 declare -A PID=() PORT=([old]=$PORT_OLD [new]=$PORT_NEW) BIN=([old]=$BIN_OLD [new]=$BIN_NEW)
 
@@ -174,6 +177,7 @@ wait_idle() { # label: warm-up messages delivered, spool empty
   drain "$BASE/$1/data/mail/example.test/u/new" "$BASE/$1/data/spool/queue" 0 "$DRAIN_TIMEOUT" > /dev/null
 }
 
+if [ -z "${REPORT_ONLY:-}" ]; then
 log "OLD=$BIN_OLD on :$PORT_OLD, NEW=$BIN_NEW on :$PORT_NEW, reps=$REPS, results in $RES"
 START=$(date -u +%FT%TZ)
 cell=0
@@ -204,6 +208,9 @@ for mode in $MODES; do
 done
 END=$(date -u +%FT%TZ)
 stop_server old; stop_server new
+echo "$START $END $REPS" > "$BASE/meta"
+fi
+read -r START END REPS < "$BASE/meta"
 
 mkdir -p "$(dirname "$OUT_MD")"
 /usr/bin/python3 - "$RES" "$LOADS" "$HZ" "$BIN_OLD" "$BIN_NEW" "$START" "$END" "$REPS" > "$OUT_MD" <<'PY'
@@ -240,9 +247,13 @@ print('msg/s = messages / seconds from the start of smtp-source until all are in
       'queue is empty (end to end); median (min-max) over the repetitions. NEW/OLD > 1 = NEW faster. '
       'cpu = server user+sys ms per message over the same span (median). "overlap" = the min-max ranges overlap.')
 print()
-print('| mode | size | -s | msgs | OLD msg/s | NEW msg/s | NEW/OLD | OLD cpu ms/msg | NEW cpu ms/msg | NEW/OLD cpu | ranges |')
-print('|---|---|---|---|---|---|---|---|---|---|---|')
+print('paired = per repetition, OLD time / NEW time of its two back-to-back runs (they share the machine\'s '
+      'state of that moment): median (min-max) over the repetitions; less noisy than the ratio of medians.')
+print()
+print('| mode | size | -s | msgs | OLD msg/s | NEW msg/s | NEW/OLD | paired NEW/OLD | OLD cpu ms/msg | NEW cpu ms/msg | NEW/OLD cpu | ranges |')
+print('|---|---|---|---|---|---|---|---|---|---|---|---|')
 bad = []
+pairs_all = []
 for (mode, size, conc, n), by in cells.items():
     def stats(rs):
         mps = [n / float(r['e2e_s']) for r in rs]
@@ -251,10 +262,18 @@ for (mode, size, conc, n), by in cells.items():
     o, w = stats(by.get('old', [])), stats(by.get('new', []))
     for r in by['old'] + by['new']:
         if r['status'] != 'ok': bad.append('%s %s %d -s %d rep %s: %s' % (r['label'], mode, size, conc, r['rep'], r['status']))
+    byrep = {}
+    for r in by['old'] + by['new']:
+        byrep.setdefault(r['rep'], {})[r['label']] = float(r['e2e_s'])
+    pairs = [v['old'] / v['new'] for v in byrep.values() if len(v) == 2]
+    pairs_all += pairs
     ranges = 'overlap' if w[2] >= o[1] and o[2] >= w[1] else ('NEW slower' if w[2] < o[1] else 'NEW faster')
-    print('| %s | %s | %d | %d | %.0f (%.0f-%.0f) | %.0f (%.0f-%.0f) | %.2f | %.2f | %.2f | %.2f | %s |' % (
+    print('| %s | %s | %d | %d | %.0f (%.0f-%.0f) | %.0f (%.0f-%.0f) | %.2f | %.2f (%.2f-%.2f) | %.2f | %.2f | %.2f | %s |' % (
         mode, '1 KiB' if size == 1024 else '%d KiB' % (size // 1024), conc, n, o[0], o[1], o[2], w[0], w[1], w[2],
-        w[0] / o[0], o[3], w[3], w[3] / o[3] if o[3] else float('nan'), ranges))
+        w[0] / o[0], st.median(pairs), min(pairs), max(pairs), o[3], w[3], w[3] / o[3] if o[3] else float('nan'), ranges))
+print()
+print('All %d pairs of all cells: NEW/OLD geometric mean %.3f, median %.3f.' % (
+    len(pairs_all), st.geometric_mean(pairs_all), st.median(pairs_all)))
 print()
 print('Runs not ok: ' + ('; '.join(bad) if bad else 'none (every message delivered, spool empty, smtp-source exit 0).'))
 print()
