@@ -1,7 +1,8 @@
 #include "accounts/account_file.hpp"
 
 #include "accounts/password.hpp"
-#include "config/config.hpp"
+#include "util/ascii.hpp"
+#include "smtp/address.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -97,12 +98,12 @@ std::vector<Line> read_lines(const fs::path& file) {
             if (colon == std::string_view::npos) throw fail("expected ADDRESS:{SCHEME}HASH");
             std::string_view address = trim(s.substr(0, colon));
             std::string_view hash = trim(s.substr(colon + 1));
-            std::string why = config::address_error(address);
+            std::string why = smtp::address_error(address);
             if (!why.empty()) throw fail("invalid address \"" + std::string(address) + "\": " + why);
             if (hash.empty()) throw fail("missing password hash after ':'");
             if (hash.find(':') != std::string_view::npos || hash.find_first_of(" \t") != std::string_view::npos)
                 throw fail("expected ADDRESS:{SCHEME}HASH (no further fields or spaces)");
-            std::string key = config::ascii_lower(address);
+            std::string key = util::ascii_lower(address);
             if (auto [it, inserted] = first_line.emplace(key, number); !inserted)
                 throw fail("duplicate account " + key + " (first on line " + std::to_string(it->second) + ")");
             line.account = Account{key, std::string(hash)};
@@ -170,9 +171,9 @@ void modify(const fs::path& file, Change change) {
 }
 
 std::string checked_key(std::string_view address) {
-    std::string why = config::address_error(address);
+    std::string why = smtp::address_error(address);
     if (!why.empty()) throw std::runtime_error(std::string(address) + ": invalid address: " + why);
-    return config::ascii_lower(address);
+    return util::ascii_lower(address);
 }
 
 std::vector<Line>::iterator find_line(std::vector<Line>& lines, const std::string& key) {
@@ -193,7 +194,7 @@ std::vector<Account> AccountFile::load() const {
 }
 
 std::optional<Account> AccountFile::find(std::string_view address) const {
-    std::string key = config::ascii_lower(address);
+    std::string key = util::ascii_lower(address);
     for (Account& a : load())
         if (a.address == key) return std::move(a);
     return std::nullopt;

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "config/config.hpp"
+#include "smtp/address.hpp"
 #include "dns/mail_route.hpp"
 
 namespace ferry::cli {
@@ -21,7 +22,7 @@ int run_dns_command(const std::string& domain, const std::filesystem::path& conf
         std::cerr << e.what() << "\n";
         return 2;
     }
-    const std::string why = config::domain_error(domain);
+    const std::string why = smtp::domain_error(domain);
     if (!why.empty()) {
         std::cerr << "ferry dns: \"" << domain << "\" is not a domain name (" << why << ")\n";
         return 2;

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "config/config.hpp"
+#include "smtp/address.hpp"
 #include "delivery/smtp_client.hpp"
 #include "mime/compose.hpp"
 #include "mime/media_types.hpp"
@@ -155,7 +156,7 @@ int compose_and_send(SendOptions o) {
     if (o.verify) o.insecure = false;
     // The name goes into EHLO as it is: a CR or LF in it would add SMTP commands.
     if (!o.helo.empty())
-        if (const std::string why = config::domain_error(o.helo); !why.empty())
+        if (const std::string why = smtp::domain_error(o.helo); !why.empty())
             throw UsageError("--helo \"" + o.helo + "\" is not a host name (" + why + ")");
     if (o.from.empty()) throw UsageError("--from is required (or `from` in the profile)");
     if (o.to.empty() && o.cc.empty() && o.bcc.empty()) throw UsageError("no recipient: give --to, --cc or --bcc");

@@ -9,6 +9,7 @@
 #include "mime/header.hpp"
 #include "mime/header_splitter.hpp"
 #include "mime/header_text.hpp"
+#include "smtp/address.hpp"
 #include "util/ascii.hpp"
 #include "util/time_format.hpp"
 
@@ -88,14 +89,14 @@ LocalMessage prepare_sendmail_message(std::string_view input, const SendmailArgs
 
     out.envelope.sender = args.sender.value_or(user_address);
     if (!out.envelope.sender.empty()) {
-        if (const std::string why = config::address_error(out.envelope.sender); !why.empty()) {
+        if (const std::string why = smtp::address_error(out.envelope.sender); !why.empty()) {
             out.error = "sender <" + out.envelope.sender + ">: " + why;
             return out;
         }
     }
     std::unordered_set<std::string> seen;   // lower case: one copy for each address however it is written
     for (const auto& r : recipients) {
-        if (const std::string why = config::address_error(r); !why.empty()) {
+        if (const std::string why = smtp::address_error(r); !why.empty()) {
             out.error = "recipient <" + r + ">: " + why;
             return out;
         }

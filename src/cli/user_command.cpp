@@ -2,6 +2,7 @@
 
 #include "accounts/account_file.hpp"
 #include "config/config.hpp"
+#include "smtp/address.hpp"
 
 #include <termios.h>
 #include <unistd.h>
@@ -79,7 +80,7 @@ int run(const std::string& action, const std::string& address, const std::filesy
             return 0;
         }
 
-        std::string why = config::address_error(address);
+        std::string why = smtp::address_error(address);
         if (!why.empty()) {
             err << me << ": " << address << ": invalid address: " << why << "\n";
             return 1;

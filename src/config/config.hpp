@@ -152,24 +152,36 @@ struct Config {
     const std::string& authserv_id() const { return mailauth.authserv_id.empty() ? hostname : mailauth.authserv_id; }
 };
 
-// A configuration error: `what()` is one line "FILE:LINE: KEY: WHY" (LINE omitted when unknown).
+// A configuration error: every problem found in the file, each one line "FILE:LINE: KEY: WHY" (LINE omitted
+// when unknown); `what()` is those lines joined by '\n', in file order.
 class ConfigError : public std::runtime_error {
 public:
-    using std::runtime_error::runtime_error;
+    explicit ConfigError(const std::string& line) : std::runtime_error(line), problems_{line} {}
+    explicit ConfigError(std::vector<std::string> lines);
+    const std::vector<std::string>& problems() const { return problems_; }
+
+private:
+    std::vector<std::string> problems_;
 };
 
 // Parses and validates a TOML file. Relative paths resolve against the file's folder.
-// Throws ConfigError on unknown keys, wrong types, bad addresses, bad durations/sizes, missing files.
+// Throws ConfigError on unknown keys, wrong types, bad addresses, bad durations/sizes, missing files: all of
+// them at once, not only the first.
 Config load_config(const std::filesystem::path& file);
 
 // Same, from text already in memory; `origin` names it in errors and anchors relative paths.
 Config parse_config(std::string_view toml_text, const std::filesystem::path& origin);
 
+// Every key a file may hold, from the tables the loader reads with, as dotted paths in table order: "hostname",
+// "limits", "limits.recipients", "listen[].address", "dkim.key[].domain". [aliases] holds addresses as keys and
+// is listed alone.
+std::vector<std::string> known_keys();
+
 // Parsers shared with the CLI and tests. Each throws std::invalid_argument with a reason.
 std::chrono::milliseconds parse_duration(std::string_view text);   // "250ms", "30s", "5m", "1h", "5d"
 std::uint64_t parse_size(std::string_view text);                   // "1000", "64k", "50M", "1G" (KiB units)
 
-// The built-in configuration: the same text as examples/ferry.toml (a unit test keeps them equal).
+// The built-in configuration: examples/ferry.toml, embedded at build time (CMakeLists.txt generates its source).
 std::string_view embedded_default_config();
 
 // embedded_default_config() parsed as if it were the file "examples/ferry.toml" under the current directory,
@@ -177,22 +189,13 @@ std::string_view embedded_default_config();
 // `source` is left empty to mark it as the built-in default.
 Config default_config();
 
-// Syntax checks shared with accounts/ (and anything else that reads addresses from files we own).
-// Each returns why the text is not acceptable, or an empty string when it is.
-//   domain:  dot-separated labels of letters, digits, '-' (not at either end) or UTF-8 (RFC 6531),
-//            each 1-63 octets, 255 octets at most (RFC 5321 4.5.3.1.2); no address literals.
-//   address: localpart@domain (split at the last '@'); the local part is 1-64 octets (RFC 5321 4.5.3.1.1)
-//            of atext, '.' or UTF-8 -- no spaces, control characters or specials like <>:;,"()[]\@.
-std::string domain_error(std::string_view domain);
-std::string address_error(std::string_view address);
-
-// DKIM's names (RFC 6376 3.5): d= a domain as domain_error takes it, in ASCII; s= dot-separated labels of
+// DKIM's names (RFC 6376 3.5): d= a domain as smtp::domain_error takes it, in ASCII; s= dot-separated labels of
 // letters, digits and inner '-', 63 octets at most.
 std::string dkim_domain_error(std::string_view domain);
 std::string dkim_selector_error(std::string_view selector);
 
 // "host:port" or "[v6]:port", and "host" or "[v6]" unless port_required; an IPv6 address must be bracketed, a
-// host name must pass domain_error. Returns why not, or "" when `out` holds the parts.
+// host name must pass smtp::domain_error. Returns why not, or "" when `out` holds the parts.
 struct HostPort {
     std::string host;                     // without brackets
     std::optional<std::uint32_t> port;    // nullopt when absent (0-65535 when given)

@@ -18,6 +18,7 @@
 
 #include "intake/message_envelope.hpp"
 #include "intake/message_intake.hpp"
+#include "smtp/address.hpp"
 #include "smtp/content_decoder.hpp"
 #include "spool/pickup.hpp"
 #include "spool/queue_id.hpp"
@@ -42,7 +43,7 @@ std::string user_name(uid_t uid) {
     return "uid " + std::to_string(uid);
 }
 
-bool plain_address(const std::string& a) { return config::address_error(a).empty(); }
+bool plain_address(const std::string& a) { return smtp::address_error(a).empty(); }
 
 }  // namespace
 

@@ -156,27 +156,71 @@ std::size_t find_outside_literal(std::string_view s, char c) {
 
 }  // namespace
 
-bool is_valid_domain(std::string_view d) {
-    if (d.empty() || d.size() > kMaxDomainLength) return false;
+namespace {
+
+// A one-octet character as messages show it: printable as itself, anything else as \xHH, always in quotes.
+std::string quoted_octet(char c) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7F && c != '"' && c != '\\') return std::string("\"") + c + "\"";
+    if (c == '"' || c == '\\') return std::string("\"\\") + c + "\"";
+    static constexpr char hex[] = "0123456789abcdef";
+    return std::string("\"\\x") + hex[u >> 4] + hex[u & 0xF] + "\"";
+}
+
+}  // namespace
+
+std::string domain_error(std::string_view d) {
+    if (d.empty()) return "empty domain";
+    if (d.size() > kMaxDomainLength) return "longer than 255 octets";
+    if (!util::is_valid_utf8(d)) return "not valid UTF-8";
     std::size_t label_start = 0;
     for (std::size_t i = 0; i <= d.size(); ++i) {
         if (i == d.size() || d[i] == '.') {
             const std::string_view label = d.substr(label_start, i - label_start);
             // sub-domain = Let-dig [Ldh-str]: no empty labels, no hyphen at either end, at most 63 octets.
-            if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+            if (label.empty()) return "empty label";
+            if (label.size() > 63) return "label longer than 63 octets";
+            if (label.front() == '-' || label.back() == '-') return "label starts or ends with '-'";
             label_start = i + 1;
             continue;
         }
         const auto c = static_cast<unsigned char>(d[i]);
-        if (c >= 0x80) {   // U-label octets (RFC 6531 3.3); full IDNA validation is libidn2's job at delivery
-            const std::size_t n = utf8_sequence_length(d, i);
-            if (n == 0) return false;
-            i += n - 1;
-        } else if (!is_alpha(c) && !is_digit(c) && c != '-') {
-            return false;
-        }
+        // U-label octets (RFC 6531 3.3), already checked to be whole UTF-8 characters; full IDNA validation is
+        // libidn2's job at delivery.
+        if (c >= 0x80 || is_alpha(c) || is_digit(c) || c == '-') continue;
+        return "invalid character " + quoted_octet(d[i]);
     }
-    return true;
+    return {};
+}
+
+bool is_valid_domain(std::string_view d) { return domain_error(d).empty(); }
+
+std::string address_error(std::string_view address) {
+    const auto at = address.rfind('@');
+    if (at == std::string_view::npos) return "expected localpart@domain";
+    const std::string_view local = address.substr(0, at);
+    const std::string_view domain = address.substr(at + 1);
+    if (local.empty()) return "empty local part";
+    if (local.size() > kMaxLocalPartLength) return "local part longer than 64 octets";
+    if (!util::is_valid_utf8(local)) return "local part is not valid UTF-8";
+    for (std::size_t i = 0; i < local.size(); ++i) {
+        const char c = local[i];
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '.') {
+            // Dot-string = Atom *("." Atom): no dot first, last or next to another (RFC 5321 4.1.2).
+            if (i == 0 || i + 1 == local.size()) return "the local part starts or ends with '.'";
+            if (local[i - 1] == '.') return "two dots in a row in the local part";
+            continue;
+        }
+        if (u >= 0x80 || is_atext(u)) continue;
+        if (u < 0x20 || u == 0x7F) return "control character in the local part";
+        if (c == ' ') return "space in the local part";
+        return "invalid character " + quoted_octet(c) + " in the local part";
+    }
+    if (domain.empty()) return "empty domain";
+    if (std::string why = domain_error(domain); !why.empty()) return "domain: " + why;
+    if (address.size() > kMaxPlainAddressLength) return "longer than 254 octets (RFC 5321 4.5.3.1.3)";
+    return {};
 }
 
 std::string Mailbox::to_string() const {

@@ -49,7 +49,23 @@ PathParse parse_path(std::string_view text, bool allow_null);
 // Parses a bare "local@domain" (no angle brackets), e.g. from configuration. nullopt when invalid.
 std::optional<Mailbox> parse_mailbox(std::string_view text);
 
-bool is_valid_domain(std::string_view domain);   // RFC 5321 Domain, with U-labels allowed (RFC 6531)
+// The one grammar of domains and plain addresses. The session (parse_path), the configuration, the accounts file,
+// sendmail/pickup and the outbound client all check names with these, so a name one of them accepts is one the
+// others accept too. Each `*_error` returns why the text is refused, or "" when it is acceptable.
+
+// RFC 5321 4.1.2 Domain = sub-domain *("." sub-domain), sub-domain = Let-dig [Ldh-str], with U-labels allowed
+// (RFC 6531 3.3: octets of well-formed UTF-8); labels 1-63 octets, the whole 255 at most (RFC 5321 4.5.3.1.2).
+// No trailing dot, no address literals.
+std::string domain_error(std::string_view domain);
+bool is_valid_domain(std::string_view domain);   // domain_error(domain).empty()
+
+// The addresses Ferry keeps in its own files (aliases, accounts, pickup envelopes): RFC 5321 Mailbox with a
+// Dot-string local part (RFC 6531 3.3: atext, '.' between atoms, UTF-8) and a Domain as above, split at the
+// last '@'. Quoted local parts and address literals, which parse_mailbox takes from the wire, are refused:
+// these addresses are written back without quoting. Local part 1-64 octets (RFC 5321 4.5.3.1.1), the whole
+// 254 at most, so that it fits a path of 256 octets with its angle brackets (RFC 5321 4.5.3.1.3).
+std::string address_error(std::string_view address);
+inline constexpr std::size_t kMaxPlainAddressLength = kMaxPathLength - 2;
 using util::ascii_lower;
 
 }  // namespace ferry::smtp

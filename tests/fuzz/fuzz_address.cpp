@@ -81,5 +81,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check_mailbox(*mb);
         FUZZ_CHECK(smtp::is_valid_domain(mb->domain) || mb->domain.front() == '[');
     }
+
+    // One grammar: a plain address our files accept is a mailbox the session accepts in a path, written the same,
+    // and a dot-string mailbox the session accepts (no quotes, no literal) is one our files accept.
+    const bool plain_ok = smtp::address_error(text).empty();
+    const smtp::PathParse in_path = smtp::parse_path("<" + std::string(text) + ">", false);
+    const bool path_ok = in_path.error == smtp::PathError::none && in_path.consumed == text.size() + 2 &&
+                         in_path.path.mailbox && !in_path.path.mailbox->domain.empty();
+    if (plain_ok) {
+        FUZZ_CHECK(path_ok);
+        FUZZ_CHECK(in_path.path.mailbox->to_string() == text);
+    }
+    if (path_ok && text.find_first_of("\"[<>:,") == std::string_view::npos) FUZZ_CHECK(plain_ok);
     return 0;
 }

@@ -183,6 +183,46 @@ def test_toml_syntax_error(tmp_path):
     assert int(m.group(2)) == line_of(text, "errors = = 10"), lines[0]
 
 
+def test_every_error_reported_each_on_its_line(tmp_path):
+    """Three independent mistakes: check-config names all three (file order), not only the first, and exits 2."""
+    text = (GOOD.format(port=free_port())
+            .replace("recipients = 100\n", "recipients = 100\nbogus = 1\n")
+            .replace('min_retry = "5m"', 'min_retry = "5 minutes"')
+            .replace('["alice@example.test", "bob@example.test"]', '["alice@example.test", "bob"]'))
+    cfg = write(tmp_path, text)
+    r = run("check-config", "--config", str(cfg), cwd=tmp_path)
+    err = r.stderr.decode("utf-8", "replace")
+    assert r.returncode == 2, (r.returncode, err)
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 3, lines
+    found = []
+    for l in lines:
+        m = ERROR_RE.match(l)
+        assert m, f"not FILE:LINE: KEY: WHY: {l!r}"
+        assert Path(m.group("file")).resolve() == cfg.resolve(), l
+        found.append((int(m.group("line")), m.group("key")))
+    assert found == [
+        (line_of(text, "bogus = 1"), "limits.bogus"),
+        (line_of(text, "min_retry"), "queue.min_retry"),
+        (line_of(text, '"bob"]'), 'aliases."sales@example.test"[1]'),
+    ], lines
+
+
+def test_serve_prints_every_error(tmp_path):
+    port = free_port()
+    text = (GOOD.format(port=port)
+            .replace('hostname = "mx.example.test"', 'hostname = "mx..example.test"')
+            .replace('command_timeout = "5m"', "command_timeout = 5"))
+    cfg = write(tmp_path, text)
+    r = run("serve", "--config", str(cfg), cwd=tmp_path, timeout=10)
+    err = r.stderr.decode("utf-8", "replace")
+    assert r.returncode == 2, (r.returncode, err)
+    keys = [ERROR_RE.match(l).group("key") for l in err.splitlines() if l.strip()]
+    assert keys == ["hostname", "limits.command_timeout"], err
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+
+
 def test_missing_file_fails(tmp_path):
     r = run("check-config", "--config", str(tmp_path / "nope.toml"), cwd=tmp_path)
     assert r.returncode != 0

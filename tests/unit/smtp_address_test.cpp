@@ -458,6 +458,86 @@ TEST(SmtpAddress, IsValidDomain) {
     EXPECT_FALSE(is_valid_domain("b\xC3" "cher.test"));
 }
 
+// --- the plain addresses and domains of Ferry's own files (address_error, domain_error) ------------------------
+
+TEST(MailSyntax, Addresses) {
+    EXPECT_EQ(address_error("alice@example.test"), "");
+    EXPECT_EQ(address_error("first.last+tag@sub.example.test"), "");
+    EXPECT_EQ(address_error("j\xc3\xb6rg@b\xc3\xbc" "cher.example"), "");
+    EXPECT_EQ(address_error("alice"), "expected localpart@domain");
+    EXPECT_EQ(address_error("@example.test"), "empty local part");
+    EXPECT_EQ(address_error("alice@"), "empty domain");
+    EXPECT_EQ(address_error("al ice@example.test"), "space in the local part");
+    EXPECT_EQ(address_error("<alice>@example.test"), "invalid character \"<\" in the local part");
+    EXPECT_EQ(address_error("al\tice@example.test"), "control character in the local part");
+    EXPECT_NE(address_error("alice:x@example.test"), "");
+    EXPECT_EQ(address_error("alice@exa_mple.test"), "domain: invalid character \"_\"");
+    EXPECT_NE(address_error("alice@[127.0.0.1]"), "");        // no address literals in our files
+    EXPECT_NE(address_error("\"al ice\"@example.test"), "");   // nor quoted local parts
+    EXPECT_EQ(address_error(std::string(65, 'a') + "@example.test"), "local part longer than 64 octets");
+    EXPECT_EQ(address_error("a@\xc3("), "domain: not valid UTF-8");
+}
+
+TEST(MailSyntax, Domains) {
+    EXPECT_EQ(domain_error("example.test"), "");
+    EXPECT_EQ(domain_error("localhost"), "");
+    EXPECT_EQ(domain_error("xn--bcher-kva.example"), "");
+    EXPECT_EQ(domain_error(""), "empty domain");
+    EXPECT_EQ(domain_error("example.test."), "empty label");
+    EXPECT_EQ(domain_error(".example"), "empty label");
+    EXPECT_EQ(domain_error("-a.example"), "label starts or ends with '-'");
+    EXPECT_EQ(domain_error("a-.example"), "label starts or ends with '-'");
+    EXPECT_EQ(domain_error(std::string(64, 'a') + ".example"), "label longer than 63 octets");
+    EXPECT_EQ(domain_error(std::string(63, 'a') + ".example"), "");
+    EXPECT_EQ(domain_error("a b.test"), "invalid character \" \"");
+    EXPECT_EQ(domain_error(std::string_view("a\0b", 3)), "invalid character \"\\x00\"");
+}
+
+// The two grammars disagreed here: the configuration's address check took any mix of dots in a local part, but
+// RFC 5321 4.1.2 Dot-string = Atom *("." Atom), and the session refuses <a..b@x> in MAIL and RCPT. An alias
+// "a..b@x" could never be reached, and an account could never log in to send as itself.
+TEST(MailSyntax, LocalPartDotsAsRfc5321DotString) {
+    EXPECT_EQ(address_error("a..b@example.test"), "two dots in a row in the local part");
+    EXPECT_EQ(address_error(".a@example.test"), "the local part starts or ends with '.'");
+    EXPECT_EQ(address_error("a.@example.test"), "the local part starts or ends with '.'");
+    EXPECT_EQ(address_error(".@example.test"), "the local part starts or ends with '.'");
+    EXPECT_EQ(address_error("a.b.c@example.test"), "");
+}
+
+// And here: 64 + 1 + 255 octets passed the configuration's check, but a path holds 256 octets with its angle
+// brackets (RFC 5321 4.5.3.1.3), so the session answers such a RCPT 501 and the address can never be used.
+TEST(MailSyntax, WholeAddressFitsAPath) {
+    const std::string l63(63, 'd');
+    std::string domain = l63 + "." + l63 + ".";
+    const std::string local(64, 'l');
+    domain += std::string(254 - 64 - 1 - domain.size(), 'e');
+    const std::string a254 = local + "@" + domain;
+    ASSERT_EQ(a254.size(), 254u);
+    EXPECT_EQ(address_error(a254), "");
+    EXPECT_EQ(parse_path("<" + a254 + ">", false).error, PathError::none);
+    const std::string a255 = a254 + "e";
+    EXPECT_EQ(address_error(a255), "longer than 254 octets (RFC 5321 4.5.3.1.3)");
+    EXPECT_EQ(parse_path("<" + a255 + ">", false).error, PathError::too_long);
+}
+
+// One grammar: an address Ferry's files accept is a mailbox the session accepts in a path, with the same parts;
+// and a dot-string mailbox (no quotes, no literal) the session accepts is one the files accept.
+TEST(MailSyntax, PlainAddressesAgreeWithTheSession) {
+    const std::string inputs[] = {
+        "a@b", "a.b@c.d", "a..b@c.d", ".a@c.d", "a.@c.d", "a b@c.d", "a@b@c.d", "a@-b.c", "a@b_c.d", "a@b..c",
+        "a@b.c.", "\xc3\xa4@b.test", "a@\xc3\xa4.test", "\xc3@b.test", "a@b\xed\xa0\x80.test", "!#$%&'*+-/=?^_`{|}~@x.y",
+        "a\x7f@b.c", "a(b)@c.d", "a,b@c.d", "a;b@c.d", "a\\b@c.d", "a[b]@c.d", std::string(64, 'a') + "@b.c",
+        std::string(65, 'a') + "@b.c", "a@" + std::string(63, 'b') + ".c", "a@" + std::string(64, 'b') + ".c"};
+    for (const std::string& a : inputs) {
+        const PathParse p = parse_path("<" + a + ">", false);
+        const bool session_ok = p.error == PathError::none && p.path.mailbox;
+        EXPECT_EQ(address_error(a).empty(), session_ok) << a << ": " << address_error(a);
+        if (session_ok && address_error(a).empty()) {
+            EXPECT_EQ(p.path.mailbox->to_string(), a);
+        }
+    }
+}
+
 TEST(SmtpAddress, MailboxEquality) {
     EXPECT_EQ(parse_ok("<joe@example.test>"), parse_ok("<\"joe\"@example.test>"));
     EXPECT_NE(parse_ok("<joe@example.test>"), parse_ok("<joe@Example.test>"));
