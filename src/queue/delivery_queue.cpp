@@ -216,6 +216,11 @@ void DeliveryQueue::settle(const std::string& id, AttemptEnd end) {
     st.attempts = end.attempt;
     st.due = Clock::now() + end.delay;
     st.next_attempt = end.next_attempt;
+    if (st.flush_requested) {   // the operator asked for a try while this one was under way: that try is now
+        st.flush_requested = false;
+        st.due = Clock::now();
+        st.next_attempt = 0;
+    }
     due_.emplace(st.due, id);
 }
 
@@ -646,7 +651,10 @@ std::size_t DeliveryQueue::flush(const std::string& id) {
         for (auto& [mid, st] : messages_) {
             if ((!id.empty() && mid != id) || st.deleted) continue;
             ++count;
-            if (st.in_flight) continue;   // being tried right now
+            if (st.in_flight) {   // being tried right now: once this attempt settles, the next one is due at once
+                st.flush_requested = true;
+                continue;
+            }
             erase_due(mid);
             st.due = now;
             st.next_attempt = 0;

@@ -110,6 +110,7 @@ private:
         bool in_flight = false;     // a worker or the outbound side has it
         bool recovered = false;
         bool deleted = false;       // `ferry queue delete` while in flight: dropped when it comes back
+        bool flush_requested = false;   // `ferry queue flush` while in flight: due again as soon as it comes back
         Clock::time_point due{};
         std::time_t next_attempt = 0;
         std::map<std::string, std::string> last_error;   // recipient -> why its last attempt failed
