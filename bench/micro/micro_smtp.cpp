@@ -32,8 +32,9 @@ void BM_ParseCommandRcptQuoted(benchmark::State& state) {
 }
 BENCHMARK(BM_ParseCommandRcptQuoted);
 
-struct AcceptAll : RecipientPolicy {
-    RecipientVerdict check_recipient(const Mailbox&) override { return RecipientVerdict::accept; }
+struct AcceptAll : MailPolicy {
+    RecipientVerdict check_recipient(const Mailbox&, const std::string&) override { return RecipientVerdict::accept; }
+    bool sender_allowed(const Path&, const std::string&) override { return true; }
 };
 
 // One whole transaction through the state machine: what a session costs besides I/O.
