@@ -276,23 +276,12 @@ const Field<Limits> kLimitsFields[] = {
     detail::positive_field("text_line_length", &Limits::text_line_length, kMinTextLineLength),
     {"message_size",
      [](Reader& r, const toml::node& n, const std::string& name, Limits& l) {
-         if (n.is_integer()) {
-             const std::int64_t v = n.as_integer()->get();
-             if (v <= 0) r.fail(n, name, std::to_string(v) + " is too small (expected a positive size)");
-             l.message_size = static_cast<std::uint64_t>(v);
-         } else if (n.is_string()) {
-             const std::string& text = n.as_string()->get();
-             std::uint64_t v = 0;
-             try {
-                 v = parse_size(text);
-             } catch (const std::invalid_argument& e) {
-                 r.fail(n, name, quote_value(text) + " is not a size (" + e.what() + ")");
-             }
-             if (v == 0) r.fail(n, name, quote_value(text) + " is too small (expected a positive size)");
-             l.message_size = v;
-         } else {
-             r.fail(n, name, std::string("expected octets or a size string like \"50M\", got ") + type_name(n.type()));
-         }
+         // Reader::size reads and reports it as any size; a limit of 0 octets would refuse every message.
+         if (n.is_integer() && n.as_integer()->get() <= 0)
+             r.fail(n, name, std::to_string(n.as_integer()->get()) + " is too small (expected a positive size)");
+         const std::uint64_t v = r.size(n, name);
+         if (v == 0) r.fail(n, name, quote_value(n.as_string()->get()) + " is too small (expected a positive size)");
+         l.message_size = v;
      }},
     detail::positive_field("recipients", &Limits::recipients),
     detail::positive_field("connections", &Limits::connections),
