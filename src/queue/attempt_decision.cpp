@@ -10,12 +10,6 @@ using delivery::DeliveryResult;
 
 namespace {
 
-std::string one_line(std::string text) {
-    for (char& c : text)
-        if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-    return text;
-}
-
 void schedule(AttemptDecision& d, std::time_t now, const RetryPolicy& policy, double spread) {
     d.delay = retry_delay(d.attempt, policy.min_retry, policy.max_retry, spread);
     d.next_attempt = now + std::chrono::ceil<std::chrono::seconds>(d.delay).count();

@@ -36,12 +36,6 @@ constexpr std::size_t kDeliveryBatch = 64;
 // Shortest time between two reads of queue/ for messages left on disk (a read costs a stat per spool file).
 constexpr auto kScanInterval = std::chrono::seconds(5);
 
-std::string one_line(std::string text) {
-    for (char& c : text)
-        if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-    return text;
-}
-
 }  // namespace
 
 struct DeliveryQueue::Attempt {
@@ -556,12 +550,17 @@ void DeliveryQueue::take_in_from_disk(std::unique_lock<std::mutex>& lock) {
             left = true;
             continue;
         }
+        // Its record was read before the lock was taken again; one that was not (room opened meanwhile) waits for
+        // the next scan rather than be read from disk under the lock the SMTP side's submit() takes.
+        const auto record = records.find(id);
+        if (record == records.end()) {
+            left = true;
+            continue;
+        }
         MessageState& st = messages_[id];
         // It may have been tried before a restart: its copies are looked for before new ones are written.
         st.recovered = true;
-        const auto record = records.find(id);
-        schedule_from_record(id, st, record != records.end() ? record->second
-                                                             : read_delivery_record(delivery_record_path(spool_.queue_file(id))));
+        schedule_from_record(id, st, record->second);
         ++taken;
     }
     if (left) on_disk_ = true;

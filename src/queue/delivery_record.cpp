@@ -31,6 +31,8 @@ std::optional<T> number(std::string_view s) {
 
 bool has_control_break(std::string_view s) { return s.find_first_of("\t\r\n") != std::string_view::npos; }
 
+}  // namespace
+
 std::string one_line(std::string_view text) {
     std::string out(text);
     for (char& c : out)
@@ -38,10 +40,13 @@ std::string one_line(std::string_view text) {
     return out;
 }
 
-}  // namespace
-
 DeliveryRecord parse_delivery_record(std::string_view text) {
     DeliveryRecord out;
+    // Every entry is appended whole, ending in "\n": text after the last line break is an append a crash cut short
+    // (or a read cut at kMaxRecordSize). Taken as an entry, "alice@x>bob@y" cut to "alice@x" would make every copy
+    // of alice final; dropped, at worst a copy is made twice.
+    const auto last_break = text.rfind('\n');
+    text = text.substr(0, last_break == std::string_view::npos ? 0 : last_break + 1);
     while (!text.empty()) {
         const auto eol = text.find('\n');
         std::string_view line = text.substr(0, eol);

@@ -48,6 +48,9 @@ struct DeliveryRecordUpdate {
     bool empty() const { return final.empty() && deferred.empty() && !next_attempt; }
 };
 
+// A reason as the record (and `ferry queue list`) stores it: on one line, CR, LF and TAB turned into spaces.
+std::string one_line(std::string_view text);
+
 // Pure: the file's text to a record. Lines it does not understand are skipped (never an error: the record only
 // saves work, and the spool file is the message).
 DeliveryRecord parse_delivery_record(std::string_view text);

@@ -55,6 +55,16 @@ TEST(DeliveryRecord, SkipsLinesItDoesNotUnderstand) {
     EXPECT_EQ(r.final, std::set<std::string>{"ok@example.test"});
 }
 
+// An append cut short by a crash leaves a last line without its "\n": "list@example.test>alice@example.test"
+// cut to "list@example.test" must not make every copy of the list final.
+TEST(DeliveryRecord, IgnoresALastLineWithoutItsLineBreak) {
+    const DeliveryRecord r = parse_delivery_record("carol@example.test\nlist@example.test");
+    EXPECT_TRUE(r.is_final("carol@example.test"));
+    EXPECT_FALSE(r.is_final("list@example.test"));
+    EXPECT_FALSE(r.is_final("list@example.test", "alice@example.test"));
+    EXPECT_TRUE(parse_delivery_record("\t2\tdave@remote.test\tcut sh").last_error.empty());
+}
+
 TEST(DeliveryRecord, NeverWritesAnAddressThatWouldBreakTheFormat) {
     const DeliveryRecordUpdate u{{"bad\tone@example.test", "bad\none@example.test"}, 1, {{"x\ny@example.test", "why"}},
                                  std::nullopt};
