@@ -269,8 +269,7 @@ std::optional<std::vector<std::string>> from_domains(std::string_view header_sec
 }
 
 std::optional<std::string> from_domain(std::string_view header_section, std::string& problem) {
-    std::size_t count = 0;
-    for (const auto& field : mime::header_fields(header_section)) count += iequals(field.name, "from");
+    const std::size_t count = mime::count_header_fields(header_section, "From");
     if (count > 1) {   // RFC 5322 3.6 allows one
         problem = std::to_string(count) + " From fields";
         return std::nullopt;
