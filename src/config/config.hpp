@@ -120,6 +120,41 @@ struct DkimSettings {
     std::vector<DkimKeySettings> keys;
 };
 
+// Content filters (src/filter/). What a filter that cannot answer (down, slow, garbage) leads to.
+enum class FilterFailure {
+    tempfail,   // 451 4.7.1: the client tries again later; nothing is lost
+    accept,     // the message goes on unfiltered (rspamd: with a header saying it was not scanned)
+};
+
+// rspamd over its HTTP protocol (POST /checkv2), at the end of data.
+struct RspamdSettings {
+    std::string url;                    // "http://127.0.0.1:11333"; "" = off
+    std::string host;                   // from url
+    std::uint16_t port = 11333;         // from url
+    std::chrono::milliseconds timeout{20000};   // per request: connect, send, answer
+    FilterFailure on_error = FilterFailure::tempfail;
+    bool scan_submission = false;       // authenticated mail too (default: mx listeners only)
+    std::size_t max_connections = 32;   // idle keep-alive connections kept for reuse
+    std::string spam_flag_header = "X-Spam-Flag";
+    std::string score_header = "X-Spam-Score";
+    std::string status_header = "X-Spam-Status";
+    std::string unscanned_header = "X-Spam-Unscanned";   // on_error = "accept": why the message was not scanned
+};
+
+// One milter (Sendmail/Postfix milter protocol version 6), applied in the order listed, on every SMTP listener.
+struct MilterSettings {
+    std::string name;      // for log lines; default: the address
+    std::string address;   // "inet:HOST:PORT" or "unix:PATH", as written
+    bool unix_socket = false;
+    std::string host;      // inet
+    std::uint16_t port = 0;
+    std::filesystem::path path;   // unix
+    FilterFailure default_action = FilterFailure::tempfail;
+    std::chrono::milliseconds connect_timeout{30000};    // Postfix milter_connect_timeout
+    std::chrono::milliseconds command_timeout{30000};    // milter_command_timeout
+    std::chrono::milliseconds content_timeout{300000};   // milter_content_timeout
+};
+
 struct Config {
     std::filesystem::path source;          // the file it was loaded from ("" for the embedded default)
     std::string hostname;                  // default: the machine's host name
@@ -137,6 +172,8 @@ struct Config {
     QueueSettings queue;
     MailauthSettings mailauth;
     DkimSettings dkim;
+    RspamdSettings rspamd;
+    std::vector<MilterSettings> milters;
 
     std::filesystem::path spool_dir() const { return data_dir / "spool"; }
     std::filesystem::path mail_dir() const { return data_dir / "mail"; }
