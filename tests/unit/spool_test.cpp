@@ -141,6 +141,46 @@ TEST_F(SpoolTest, AddendumIsStoredAfterTheContentAndReadBack) {
     EXPECT_EQ(sp.recover().size(), 2u);   // the CRC covers the addendum too
 }
 
+TEST_F(SpoolTest, WriterReadsItsContentBackAndStartsOverWithANewEnvelope) {
+    // A content filter reads the message as stored, then may change the envelope and the message: the file is
+    // rewritten in place, under the same queue id, before it is committed.
+    spool::Spool sp(dir_ / "spool", config::SyncMode::filesystem);
+    const std::string id = "AAAAAAAAAAAAAAS";
+    spool::Committer committer(sp);
+    spool::Envelope e = envelope(id);
+    e.addendum = true;
+    auto opened = spool::MessageWriter::open(sp, e);
+    ASSERT_FALSE(opened.error);
+    spool::MessageWriter& writer = *opened.writer;
+    const std::string content = "Subject: x\r\n\r\n" + std::string(150000, 'b') + "\r\n";   // past the write buffer
+    ASSERT_FALSE(writer.append(content.substr(0, 70000)));
+    ASSERT_FALSE(writer.append(content.substr(70000)));
+    EXPECT_EQ(writer.content(), content);
+
+    spool::Envelope changed = e;
+    changed.sender = "new@example.test";
+    changed.recipients = {"b@example.test", "added@example.test"};
+    ASSERT_FALSE(writer.restart(changed));
+    EXPECT_EQ(writer.content(), "");
+    const std::string edited = "X-Filter: yes\r\n" + content;
+    ASSERT_FALSE(writer.append(edited));
+    writer.set_addendum({"X-Spam-Flag: YES\r\n", "Junk"});
+    std::promise<std::error_code> done;
+    committer.submit(writer, [&](std::error_code ec) { done.set_value(ec); });
+    ASSERT_FALSE(done.get_future().get());
+
+    const int fd = ::open(sp.queue_file(id).c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    const auto m = spool::read_stored_message(fd);
+    ::close(fd);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->envelope.sender, "new@example.test");
+    EXPECT_EQ(m->envelope.recipients.size(), 2u);
+    EXPECT_EQ(read(sp.queue_file(id)).substr(static_cast<std::size_t>(m->content_offset), m->content_length), edited);
+    EXPECT_EQ(m->addendum.folder, "Junk");
+    EXPECT_EQ(sp.recover(), (std::vector<std::string>{id}));   // the trailer's length and CRC are the new file's
+}
+
 TEST_F(SpoolTest, FileWithoutAnAddendumReadsAsBefore) {
     spool::Spool sp(dir_ / "spool", config::SyncMode::filesystem);
     ASSERT_FALSE(commit(sp, "AAAAAAAAAAAAAAF", "Subject: y\r\n\r\nFerry-Addendum: 0000000000000021\n"));
