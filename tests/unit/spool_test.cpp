@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <fstream>
 #include <future>
 #include <sstream>
@@ -121,7 +123,7 @@ TEST_F(SpoolTest, AddendumIsStoredAfterTheContentAndReadBack) {
         spool::MessageWriter& writer = *opened.writer;
         ASSERT_FALSE(writer.append(content));
         spool::Addendum a;
-        if (with_headers) a = {"Authentication-Results: mx.example.test; none\r\n", "Junk"};
+        if (with_headers) a = {"Authentication-Results: mx.example.test; none\r\n", "Junk", "milter spamass: score 9.1"};
         writer.set_addendum(a);
         std::promise<std::error_code> done;
         committer.submit(writer, [&](std::error_code ec) { done.set_value(ec); });
@@ -194,7 +196,7 @@ TEST_F(SpoolTest, FileWithoutAnAddendumReadsAsBefore) {
 }
 
 TEST(SpoolAddendum, RoundTripsAndRefusesDamage) {
-    const spool::Addendum a{"DKIM-Signature: v=1; a=ed25519-sha256;\r\n\tb=abc\r\n", "Junk"};
+    const spool::Addendum a{"DKIM-Signature: v=1; a=ed25519-sha256;\r\n\tb=abc\r\n", "Junk", ""};
     const std::string text = spool::serialize_addendum(a);
     EXPECT_TRUE(text.ends_with("\n") && text.size() > spool::kAddendumFooterSize);
     EXPECT_EQ(spool::parse_addendum(text), a);
@@ -207,6 +209,61 @@ TEST(SpoolAddendum, RoundTripsAndRefusesDamage) {
     EXPECT_FALSE(spool::parse_addendum(bad));
     EXPECT_FALSE(spool::parse_addendum_footer("Ferry-Addendum: 00000000000000zz\n"));
     EXPECT_FALSE(spool::parse_addendum_footer("Ferry-Addendum: 0000000000000001\n"));   // smaller than itself
+}
+
+// A milter's quarantine (SMFIR_QUARANTINE) is stored as a "Hold" line between "Folder" and "Headers".
+TEST(SpoolAddendum, HoldLineRoundTripsBetweenFolderAndHeaders) {
+    const spool::Addendum held{"X-Spam-Flag: YES\r\n", "Junk", "milter clamav: Eicar-Signature"};
+    const std::string text = spool::serialize_addendum(held);
+    const auto folder = text.find("Folder: Junk\n");
+    const auto hold = text.find("Hold: milter clamav: Eicar-Signature\n");
+    const auto headers = text.find("Headers: 18\n");
+    ASSERT_NE(hold, std::string::npos);
+    EXPECT_LT(folder, hold);
+    EXPECT_LT(hold, headers);
+    EXPECT_EQ(spool::parse_addendum(text), held);
+
+    const spool::Addendum only_hold{"", "", "quarantined"};
+    EXPECT_EQ(spool::serialize_addendum(only_hold).substr(0, 18), "Hold: quarantined\n");
+    EXPECT_EQ(spool::parse_addendum(spool::serialize_addendum(only_hold)), only_hold);
+
+    // An addendum written before the line existed (no Hold) reads as not held.
+    const auto old = spool::parse_addendum(spool::serialize_addendum({"A: b\r\n", "Junk", ""}));
+    ASSERT_TRUE(old);
+    EXPECT_EQ(old->hold, "");
+}
+
+TEST(SpoolAddendum, HoldReasonIsOnePrintableLineOfAtMost200Octets) {
+    EXPECT_EQ(spool::hold_reason(""), "quarantined");   // held without a reason is still held
+    EXPECT_EQ(spool::hold_reason("virus found"), "virus found");
+    EXPECT_EQ(spool::hold_reason(std::string_view("a\r\nHeaders: 5\r\nb\tc\x00\x7f\xc3\xa9", 22)), "a??Headers: 5??b?c????");
+    EXPECT_EQ(spool::hold_reason(std::string(300, 'x')), std::string(200, 'x'));
+
+    // A reason that would break the format is written sanitised and reads back as that one line.
+    const spool::Addendum nasty{"", "", "evil\nHeaders: 3\nabc"};
+    const std::string text = spool::serialize_addendum(nasty);
+    EXPECT_EQ(text.substr(0, text.size() - spool::kAddendumFooterSize), "Hold: evil?Headers: 3?abc\n");
+    const auto read = spool::parse_addendum(text);
+    ASSERT_TRUE(read);
+    EXPECT_EQ(read->hold, "evil?Headers: 3?abc");
+    EXPECT_EQ(read->headers, "");
+    EXPECT_EQ(spool::parse_addendum(spool::serialize_addendum({"", "", std::string(500, 'y')}))->hold,
+              std::string(200, 'y'));
+}
+
+// The parser takes only what serialize_addendum writes (the fuzz target checks parse -> serialize is the identity).
+TEST(SpoolAddendum, MalformedHoldLinesAreRefused) {
+    auto block = [](const std::string& body) {
+        return body + fmt::format("Ferry-Addendum: {:016x}\n", body.size() + spool::kAddendumFooterSize);
+    };
+    EXPECT_TRUE(spool::parse_addendum(block("Hold: x\n")));
+    EXPECT_FALSE(spool::parse_addendum(block("Hold: \n")));                          // empty
+    EXPECT_FALSE(spool::parse_addendum(block("Hold: a\tb\n")));                      // not printable
+    EXPECT_FALSE(spool::parse_addendum(block("Hold: caf\xc3\xa9\n")));               // not ASCII
+    EXPECT_FALSE(spool::parse_addendum(block("Hold: " + std::string(201, 'z') + "\n")));   // too long
+    EXPECT_TRUE(spool::parse_addendum(block("Hold: " + std::string(200, 'z') + "\n")));
+    EXPECT_FALSE(spool::parse_addendum(block("Hold: x\nFolder: Junk\n")));          // out of order
+    EXPECT_FALSE(spool::parse_addendum(block("Hold: x\nHold: y\n")));               // twice
 }
 
 TEST_F(SpoolTest, UncommittedWriterLeavesNothing) {
