@@ -86,7 +86,7 @@ bool refusing(Decision::Action a) {
 }  // namespace
 
 asio::awaitable<FilteredMessage> SessionFilters::content(const SessionFacts& session, MessageFacts message,
-                                                         std::string message_text) {
+                                                         std::string message_text, bool scan) {
     FilteredMessage out;
     const std::string original_sender = message.sender;
     const std::vector<std::string> original_recipients = message.recipients;
@@ -119,7 +119,7 @@ asio::awaitable<FilteredMessage> SessionFilters::content(const SessionFacts& ses
         const ContentVerdict v = co_await m->content(session, message, text);
         if (!take(v, "milter " + m->name())) co_return out;
     }
-    if (rspamd_) {
+    if (rspamd_ && scan) {
         const ContentVerdict v = co_await rspamd_->check(connection_, session, message, text);
         if (!take(v, "rspamd")) co_return out;
     }
