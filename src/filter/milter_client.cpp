@@ -112,6 +112,7 @@ struct MilterClient::State {
     Mode mode = Mode::fresh;
     Decision sticky_decision;
     bool message_accepted = false;         // accepted (or discarded) the current message: skip to its end
+    bool message_discarded = false;        // discarded it: the end of data says so again
     bool skip_headers = false;             // SMFIR_SKIP during the header stage of this message
     std::optional<std::string> quarantine; // SMFIR_QUARANTINE before the end of message: applied at the end
     std::uint32_t actions = 0;
@@ -298,7 +299,9 @@ struct MilterClient::State {
     // A reply at connect, HELO, MAIL, RCPT or DATA as the stage's Decision.
     Decision stage_decision(const StageResult& r, bool connection_stage, const char* what) {
         if (r.failed) return fail(fmt::format("{}: {}", what, r.why));
-        if (!r.reply) return Decision{Decision::Action::proceed, std::nullopt, "no reply (SMFIP_NR)"};
+        if (!r.reply)
+            return Decision{Decision::Action::proceed, std::nullopt,
+                            fmt::format("milter {} {}: no reply asked (skipped or SMFIP_NR)", name, what)};
         const Reply& reply = *r.reply;
         if (reply.kind == Reply::Kind::quarantine) {
             // Never the last answer of a stage; read_final() takes it. Not reached.
@@ -321,6 +324,7 @@ struct MilterClient::State {
                     d = Decision{Decision::Action::proceed, std::nullopt, "discard ignored"};
                 } else {
                     message_accepted = true;
+                    message_discarded = true;
                 }
                 break;
             case Decision::Action::reject:
@@ -483,7 +487,7 @@ asio::awaitable<Decision> MilterClient::mail(const SessionFacts& session, const 
     State& s = *state_;
     if (auto d = s.answer_without_asking()) co_return *d;
     // A new message: whatever the milter said about the last one is over.
-    s.message_accepted = false;
+    s.message_accepted = s.message_discarded = false;
     s.skip_headers = false;
     s.quarantine.reset();
     auto r = co_await s.stage(SMFIC_MAIL, SMFIM_ENVFROM, s.macros_for(SMFIM_ENVFROM, &session, &message, {}),
@@ -527,8 +531,12 @@ asio::awaitable<ContentVerdict> MilterClient::content(const SessionFacts& sessio
     };
     if (auto d = s.answer_without_asking()) co_return finish_early(*d);
     if (s.message_accepted) {
-        s.message_accepted = false;
-        co_return finish_early(Decision{Decision::Action::proceed, std::nullopt, "message accepted"});
+        // Accepted (or discarded) before the end of data: not asked again. A discard holds for the message,
+        // so the end of data says it once more, whatever the session made of the earlier answer.
+        const bool discarded = s.message_discarded;
+        s.message_accepted = s.message_discarded = false;
+        co_return finish_early(discarded ? Decision{Decision::Action::discard, std::nullopt, "milter " + s.name + " discarded the message"}
+                                         : Decision{Decision::Action::proceed, std::nullopt, "message accepted"});
     }
     const auto timeout = s.settings.content_timeout;
     const bool leading_space = (s.protocol & SMFIP_HDR_LEADSPC) != 0;
@@ -546,7 +554,7 @@ asio::awaitable<ContentVerdict> MilterClient::content(const SessionFacts& sessio
     auto early = [&](State::StageResult& r, const char* what) -> std::optional<ContentVerdict> {
         if (r.failed || (r.reply && r.reply->kind != Reply::Kind::continue_ && r.reply->kind != Reply::Kind::skip)) {
             Decision d = s.stage_decision(r, false, what);
-            s.message_accepted = false;
+            s.message_accepted = s.message_discarded = false;   // the message ends here
             if (d.action == Decision::Action::accept) d.action = Decision::Action::proceed;
             return finish_early(std::move(d));
         }
@@ -629,7 +637,7 @@ asio::awaitable<ContentVerdict> MilterClient::content(const SessionFacts& sessio
 
 asio::awaitable<void> MilterClient::abort() {
     State& s = *state_;
-    s.message_accepted = false;
+    s.message_accepted = s.message_discarded = false;
     s.quarantine.reset();
     if (s.mode != State::Mode::ready) co_return;
     s.pending.clear();   // macros of skipped stages of the aborted message are moot

@@ -527,7 +527,7 @@ ContentVerdict VerdictBuilder::finish(const Reply& final_reply) {
     ContentVerdict v = std::move(verdict_);
     v.decision = decision_of(final_reply);
     if (replaced_body_) v.new_body = to_crlf(body_);
-    v.summary = fmt::format("milter {}{}{}{}{}{}", v.decision.reason,
+    v.summary = fmt::format("{}{}{}{}{}{}", v.decision.reason,
                             v.header_edits.empty() ? "" : fmt::format(" header_edits={}", v.header_edits.size()),
                             v.new_sender ? " chgfrom" : "",
                             v.add_recipients.empty() && v.delete_recipients.empty()

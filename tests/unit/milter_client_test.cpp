@@ -446,6 +446,35 @@ TEST(MilterClient, AcceptAtMailSkipsTheRestOfTheMessageOnly) {
     EXPECT_EQ(mail2.reply->code, 452);
 }
 
+TEST(MilterClient, DiscardAtRcptHoldsForTheMessage) {
+    Harness h;
+    Decision rcpt;
+    ContentVerdict v;
+    h.run(
+        [](TcpPeer& p) -> asio::awaitable<void> {
+            co_await p.expect('O');
+            co_await p.send(optneg_reply(0, milter::SMFIP_NOCONNECT));
+            co_await p.skip_to('M');
+            co_await p.send(frame('c'));
+            co_await p.skip_to('R');
+            co_await p.send(frame('d'));
+            co_await p.expect('Q');   // nothing more about this message
+        },
+        [&](MilterClient& c) -> asio::awaitable<void> {
+            MessageFacts m = message_facts();
+            co_await c.connect(connection_facts());
+            co_await c.mail(session_facts(), m);
+            rcpt = co_await c.rcpt(session_facts(), m, {});
+            co_await c.data(session_facts(), m);
+            v = co_await c.content(session_facts(), m, kMessage);
+            co_await c.quit();
+        });
+    EXPECT_EQ(h.peer_error, "");
+    EXPECT_EQ(commands_of(h.seen), "OMRQ");
+    EXPECT_EQ(rcpt.action, Action::discard);
+    EXPECT_EQ(v.decision.action, Action::discard);
+}
+
 TEST(MilterClient, TimeoutGivesTempfailForTheRestOfTheSession) {
     Harness h;
     h.settings.command_timeout = 200ms;
