@@ -355,6 +355,51 @@ TEST(MilterClient, SkippedStagesAreNotSentAndNoReplyStagesAreNotWaitedFor) {
     EXPECT_EQ(commands, "OCMLLLEQ");
 }
 
+TEST(MilterClient, LeadingSpaceKeptWhenAskedAndTlsAndAuthMacros) {
+    using namespace milter;
+    Harness h;
+    ContentVerdict v;
+    h.run(
+        [](TcpPeer& p) -> asio::awaitable<void> {
+            co_await p.expect('O');
+            co_await p.send(optneg_reply(0, SMFIP_NOCONNECT | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_HDR_LEADSPC |
+                                                SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY));
+            co_await p.skip_to('E');
+            co_await p.send(frame('c'));
+            co_await p.expect('Q');
+        },
+        [&](MilterClient& c) -> asio::awaitable<void> {
+            SessionFacts s = session_facts();
+            s.tls_version = "TLSv1.3";
+            s.tls_cipher = "TLS_AES_256_GCM_SHA384";
+            s.tls_cipher_bits = 256;
+            s.auth_user = "alice";
+            s.auth_mechanism = "PLAIN";
+            co_await c.connect(connection_facts());
+            co_await c.helo(s);
+            co_await c.mail(s, message_facts());
+            v = co_await c.content(s, message_facts(), kMessage);
+            co_await c.quit();
+        });
+    EXPECT_EQ(h.peer_error, "");
+    EXPECT_EQ(commands_of(h.seen), "OHMLLLNBEQ");
+    EXPECT_EQ(v.decision.action, Action::proceed);
+    const auto headers = frames_of(h.seen, 'L');
+    ASSERT_EQ(headers.size(), 3u);
+    EXPECT_EQ(headers[0].data, "From\0 Alice <alice@example.org>\0"s);
+    EXPECT_EQ(headers[1].data, "Subject\0 hello\n  folded\0"s);
+    TcpPeer view{tcp::socket(h.io), h.seen};
+    ASSERT_TRUE(view.macros_for('C'));   // the skipped connect stage's macros still go out
+    ASSERT_TRUE(view.macros_for('H'));
+    auto helo = macros_of(*view.macros_for('H'));
+    EXPECT_EQ(helo["{tls_version}"], "TLSv1.3");
+    EXPECT_EQ(helo["{cipher}"], "TLS_AES_256_GCM_SHA384");
+    EXPECT_EQ(helo["{cipher_bits}"], "256");
+    auto mail = macros_of(*view.macros_for('M'));
+    EXPECT_EQ(mail["{auth_type}"], "PLAIN");
+    EXPECT_EQ(mail["{auth_authen}"], "alice");
+}
+
 TEST(MilterClient, ProgressRestartsTheWait) {
     Harness h;
     h.settings.command_timeout = 300ms;
