@@ -248,7 +248,7 @@ struct MilterClient::State {
             case SMFIM_EOM: queue_id(); break;
             default: break;
         }
-        // HELO macros are for the whole session as Postfix sends them; the TLS ones only exist with TLS.
+        // SMFIR_SETSYMLIST: the milter's own list for this stage, of the macros we have.
         if (const auto& wanted = macro_lists[stage]) {
             Macros chosen;
             for (const auto& w : *wanted)
@@ -266,7 +266,7 @@ struct MilterClient::State {
         std::string why;
         std::optional<Reply> reply;
     };
-    asio::awaitable<StageResult> stage(char command, std::uint32_t macro_stage, const Macros& macros,
+    asio::awaitable<StageResult> stage(char command, const Macros& macros,
                                        std::uint32_t not_sent, std::uint32_t no_reply, std::string frame,
                                        std::chrono::milliseconds timeout) {
         StageResult r;
@@ -292,7 +292,6 @@ struct MilterClient::State {
             co_return r;
         }
         r.reply = std::move(reply);
-        (void)macro_stage;
         co_return r;
     }
 
@@ -303,10 +302,7 @@ struct MilterClient::State {
             return Decision{Decision::Action::proceed, std::nullopt,
                             fmt::format("milter {} {}: no reply asked (skipped or SMFIP_NR)", name, what)};
         const Reply& reply = *r.reply;
-        if (reply.kind == Reply::Kind::quarantine) {
-            // Never the last answer of a stage; read_final() takes it. Not reached.
-            return Decision{};
-        }
+        // (A quarantine request is never the last answer of a stage: read_final() takes it on the way.)
         if (!is_final(reply.kind) || reply.kind == Reply::Kind::skip)
             return fail(fmt::format("{}: unexpected reply '{}'", what, reply.command));
         Decision d = decision_of(reply);
@@ -466,7 +462,7 @@ asio::awaitable<Decision> MilterClient::connect(const ConnectionFacts& connectio
     const char family = connection.client_ip.empty()                            ? SMFIA_UNKNOWN
                         : connection.client_ip.find(':') != std::string::npos ? SMFIA_INET6
                                                                               : SMFIA_INET;
-    auto r = co_await s.stage(SMFIC_CONNECT, SMFIM_CONNECT, s.macros_for(SMFIM_CONNECT, nullptr, nullptr, {}),
+    auto r = co_await s.stage(SMFIC_CONNECT, s.macros_for(SMFIM_CONNECT, nullptr, nullptr, {}),
                               SMFIP_NOCONNECT, SMFIP_NR_CONN,
                               encode_connect(host, family, connection.client_port, connection.client_ip),
                               s.settings.command_timeout);
@@ -477,7 +473,7 @@ asio::awaitable<Decision> MilterClient::connect(const ConnectionFacts& connectio
 asio::awaitable<Decision> MilterClient::helo(const SessionFacts& session) {
     State& s = *state_;
     if (auto d = s.answer_without_asking()) co_return *d;
-    auto r = co_await s.stage(SMFIC_HELO, SMFIM_HELO, s.macros_for(SMFIM_HELO, &session, nullptr, {}), SMFIP_NOHELO,
+    auto r = co_await s.stage(SMFIC_HELO, s.macros_for(SMFIM_HELO, &session, nullptr, {}), SMFIP_NOHELO,
                               SMFIP_NR_HELO, encode_helo(session.helo), s.settings.command_timeout);
     r = co_await s.read_final(std::move(r), s.settings.command_timeout);
     co_return s.stage_decision(r, true, "HELO");
@@ -490,7 +486,7 @@ asio::awaitable<Decision> MilterClient::mail(const SessionFacts& session, const 
     s.message_accepted = s.message_discarded = false;
     s.skip_headers = false;
     s.quarantine.reset();
-    auto r = co_await s.stage(SMFIC_MAIL, SMFIM_ENVFROM, s.macros_for(SMFIM_ENVFROM, &session, &message, {}),
+    auto r = co_await s.stage(SMFIC_MAIL, s.macros_for(SMFIM_ENVFROM, &session, &message, {}),
                               SMFIP_NOMAIL, SMFIP_NR_MAIL, encode_mail(message.sender, message.sender_args),
                               s.settings.command_timeout);
     r = co_await s.read_final(std::move(r), s.settings.command_timeout);
@@ -503,7 +499,7 @@ asio::awaitable<Decision> MilterClient::rcpt(const SessionFacts& session, const 
     if (auto d = s.answer_without_asking()) co_return *d;
     if (s.message_accepted) co_return Decision{Decision::Action::proceed, std::nullopt, "message accepted"};
     const std::string rcpt = message.recipients.empty() ? std::string() : message.recipients.back();
-    auto r = co_await s.stage(SMFIC_RCPT, SMFIM_ENVRCPT, s.macros_for(SMFIM_ENVRCPT, &session, &message, rcpt),
+    auto r = co_await s.stage(SMFIC_RCPT, s.macros_for(SMFIM_ENVRCPT, &session, &message, rcpt),
                               SMFIP_NORCPT, SMFIP_NR_RCPT, encode_rcpt(rcpt, rcpt_args), s.settings.command_timeout);
     r = co_await s.read_final(std::move(r), s.settings.command_timeout);
     co_return s.stage_decision(r, false, "RCPT");
@@ -513,7 +509,7 @@ asio::awaitable<Decision> MilterClient::data(const SessionFacts& session, const 
     State& s = *state_;
     if (auto d = s.answer_without_asking()) co_return *d;
     if (s.message_accepted) co_return Decision{Decision::Action::proceed, std::nullopt, "message accepted"};
-    auto r = co_await s.stage(SMFIC_DATA, SMFIM_DATA, s.macros_for(SMFIM_DATA, &session, &message, {}), SMFIP_NODATA,
+    auto r = co_await s.stage(SMFIC_DATA, s.macros_for(SMFIM_DATA, &session, &message, {}), SMFIP_NODATA,
                               SMFIP_NR_DATA, encode_data(), s.settings.command_timeout);
     r = co_await s.read_final(std::move(r), s.settings.command_timeout);
     co_return s.stage_decision(r, false, "DATA");
@@ -568,14 +564,14 @@ asio::awaitable<ContentVerdict> MilterClient::content(const SessionFacts& sessio
                 s.pending += frame;   // no replies: the headers go out in one write with the next command
                 continue;
             }
-            auto r = co_await s.stage(SMFIC_HEADER, SMFIM_EOH, {}, 0, 0, frame, timeout);
+            auto r = co_await s.stage(SMFIC_HEADER, {}, 0, 0, frame, timeout);
             r = co_await s.read_final(std::move(r), timeout);
             if (auto v = early(r, "header")) co_return std::move(*v);
             if (r.reply && r.reply->kind == Reply::Kind::skip) break;   // no more headers wanted
         }
     }
     {
-        auto r = co_await s.stage(SMFIC_EOH, SMFIM_EOH, s.macros_for(SMFIM_EOH, &session, &message, {}), SMFIP_NOEOH,
+        auto r = co_await s.stage(SMFIC_EOH, s.macros_for(SMFIM_EOH, &session, &message, {}), SMFIP_NOEOH,
                                   SMFIP_NR_EOH, encode_eoh(), timeout);
         r = co_await s.read_final(std::move(r), timeout);
         if (r.reply && r.reply->kind == Reply::Kind::skip) r.reply->kind = Reply::Kind::continue_;
@@ -594,7 +590,7 @@ asio::awaitable<ContentVerdict> MilterClient::content(const SessionFacts& sessio
                 }
                 continue;
             }
-            auto r = co_await s.stage(SMFIC_BODY, SMFIM_EOM, {}, 0, 0, frame, timeout);
+            auto r = co_await s.stage(SMFIC_BODY, {}, 0, 0, frame, timeout);
             r = co_await s.read_final(std::move(r), timeout);
             if (auto v = early(r, "body")) co_return std::move(*v);
             if (r.reply && r.reply->kind == Reply::Kind::skip) break;   // SMFIP_SKIP: the rest of the body is unwanted
