@@ -89,7 +89,8 @@ std::optional<std::string> field_value(std::string_view in) {
     return out;
 }
 
-std::string format_score(double s) { return fmt::format("{:.2f}", s); }
+// Two decimals, as rspamd logs them; an absurd score in exponent form so the text stays short.
+std::string format_score(double s) { return std::fabs(s) < 1e9 ? fmt::format("{:.2f}", s) : fmt::format("{:.3g}", s); }
 
 struct MilterEdits {
     std::vector<HeaderEdit> edits;
@@ -182,7 +183,7 @@ std::string top_symbols(const json::value* symbols) {
         if (i) out += ',';
         // Symbol names come from rspamd's configuration; cut and made printable all the same (it is a log line).
         out += reply_text(all[i].second.substr(0, 64));
-        out += fmt::format("({:.2f})", all[i].first);
+        out += "(" + format_score(all[i].first) + ")";
     }
     if (all.size() > n) out += fmt::format(",+{}", all.size() - n);
     return out;
