@@ -35,9 +35,11 @@ reject 15, no greylist by score), whatever headers it lacks. Every reply's milte
 "X-Spam" (rspamd's own remove-spam-flag routine).
 
 Through the milter proxy (proxy=True, self_scan) the same patterns and markers give, at end of message: reject ->
-SMFIR_REPLYCODE "554 5.7.1 Gtube pattern"; soft reject -> a 4.7.1 reply code; add header -> SMFIR_CHGHEADER
-"X-Spam: Yes"; rewrite subject -> SMFIR_CHGHEADER Subject; MILTER_MARK -> SMFIR_CHGHEADER deleting
-MILTER_REMOVE_HEADER and SMFIR_ADDHEADER MILTER_ADD_HEADER; then SMFIR_ACCEPT. The proxy negotiates no replies
+SMFIR_REPLYCODE "554 5.7.1 Gtube pattern"; soft reject -> SMFIR_REPLYCODE "451 4.7.1 " + SOFT_REJECT_MESSAGE; add
+header -> SMFIR_CHGHEADER "X-Spam: Yes" then SMFIR_ACCEPT; rewrite subject -> SMFIR_CHGHEADER Subject
+"***SPAM*** ..." then SMFIR_ACCEPT; greylist -> SMFIR_ACCEPT only (the proxy leaves greylisting to the MTA);
+MILTER_MARK -> SMFIR_CHGHEADER deleting MILTER_REMOVE_HEADER and SMFIR_ADDHEADER MILTER_ADD_HEADER, then
+SMFIR_ACCEPT. The proxy negotiates no replies
 (SMFIP_NR_*) for every stage before end of message.
 
 Start-up: rspamd compiles ~10000 TLD suffixes into a hyperscan database, ~10 s the first time; the compiled
