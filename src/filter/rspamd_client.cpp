@@ -187,7 +187,9 @@ asio::awaitable<ContentVerdict> run_check(State pool, const ConnectionFacts& con
     const auto& s = pool->settings;
     const auto deadline = Clock::now() + s.timeout;
     Request request{http::verb::post, "/checkv2", 11};
-    request.set(http::field::host, fmt::format("{}:{}", s.host, s.port));
+    // RFC 9110 7.2: an IPv6 literal in brackets.
+    const bool v6 = s.host.find(':') != std::string::npos;
+    request.set(http::field::host, v6 ? fmt::format("[{}]:{}", s.host, s.port) : fmt::format("{}:{}", s.host, s.port));
     request.set(http::field::connection, "keep-alive");
     for (const auto& h : rspamd_request_headers(connection, session, message)) request.insert(h.name, h.value);
     // The message as stored, byte for byte: rspamd sees what will be delivered.
