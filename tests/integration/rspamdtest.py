@@ -243,7 +243,7 @@ class Rspamd:
             cmd.append("-i")   # root has no unprivileged account of its own to run as; the tests stay loopback
         self.stdout = open(d / "stdout.log", "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stdout, stderr=subprocess.STDOUT,
-                                     cwd=self.dir, start_new_session=True)
+                                     cwd=self.dir, start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + self.start_timeout
         wanted = [self.port] + [p for p in (self.proxy_port, self.controller_port) if p]
         while True:
@@ -318,6 +318,15 @@ class Rspamd:
         req = urllib.request.Request(self.url + "/checkv2", data=data, method="POST", headers=headers or {})
         with _OPENER.open(req, timeout=timeout) as r:
             return json.loads(r.read())
+
+
+def _die_with_parent():
+    """In the child before exec: SIGTERM when the process that started rspamd dies (a test run killed by a timeout
+    never reaches stop(); rspamd, in a session of its own, would run on). Linux prctl(PR_SET_PDEATHSIG); it follows
+    the starting thread, so start rspamd from the thread that will outlive it (pytest's main thread)."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def _listening(port):
