@@ -261,7 +261,8 @@ RspamdReply parse_rspamd_reply(std::string_view body, const config::RspamdSettin
         d.reply = smtp::Reply(451, "4.7.1", "Greylisted, try again later");
     } else if (action == "add header" || action == "rewrite subject") {
         d.action = Decision::Action::proceed;
-        v.junk = true;
+        // "add header": the Junk folder. "rewrite subject" marks the subject so the reader sees it in the inbox.
+        v.junk = action == "add header";
         deliver = true;
     } else if (action == "no action") {
         d.action = Decision::Action::proceed;
@@ -285,7 +286,7 @@ RspamdReply parse_rspamd_reply(std::string_view body, const config::RspamdSettin
         MilterEdits m = milter_edits(member(o, "milter"), header_fields);
         dropped = m.dropped;
         v.header_edits = std::move(m.edits);
-        if (v.junk) add_spam_fields(v, settings, score, required);
+        if (action != "no action") add_spam_fields(v, settings, score, required);
         if (action == "rewrite subject") {
             if (const json::string* subject = text(member(o, "subject"))) {
                 auto value = field_value(*subject);

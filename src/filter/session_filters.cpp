@@ -93,7 +93,7 @@ asio::awaitable<FilteredMessage> SessionFilters::content(const SessionFacts& ses
     std::string text = message_text;   // as the filters have left it so far
 
     auto take = [&](const ContentVerdict& v, const std::string& who) -> bool {
-        if (!v.summary.empty()) out.log.push_back(who + ": " + v.summary);
+        if (!v.summary.empty()) out.log.push_back(v.summary.starts_with(who) ? v.summary : who + ": " + v.summary);
         if (refusing(v.decision.action)) {
             out.decision = v.decision;
             out.filter = who;

@@ -124,7 +124,7 @@ TEST(RspamdReply, RewriteSubjectChangesTheFirstSubject) {
     const auto r = parse_rspamd_reply(kRewriteSubject, settings(), 5);
     ASSERT_TRUE(r.ok()) << r.error;
     EXPECT_EQ(r.verdict.decision.action, Decision::Action::proceed);
-    EXPECT_TRUE(r.verdict.junk);
+    EXPECT_FALSE(r.verdict.junk);   // the marked subject is for the inbox
     ASSERT_EQ(r.verdict.header_edits.size(), 7u);
     expect_edit(r.verdict.header_edits.back(), HeaderEdit::Kind::change, 1, "Subject", "***SPAM*** Hi there");
 }
