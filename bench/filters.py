@@ -247,7 +247,8 @@ def run_cell(t, rspamd, mode, size, conc, n, lat_n, a):
     # latency: bench/latency.py at the same size and number of sessions, on the same server, right after
     clear_files(t.count_dir)
     lp = subprocess.run([sys.executable, str(REPO / "bench/latency.py"), "--name", t.name, "--port", str(t.port),
-                         "--sessions", str(conc), "--messages", str(lat_n), "--size", str(size)],
+                         "--sessions", str(conc), "--messages", str(lat_n), "--size", str(size),
+                         "--smtp-source-body"],
                         capture_output=True, text=True)
     f = lp.stdout.split("\t")
     lat = {"lat_n": f[2], "p50_ms": f[3], "p90_ms": f[4], "p99_ms": f[5], "max_ms": f[6],
@@ -393,16 +394,19 @@ def report(rows, a, start, end, workers, binary, tsv_name):
     L.append("- msg/s = messages / seconds from smtp-source's start until all are in the Maildir and the spool is "
              "empty (e2e). CPU/msg = user+sys ms of the MTA's process tree (Postfix: master and every child; "
              "Ferry: its one process) and of rspamd's process tree over the same span, per message. "
+             "rspamd cores = its CPU seconds / e2e seconds (1.00 = its one scanning process is saturated). "
              "scans = rspamd tasks logged in that span (must equal msgs for the filtered targets).")
     L.append("- p50/p99 = bench/latency.py right after, same size and sessions: connect .. 250 after the final "
              f"dot, one message per connection ({a.lat_msgs} messages at 1 KiB, {a.lat_msgs_large} at 100 KiB), "
-             "Python client threads.")
+             "Python client threads, the message shaped like smtp-source's (`--smtp-source-body`: rspamd's cost "
+             "depends on the content).")
     L.append("")
     summary = []
     for (size, conc), by in sorted(cells.items()):
         L.append(f"## {'1 KiB' if size == 1024 else f'{size // 1024} KiB'}, {conc} sessions\n")
-        L.append("| target | msg/s (e2e) | p50 ms | p99 ms | MTA CPU ms/msg | rspamd CPU ms/msg | scans/msgs | runs ok |")
-        L.append("|---|---|---|---|---|---|---|---|")
+        L.append("| target | msg/s (e2e) | p50 ms | p99 ms | MTA CPU ms/msg | rspamd CPU ms/msg | rspamd cores | "
+                 "scans/msgs | runs ok |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
         m = {}
         for name in a.targets.split():
             rs = by.get(name, [])
@@ -413,11 +417,12 @@ def report(rows, a, start, end, workers, binary, tsv_name):
             p99 = [float(r["p99_ms"]) for r in rs]
             cpu = [1000 * int(r["mta_ticks"]) / HZ / int(r["msgs"]) for r in rs]
             rcpu = [1000 * int(r["rspamd_ticks"]) / HZ / int(r["msgs"]) for r in rs]
+            rcores = [int(r["rspamd_ticks"]) / HZ / float(r["e2e_s"]) for r in rs]
             scans = "/".join(sorted({f"{r['scans']}/{r['msgs']}" for r in rs}))
             ok = sum(1 for r in rs if r["status"] == "ok" and r["lat_errors"] == "0")
             m[name] = (med(mps), med(p99), med(cpu), med(rcpu), med(p50))
             L.append(f"| {name} | {rng(mps, '%.0f')} | {rng(p50, '%.1f')} | {rng(p99, '%.1f')} | {rng(cpu, '%.2f')} | "
-                     f"{rng(rcpu, '%.2f')} | {scans} | {ok}/{len(rs)} |")
+                     f"{rng(rcpu, '%.2f')} | {rng(rcores, '%.2f')} | {scans} | {ok}/{len(rs)} |")
         if "ferry-rspamd" in m and "postfix-milter" in m:
             f, p = m["ferry-rspamd"], m["postfix-milter"]
             L.append("")
