@@ -43,6 +43,24 @@ from rspamdtest import Rspamd  # noqa: E402  (the test suite's rspamd recipe, no
 HZ = os.sysconf("SC_CLK_TCK")
 
 
+class BenchRspamd(Rspamd):
+    """rspamdtest's instance with `workers` processes for the normal worker and for the proxy (the test recipe
+    starts one of each; its config is kept, only the two workers' count is changed)."""
+
+    def __init__(self, workers=1, **kw):
+        super().__init__(**kw)
+        self.workers = workers
+
+    def _write_config(self):
+        super()._write_config()
+        conf = Path(self.dir) / "rspamd.conf"
+        text = conf.read_text()
+        if text.count("count = 1;") < 2 and self.workers != 1:
+            raise SystemExit("filters: rspamdtest's config changed: cannot set the worker count")
+        conf.write_text(re.sub(r'(worker "(normal|rspamd_proxy)" \{[^}]*?)count = 1;',
+                               lambda m: m.group(1) + f"count = {self.workers};", text))
+
+
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] filters: {msg}", file=sys.stderr, flush=True)
 
@@ -279,6 +297,8 @@ def main():
     ap.add_argument("--lat-msgs", type=int, default=int(os.environ.get("LAT_MSGS", "500")))
     ap.add_argument("--lat-msgs-large", type=int, default=int(os.environ.get("LAT_MSGS_LARGE", "300")))
     ap.add_argument("--targets", default=os.environ.get("TARGETS", "ferry-rspamd postfix-milter ferry-plain postfix-plain"))
+    ap.add_argument("--rspamd-workers", type=int, default=int(os.environ.get("RSPAMD_WORKERS", "1")),
+                    help="processes of rspamd's normal worker (Ferry's) and of its proxy (Postfix's): the same")
     ap.add_argument("--max-run", type=int, default=300)
     ap.add_argument("--drain-timeout", type=float, default=120)
     ap.add_argument("--warmup", type=int, default=200)
@@ -300,7 +320,7 @@ def main():
         if port_busy(ports[name]):
             raise SystemExit(f"filters: port {ports[name]} ({name}) busy")
     servers, targets = [], {}
-    with Rspamd(proxy=True) as rspamd:
+    with BenchRspamd(workers=a.rspamd_workers, proxy=True) as rspamd:
         try:
             log(f"rspamd pid {rspamd.proc.pid}: normal worker {rspamd.url}, proxy (milter) {rspamd.milter_address}"
                 f", dir {rspamd.dir}")
@@ -350,7 +370,8 @@ def main():
                             log("\t".join(str(r[c]) for c in COLUMNS))
                             time.sleep(1)
             end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            workers = "normal worker count = 1 (Ferry's), rspamd_proxy count = 1 with self_scan (Postfix's)"
+            workers = (f"normal worker count = {a.rspamd_workers} (Ferry's), rspamd_proxy count = {a.rspamd_workers} "
+                       "with self_scan (Postfix's)")
         finally:
             for s in reversed(servers):
                 s.stop()
