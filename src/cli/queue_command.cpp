@@ -31,7 +31,8 @@ int run_queue_command(const std::string& action, const std::string& id, bool jso
     }
     const bool needs_id = action == "show" || action == "delete" || action == "release";
     if (needs_id && id.empty()) {
-        std::cerr << "ferry queue " << action << ": a queue id is required\n";
+        std::cerr << "ferry queue " << action << ": a queue id" << (action == "release" ? " (or ALL)" : "")
+                  << " is required\n";
         return kUsage;
     }
     if (!id.empty() && !spool::is_queue_id(id) && !(action == "release" && id == "ALL")) {
