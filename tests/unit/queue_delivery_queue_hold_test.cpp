@@ -37,7 +37,7 @@ protected:
         router_ = std::make_unique<delivery::Router>(*directory_);
     }
 
-    std::unique_ptr<DeliveryQueue> make_queue() {
+    std::unique_ptr<DeliveryQueue> make_queue(bool start = true) {
         queue::QueueSettings settings;
         settings.mail_root = dir_ / "mail";
         settings.hostname = "mx.example.test";
@@ -46,7 +46,7 @@ protected:
         settings.max_retry = std::chrono::seconds(1);
         settings.lifetime = std::chrono::seconds(1);   // every message here arrived long ago: held ones must not expire
         auto q = std::make_unique<DeliveryQueue>(*spool_, *router_, nullptr, settings);
-        q->start();
+        if (start) q->start();
         return q;
     }
 
@@ -218,6 +218,26 @@ TEST_F(DeliveryQueueHold, ReleaseOfAMessageNotHeldIsRefusedAndDeleteRemovesAHeld
     }));
     EXPECT_EQ(q->release(kFree), DeliveryQueue::Release::not_held);
     EXPECT_FALSE(q->find(kFree)->held);
+}
+
+// Released before a worker has parked it (just taken in, or just recovered): the file says held, the release is
+// recorded, and the worker delivers it without parking it.
+TEST_F(DeliveryQueueHold, ReleaseBeforeTheWorkerParksItDelivers) {
+    commit(kHeld, "held one", "early");
+    auto q = make_queue(false);   // no worker yet: the message waits in the due list
+    q->submit(kHeld, true);
+    const auto before = q->find(kHeld);
+    ASSERT_TRUE(before);
+    EXPECT_TRUE(before->held);   // shown as the file says
+    EXPECT_EQ(before->hold_reason, "early");
+    EXPECT_EQ(q->held_count(), 0u);   // not parked yet
+    EXPECT_EQ(q->release(kHeld), DeliveryQueue::Release::released);
+    EXPECT_FALSE(q->find(kHeld)->held);
+    EXPECT_EQ(q->release(kHeld), DeliveryQueue::Release::not_held);   // released already
+    EXPECT_TRUE(queue::read_delivery_record(queue::delivery_record_path(spool_->queue_file(kHeld))).released);
+    q->start();
+    ASSERT_TRUE(eventually([&] { return !fs::exists(spool_->queue_file(kHeld)); }));
+    EXPECT_EQ(delivered(), std::vector<std::string>{"held one"});
 }
 
 TEST_F(DeliveryQueueHold, ReleaseAllReleasesEveryParkedMessage) {
