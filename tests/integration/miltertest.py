@@ -1,0 +1,444 @@
+"""Real milters for Ferry's filter tests, each started by the test on a free 127.0.0.1 port, with its config and
+data in the test's temp dir, and stopped by PID (SIGTERM, then SIGKILL).
+
+    with PyMilter(tmp_path / "m1") as m:        # milter_fixture.py (python3-milter): every reply and change
+        ... [[milter]] address = m.address ...    # "inet:127.0.0.1:PORT", Ferry's form
+        m.wait_events("eom")                      # the callbacks it saw, with their macros (JSON lines)
+
+    with BadMilter(mode="garbage", at="E") as b:  # a raw-socket milter that breaks the protocol at one command
+    with OpenDkim(tmp_path / "dkim", dns) as o:   # opendkim in verify mode, asking the test DNS server (dnstest)
+    with Spamd(tmp_path / "sa") as sd, SpamassMilter(tmp_path / "sam", sd) as sm:   # GTUBE is rejected
+
+`milter_toml(...)` writes a [[milter]] table for Ferry's extra_toml. Nothing here needs root, and nothing talks to
+anything but 127.0.0.1 (opendkim's resolver and spamd's network tests included).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ferrytest import free_port, toml_value
+
+HERE = Path(__file__).resolve().parent
+PYTHON = "/usr/bin/python3"
+
+
+def milter_toml(address, name=None, **settings):
+    """One [[milter]] table: address ("inet:127.0.0.1:P"), name, default_action, *_timeout, ..."""
+    lines = ["[[milter]]"]
+    if name is not None:
+        lines.append(f"name = {toml_value(name)}")
+    lines.append(f"address = {toml_value(address)}")
+    for k, v in settings.items():
+        lines.append(f"{k} = {toml_value(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def wait_port(port, proc=None, timeout=20.0, what="process", log=None):
+    """Polls until 127.0.0.1:port accepts a connection (closed at once). Fails early when proc exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode} during start-up\n{log() if log else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s\n"
+                                     f"{log() if log else ''}") from None
+            time.sleep(0.05)
+
+
+class Daemon:
+    """A foreground process of a test, stopped by its PID. Subclasses set self.cmd, self.port, self.log_path."""
+
+    name = "daemon"
+    start_timeout = 20.0
+
+    def __init__(self, base):
+        self.base = Path(base)
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.proc = None
+        self.log_path = self.base / f"{self.name}.out"
+
+    @property
+    def address(self):
+        return f"inet:127.0.0.1:{self.port}"
+
+    def output(self):
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except FileNotFoundError:
+            return ""
+
+    def start(self):
+        with open(self.log_path, "ab") as out:
+            # A session of its own, so a ^C of pytest does not reach it first; it is stopped by PID below.
+            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                         cwd=self.base, start_new_session=True, env=self.env())
+        wait_port(self.port, self.proc, self.start_timeout, self.name,
+                  log=lambda: f"--- {self.log_path} ---\n{self.output()}")
+        return self
+
+    def env(self):
+        return dict(os.environ)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=5.0):
+        """SIGTERM to the PID, SIGKILL after timeout; returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# ---------------------------------------------------------------- python3-milter fixture
+
+class PyMilter(Daemon):
+    """milter_fixture.py: records every callback with its macros; replies and changes as the message asks (see
+    that file for the tokens and the X-Test-Milter header). always: {"connect": "reject", ...}."""
+
+    name = "pymilter"
+
+    def __init__(self, base, always=None, milter_name="testmilter", port=None):
+        super().__init__(base)
+        self.port = port or free_port()
+        self.events_path = self.base / "events.jsonl"
+        self.cmd = [PYTHON, str(HERE / "milter_fixture.py"), "--port", str(self.port), "--log",
+                    str(self.events_path), "--name", milter_name]
+        for stage, action in (always or {}).items():
+            self.cmd += ["--always", f"{stage}={action}"]
+
+    def start(self):
+        super().start()
+        return self
+
+    def events(self, cb=None):
+        """Every callback recorded so far ({conn, cb, args, macros, t}), in order; only `cb`'s when given."""
+        try:
+            lines = self.events_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        out = [json.loads(line) for line in lines if line.strip()]
+        return [e for e in out if cb is None or e["cb"] == cb]
+
+    def mark(self):
+        """A position in the event log: events(since=mark) are the ones recorded after it."""
+        return len(self.events())
+
+    def since(self, mark, cb=None):
+        return [e for e in self.events()[mark:] if cb is None or e["cb"] == cb]
+
+    def wait_events(self, cb, count=1, since=0, timeout=10.0):
+        """Polls until at least `count` callbacks `cb` were recorded after `since`; returns them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.since(since, cb)
+            if len(got) >= count:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(f"milter fixture: expected {count} {cb!r} callback(s), got {len(got)}; "
+                                     f"events: {json.dumps(self.since(since))[-3000:]}\n{self.output()}")
+            time.sleep(0.05)
+
+
+def test_milter_header(*items):
+    """The X-Test-Milter header line (CRLF) for a message: tokens (str) and modifications (lists)."""
+    return "X-Test-Milter: " + json.dumps(list(items)) + "\r\n"
+
+
+test_milter_header.__test__ = False   # not a pytest test
+
+
+# ---------------------------------------------------------------- a milter that breaks the protocol
+
+# Milter protocol commands (MTA -> filter) and replies (filter -> MTA), Sendmail's libmilter/mfdef.h.
+SMFIC_OPTNEG, SMFIC_MACRO, SMFIC_QUIT, SMFIC_QUIT_NC, SMFIC_ABORT = b"O", b"D", b"Q", b"K", b"A"
+NO_REPLY = (SMFIC_MACRO, SMFIC_ABORT, SMFIC_QUIT, SMFIC_QUIT_NC)
+SMFIR_CONTINUE = b"c"
+MILTER_VERSION = 6
+ALL_ACTIONS = 0x1FF
+
+
+class BadMilter:
+    """A milter on a raw socket (no library) that speaks the protocol correctly (option negotiation, `c` to every
+    command) until the command `at` (one letter: O negotiation, C connect, H helo, M mail, R rcpt, T data,
+    L header, N end of headers, B body, E end of message), where it does `mode`:
+
+        badlen    a frame whose length field is 0 (no command byte)
+        hugelen   a frame announcing 0xFFFFFFF0 bytes, then nothing
+        unknown   a well-formed reply with an unknown code ('Z')
+        garbage   bytes that are no frame at all, then close
+        close     close the connection without answering
+        hang      never answer (the connection stays open)
+        slowN     answer `c` after N seconds (e.g. slow3)
+        badneg    (at O) negotiate version 1 with no actions
+
+    `only_first`: misbehave in the first connection only (later sessions get a correct milter). Records the
+    commands it got per connection in `commands` (list of lists of letters)."""
+
+    def __init__(self, mode="garbage", at="E", only_first=False, port=None):
+        self.mode = mode
+        self.at = at.encode() if isinstance(at, str) else at
+        self.only_first = only_first
+        self.port = port or free_port()
+        self.commands = []
+        self.lock = threading.Lock()
+        self.sock = None
+        self.threads = []
+        self.conns = []
+        self.stopping = False
+
+    @property
+    def address(self):
+        return f"inet:127.0.0.1:{self.port}"
+
+    def start(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(16)
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self.threads.append(t)
+        return self
+
+    def stop(self):
+        self.stopping = True
+        # shutdown() wakes the thread blocked in accept(); a bare close() would leave it blocked on the old socket
+        # and, once the descriptor number is reused, accepting on someone else's.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        for t in self.threads[:1]:
+            t.join(timeout=2)
+        self.sock.close()
+        for c in list(self.conns):
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+        for t in self.threads:
+            t.join(timeout=2)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.stopping:
+                conn.close()
+                return
+            with self.lock:
+                self.conns.append(conn)
+                index = len(self.commands)
+                self.commands.append([])
+            t = threading.Thread(target=self._serve, args=(conn, index), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    @staticmethod
+    def _read(conn, n):
+        data = b""
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    @staticmethod
+    def frame(cmd, payload=b""):
+        return struct.pack(">I", len(cmd) + len(payload)) + cmd + payload
+
+    def _serve(self, conn, index):
+        misbehave = not (self.only_first and index > 0)
+        try:
+            while True:
+                (length,) = struct.unpack(">I", self._read(conn, 4))
+                body = self._read(conn, length)
+                cmd, payload = body[:1], body[1:]
+                with self.lock:
+                    self.commands[index].append(cmd.decode("latin-1"))
+                if misbehave and cmd == self.at:
+                    if not self._misbehave(conn, cmd, payload):
+                        return
+                    continue
+                if cmd == SMFIC_OPTNEG:
+                    # Offer what the MTA offered: version 6, every action, no protocol steps left out.
+                    _, actions, _ = struct.unpack(">III", payload[:12])
+                    conn.sendall(self.frame(b"O", struct.pack(">III", MILTER_VERSION, actions & ALL_ACTIONS, 0)))
+                elif cmd in (SMFIC_QUIT, SMFIC_QUIT_NC):
+                    if cmd == SMFIC_QUIT:
+                        return
+                elif cmd not in NO_REPLY:
+                    conn.sendall(self.frame(SMFIR_CONTINUE))
+        except (EOFError, OSError):
+            pass
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def _misbehave(self, conn, cmd, payload):
+        """Does self.mode; True when the connection goes on afterwards."""
+        m = self.mode
+        if m == "badlen":
+            conn.sendall(struct.pack(">I", 0))
+        elif m == "hugelen":
+            conn.sendall(struct.pack(">I", 0xFFFFFFF0) + b"c")
+        elif m == "unknown":
+            conn.sendall(self.frame(b"Z", b"what"))
+        elif m == "garbage":
+            conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nthis is no milter\r\n")
+            return False
+        elif m == "close":
+            return False
+        elif m == "hang":
+            while not self.stopping:
+                time.sleep(0.1)
+            return False
+        elif m.startswith("slow"):
+            time.sleep(float(m[4:]))
+            if cmd == SMFIC_OPTNEG:
+                _, actions, _ = struct.unpack(">III", payload[:12])
+                conn.sendall(self.frame(b"O", struct.pack(">III", MILTER_VERSION, actions & ALL_ACTIONS, 0)))
+            else:
+                conn.sendall(self.frame(SMFIR_CONTINUE))
+            return True
+        elif m == "badneg":
+            conn.sendall(self.frame(b"O", struct.pack(">III", 1, 0, 0)))
+        else:
+            raise ValueError(f"unknown BadMilter mode {m!r}")
+        # After a broken frame the MTA should give up on us: wait for it to close (never answer again).
+        conn.settimeout(30)
+        try:
+            while conn.recv(4096):
+                pass
+        except OSError:
+            pass
+        return False
+
+
+# ---------------------------------------------------------------- opendkim (verify mode)
+
+class OpenDkim(Daemon):
+    """`opendkim -f -x CONF` in verify mode on 127.0.0.1:PORT; it asks the test DNS server `dns` (dnstest.DnsServer)
+    for keys through libunbound (ResolverConfiguration: forward everything to dns, no DNSSEC). Its
+    Authentication-Results carry authserv_id."""
+
+    name = "opendkim"
+
+    def __init__(self, base, dns, authserv_id="mx.example.test", port=None, extra_conf=""):
+        super().__init__(base)
+        self.port = port or free_port()
+        self.authserv_id = authserv_id
+        unbound = self.base / "unbound.conf"
+        host, dport = dns.address.rsplit(":", 1)
+        unbound.write_text(
+            "server:\n"
+            "  do-not-query-localhost: no\n"   # the test DNS server is on 127.0.0.1
+            "  module-config: \"iterator\"\n"   # no DNSSEC validation: the test zone is unsigned
+            "  qname-minimisation: no\n"
+            "forward-zone:\n"
+            "  name: \".\"\n"
+            f"  forward-addr: {host}@{dport}\n")
+        self.conf = self.base / "opendkim.conf"
+        self.pid_file = self.base / "opendkim.pid"
+        self.conf.write_text(
+            f"Socket inet:{self.port}@127.0.0.1\n"
+            "Mode v\n"
+            "Background no\n"
+            f"PidFile {self.pid_file}\n"
+            f"AuthservID {authserv_id}\n"
+            f"ResolverConfiguration {unbound}\n"
+            "DNSTimeout 5\n"
+            "Syslog no\n"
+            "AlwaysAddARHeader yes\n"
+            # Mail from 127.0.0.1 is verified, not taken for the filter's own users to sign.
+            "InternalHosts 192.0.2.255\n"
+            f"TemporaryDirectory {self.base}\n"
+            + extra_conf)
+        self.cmd = ["/usr/sbin/opendkim", "-f", "-x", str(self.conf)]
+
+
+# ---------------------------------------------------------------- spamd + spamass-milter
+
+class Spamd(Daemon):
+    """SpamAssassin's spamd on 127.0.0.1:PORT with local tests only (-L: no DNS, no network tests), no user
+    preferences, its home and pid file in the temp dir. GTUBE scores 1000."""
+
+    name = "spamd"
+    start_timeout = 60.0   # it compiles the rule set first
+
+    def __init__(self, base, port=None):
+        super().__init__(base)
+        self.port = port or free_port()
+        site = self.base / "site"
+        site.mkdir(exist_ok=True)
+        # The Debian rules stay where they are (/usr/share/spamassassin); site config: nothing from the network.
+        (site / "local.cf").write_text("use_bayes 0\nbayes_auto_learn 0\nskip_rbl_checks 1\n"
+                                       "dns_available no\nuse_razor2 0\nuse_pyzor 0\n")
+        home = self.base / "home"
+        home.mkdir(exist_ok=True)
+        self.home = home
+        self.cmd = ["/usr/sbin/spamd", "-p", str(self.port), "-i", "127.0.0.1", "-A", "127.0.0.1", "-L",
+                    f"--siteconfigpath={site}", "-x", f"--pidfile={self.base / 'spamd.pid'}",
+                    "-s", "stderr", "--max-children=2", "--min-children=1", f"--helper-home-dir={home}"]
+        if os.geteuid() == 0:
+            # spamd will not serve as root: it runs its children as `nobody`, who can read nothing here but what
+            # is world-readable, so the folders it needs are opened to it.
+            self.cmd += ["-u", "nobody"]
+            for d in (self.base, site, home):
+                d.chmod(0o755)
+            (site / "local.cf").chmod(0o644)
+
+    def env(self):
+        e = dict(os.environ)
+        e["HOME"] = str(self.home)
+        return e
+
+
+class SpamassMilter(Daemon):
+    """spamass-milter on 127.0.0.1:PORT, asking `spamd` (a Spamd) through spamc; rejects at score >= reject_at."""
+
+    name = "spamass-milter"
+
+    def __init__(self, base, spamd, reject_at=15, port=None):
+        super().__init__(base)
+        self.port = port or free_port()
+        self.cmd = ["/usr/sbin/spamass-milter", "-p", f"inet:{self.port}@127.0.0.1", "-r", str(reject_at),
+                    "-P", str(self.base / "spamass-milter.pid"), "--", "-d", "127.0.0.1", "-p", str(spamd.port)]
