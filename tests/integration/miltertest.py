@@ -368,13 +368,16 @@ class OpenDkim(Daemon):
         self.authserv_id = authserv_id
         unbound = self.base / "unbound.conf"
         host, dport = dns.address.rsplit(":", 1)
+        # unbound answers NXDOMAIN by itself for the special-use names (RFC 6761) the tests use: ask instead.
+        local_zones = "".join(f'  local-zone: "{z}." nodefault\n' for z in ("test", "invalid", "example"))
         unbound.write_text(
             "server:\n"
             "  do-not-query-localhost: no\n"   # the test DNS server is on 127.0.0.1
-            "  module-config: \"iterator\"\n"   # no DNSSEC validation: the test zone is unsigned
+            '  module-config: "iterator"\n'   # no DNSSEC validation: the test zone is unsigned
             "  qname-minimisation: no\n"
+            f"{local_zones}"
             "forward-zone:\n"
-            "  name: \".\"\n"
+            '  name: "."\n'
             f"  forward-addr: {host}@{dport}\n")
         self.conf = self.base / "opendkim.conf"
         self.pid_file = self.base / "opendkim.pid"
@@ -409,9 +412,11 @@ class Spamd(Daemon):
         self.port = port or free_port()
         site = self.base / "site"
         site.mkdir(exist_ok=True)
-        # The Debian rules stay where they are (/usr/share/spamassassin); site config: nothing from the network.
-        (site / "local.cf").write_text("use_bayes 0\nbayes_auto_learn 0\nskip_rbl_checks 1\n"
-                                       "dns_available no\nuse_razor2 0\nuse_pyzor 0\n")
+        # The Debian rules stay where they are (/usr/share/spamassassin); the site config is the system's plugin
+        # list (*.pre: without them nothing can scan) and a local.cf that asks nothing of the network.
+        for pre in Path("/etc/spamassassin").glob("*.pre"):
+            shutil.copy(pre, site / pre.name)
+        (site / "local.cf").write_text("use_bayes 0\nbayes_auto_learn 0\nskip_rbl_checks 1\ndns_available no\n")
         home = self.base / "home"
         home.mkdir(exist_ok=True)
         self.home = home
@@ -424,7 +429,8 @@ class Spamd(Daemon):
             self.cmd += ["-u", "nobody"]
             for d in (self.base, site, home):
                 d.chmod(0o755)
-            (site / "local.cf").chmod(0o644)
+            for f in site.iterdir():
+                f.chmod(0o644)
 
     def env(self):
         e = dict(os.environ)
