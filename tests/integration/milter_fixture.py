@@ -37,7 +37,8 @@ What the milter answers is chosen by the test, through the envelope and the mess
         ["replacebody", TEXT]               smfi_replacebody (TEXT sent as UTF-8, in 3 chunks)
         ["quarantine", REASON]              smfi_quarantine
         ["progress", COUNT, SECONDS]        COUNT times: wait SECONDS, smfi_progress (a slow filter that says so)
-    The eom answer is the last eom token, default continue.
+    The eom answer is the last eom token, default continue. A modification whose first item is "@NAME" (e.g.
+    ["@first", "addheader", "X-A", "1"]) is done only by the fixture started with --name NAME (chained milters).
 
 Misbehaviour (close, hang, sleep) is for the bad-input tests. `close` shuts down (both directions) every
 connection from the MTA this process has open at that moment: a test that uses it must not run sessions in
@@ -226,8 +227,10 @@ class TestMilter(Milter.Base):
                 if isinstance(item, str):
                     m = TOKEN_RE.match(item)
                     self.tokens.append((m.group(1), m.group(2)) if m else ("eom", item))
-                else:
+                elif not item[0].startswith("@"):
                     self.mods.append(item)
+                elif item[0] == "@" + _options.name:
+                    self.mods.append(item[1:])
         return Milter.CONTINUE
 
     def eoh(self):

@@ -14,13 +14,13 @@ anything but 127.0.0.1 (opendkim's resolver and spamd's network tests included).
 """
 
 import json
+import re
 import os
 import shutil
 import signal
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -197,13 +197,13 @@ class BadMilter:
         slowN     answer `c` after N seconds (e.g. slow3)
         badneg    (at O) negotiate version 1 with no actions
 
-    `only_first`: misbehave in the first connection only (later sessions get a correct milter). Records the
-    commands it got per connection in `commands` (list of lists of letters)."""
+    `times`: misbehave this many times, then behave (None: always), so a test can show the next session works.
+    Records the commands it got per connection in `commands` (list of lists of letters)."""
 
-    def __init__(self, mode="garbage", at="E", only_first=False, port=None):
+    def __init__(self, mode="garbage", at="E", times=None, port=None):
         self.mode = mode
         self.at = at.encode() if isinstance(at, str) else at
-        self.only_first = only_first
+        self.times = times
         self.port = port or free_port()
         self.commands = []
         self.lock = threading.Lock()
@@ -284,7 +284,6 @@ class BadMilter:
         return struct.pack(">I", len(cmd) + len(payload)) + cmd + payload
 
     def _serve(self, conn, index):
-        misbehave = not (self.only_first and index > 0)
         try:
             while True:
                 (length,) = struct.unpack(">I", self._read(conn, 4))
@@ -292,7 +291,7 @@ class BadMilter:
                 cmd, payload = body[:1], body[1:]
                 with self.lock:
                     self.commands[index].append(cmd.decode("latin-1"))
-                if misbehave and cmd == self.at:
+                if cmd == self.at and self._take_turn():
                     if not self._misbehave(conn, cmd, payload):
                         return
                     continue
@@ -312,6 +311,15 @@ class BadMilter:
                 conn.close()
             except OSError:
                 pass
+
+    def _take_turn(self):
+        with self.lock:
+            if self.times is None:
+                return True
+            if self.times > 0:
+                self.times -= 1
+                return True
+            return False
 
     def _misbehave(self, conn, cmd, payload):
         """Does self.mode; True when the connection goes on afterwards."""
@@ -448,3 +456,81 @@ class SpamassMilter(Daemon):
         self.port = port or free_port()
         self.cmd = ["/usr/sbin/spamass-milter", "-p", f"inet:{self.port}@127.0.0.1", "-r", str(reject_at),
                     "-P", str(self.base / "spamass-milter.pid"), "--", "-d", "127.0.0.1", "-p", str(spamd.port)]
+
+
+# ---------------------------------------------------------------- SMTP transactions and delivered files
+
+def transact(port, sender, rcpts, content, helo="client.test", login=None, timeout=15.0):
+    """One SMTP transaction with smtplib on 127.0.0.1:port; stops at the first refusal. Returns a dict of the
+    replies as (code, text) tuples: greeting, ehlo, mail, rcpt (list, one per recipient), data (to the DATA
+    command), end (after the final dot), queue_id (from "queued as ID"); a step not reached is missing.
+    login: (user, password) for AUTH PLAIN first (a plaintext_auth submission listener)."""
+    import smtplib
+    out = {"rcpt": []}
+    s = smtplib.SMTP(timeout=timeout)
+    try:
+        out["greeting"] = s.connect("127.0.0.1", port)
+    except smtplib.SMTPConnectError as e:
+        out["greeting"] = (e.smtp_code, e.smtp_error)
+        return _texts(out)
+    try:
+        out["ehlo"] = s.ehlo(helo)
+        if out["ehlo"][0] != 250:
+            return _texts(out)
+        if login:
+            s.login(*login)
+        out["mail"] = s.docmd(f"MAIL FROM:<{sender}>")
+        if out["mail"][0] != 250:
+            return _texts(out)
+        for r in rcpts:
+            out["rcpt"].append(s.docmd(f"RCPT TO:<{r}>"))
+        if not any(c == 250 for c, _ in out["rcpt"]):
+            return _texts(out)
+        try:
+            out["end"] = s.data(content)
+            out["data"] = (354, b"")
+        except smtplib.SMTPDataError as e:
+            out["data"] = (e.smtp_code, e.smtp_error)
+        return _texts(out)
+    finally:
+        try:
+            s.quit()
+        except (smtplib.SMTPException, OSError):
+            s.close()
+
+
+def _texts(out):
+    def t(reply):
+        code, msg = reply
+        return code, msg.decode("utf-8", "replace") if isinstance(msg, bytes) else msg
+    res = {k: ([t(r) for r in v] if k == "rcpt" else t(v)) for k, v in out.items()}
+    if "end" in res and res["end"][0] == 250:
+        m = re.search(r"queued as ([0-9A-Za-z]+)", res["end"][1])
+        res["queue_id"] = m.group(1) if m else None
+    return res
+
+
+def first_refusal(result):
+    """The first reply of a transact() result that is not 2xx/3xx (in session order), or None."""
+    for k in ("greeting", "ehlo", "mail", "rcpt", "data", "end"):
+        v = result.get(k)
+        for code, text in (v if k == "rcpt" else [v] if v else []):
+            if code >= 400:
+                return code, text
+    return None
+
+
+def header_fields(data):
+    """(fields, body) of a message: fields as raw bytes, one per field with its continuation lines and CRLF."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    fields = []
+    for line in (head + b"\r\n").split(b"\r\n")[:-1]:
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line + b"\r\n"
+        else:
+            fields.append(line + b"\r\n")
+    return fields, body
+
+
+def field_name(field):
+    return field.split(b":", 1)[0].decode("latin-1").strip()
