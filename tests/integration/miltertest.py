@@ -197,12 +197,12 @@ class BadMilter:
         slowN     answer `c` after N seconds (e.g. slow3)
         badneg    (at O) negotiate version 1 with no actions
 
-    `times`: misbehave this many times, then behave (None: always), so a test can show the next session works.
+    mode None: never misbehave (a correct milter). `times`: misbehave this many times, then behave (None: always), so a test can show the next session works.
     Records the commands it got per connection in `commands` (list of lists of letters)."""
 
     def __init__(self, mode="garbage", at="E", times=None, port=None):
         self.mode = mode
-        self.at = at.encode() if isinstance(at, str) else at
+        self.at = at.encode()
         self.times = times
         self.port = port or free_port()
         self.commands = []
@@ -314,6 +314,8 @@ class BadMilter:
 
     def _take_turn(self):
         with self.lock:
+            if self.mode is None:
+                return False
             if self.times is None:
                 return True
             if self.times > 0:
