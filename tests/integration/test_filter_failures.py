@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ferrytest import Ferry, free_port, header_value
+from ferrytest import Ferry, free_port, header_value, toml_section
 from miltertest import (BadMilter, PyMilter, field_name, first_refusal, header_fields, milter_toml,
                         test_milter_header, transact)
 
@@ -222,8 +222,7 @@ class ScriptedHttp:
 
 
 def rspamd_toml(url, **kw):
-    lines = ["[rspamd]", f'url = "{url}"'] + [f'{k} = "{v}"' for k, v in kw.items()]
-    return "\n".join(lines) + "\n"
+    return toml_section("rspamd", {"url": url, **kw})
 
 
 def test_rspamd_down_tempfails(make_ferry):
