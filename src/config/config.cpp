@@ -513,6 +513,99 @@ const Field<DkimSettings> kDkimFields[] = {
 };
 
 // ---------------------------------------------------------------------------------------------------------
+// [rspamd] and [[milter]]: content filters
+
+const std::vector<std::pair<std::string_view, FilterFailure>> kFilterFailures = {
+    {"tempfail", FilterFailure::tempfail}, {"accept", FilterFailure::accept}};
+constexpr const char* kFilterFailureError = "is not \"tempfail\" or \"accept\"";
+
+// A header field name (RFC 5322 3.6.8: printable ASCII but the colon) for the fields rspamd's verdict adds.
+Field<RspamdSettings> header_name_field(std::string_view key, std::string RspamdSettings::*member) {
+    return {key, [member](Reader& r, const toml::node& n, const std::string& name, RspamdSettings& s) {
+                const std::string v = r.text(n, name);
+                const bool ok = !v.empty() && v.size() <= 64 &&
+                                std::all_of(v.begin(), v.end(), [](char c) { return c > 0x20 && c < 0x7f && c != ':'; });
+                if (!ok) r.fail(n, name, quote_value(v) + " is not a header field name");
+                s.*member = v;
+            }};
+}
+
+const Field<RspamdSettings> kRspamdFields[] = {
+    {"url",
+     [](Reader& r, const toml::node& n, const std::string& name, RspamdSettings& s) {
+         // rspamd's normal worker: http://HOST:PORT (its HTTP protocol, POST /checkv2). "" turns rspamd off.
+         const std::string v = r.text(n, name);
+         if (v.empty()) {
+             s.url.clear();
+             return;
+         }
+         constexpr std::string_view scheme = "http://";
+         std::string rest = v.substr(0, scheme.size()) == scheme ? v.substr(scheme.size()) : std::string();
+         if (!rest.empty() && rest.back() == '/') rest.pop_back();
+         HostPort hp;
+         std::string why = rest.empty() ? "expected http://HOST:PORT" : split_host_port(rest, false, false, hp);
+         if (why.empty() && hp.port && *hp.port == 0) why = "port must be 1-65535";
+         if (!why.empty()) r.fail(n, name, quote_value(v) + " is not an rspamd URL (" + why + ")");
+         s.url = v;
+         s.host = hp.host;
+         s.port = hp.port.value_or(11333);
+     }},
+    detail::duration_field("timeout", &RspamdSettings::timeout),
+    detail::choice_field("on_error", &RspamdSettings::on_error, kFilterFailures, kFilterFailureError),
+    detail::flag_field("scan_submission", &RspamdSettings::scan_submission),
+    detail::positive_field("max_connections", &RspamdSettings::max_connections),
+    header_name_field("spam_flag_header", &RspamdSettings::spam_flag_header),
+    header_name_field("score_header", &RspamdSettings::score_header),
+    header_name_field("status_header", &RspamdSettings::status_header),
+    header_name_field("unscanned_header", &RspamdSettings::unscanned_header),
+};
+
+const Field<MilterSettings> kMilterFields[] = {
+    detail::text_field("name", &MilterSettings::name),
+    {"address",
+     [](Reader& r, const toml::node& n, const std::string& name, MilterSettings& m) {
+         // Postfix's notation: inet:HOST:PORT or unix:PATH (a relative path is taken from the config's folder).
+         const std::string v = r.text(n, name);
+         if (v.rfind("unix:", 0) == 0 && v.size() > 5) {
+             m.unix_socket = true;
+             m.path = r.resolve(v.substr(5));
+         } else if (v.rfind("inet:", 0) == 0) {
+             HostPort hp;
+             std::string why = split_host_port(v.substr(5), false, true, hp);
+             if (why.empty() && *hp.port == 0) why = "port must be 1-65535";
+             if (!why.empty()) r.fail(n, name, quote_value(v) + " is not inet:HOST:PORT (" + why + ")");
+             m.host = hp.host;
+             m.port = *hp.port;
+         } else {
+             r.fail(n, name, quote_value(v) + " is not inet:HOST:PORT or unix:PATH");
+         }
+         m.address = v;
+     },
+     "missing (e.g. address = \"inet:127.0.0.1:8891\")"},
+    detail::choice_field("default_action", &MilterSettings::default_action, kFilterFailures, kFilterFailureError),
+    detail::duration_field("connect_timeout", &MilterSettings::connect_timeout),
+    detail::duration_field("command_timeout", &MilterSettings::command_timeout),
+    detail::duration_field("content_timeout", &MilterSettings::content_timeout),
+};
+
+void read_milters(Reader& r, const toml::node& node, const std::string& name, Config& cfg) {
+    if (!node.is_array_of_tables())
+        r.fail(node, name, std::string("expected [[milter]] tables (an array of tables), got ") + type_name(node.type()));
+    const toml::array& arr = *node.as_array();
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+        const std::string prefix = name + "[" + std::to_string(i) + "]";
+        each_on_its_own(r, [&] {
+            MilterSettings m;
+            if (!detail::read_table<MilterSettings>(r, *arr[i].as_table(), prefix, kMilterFields, m,
+                                                    arr[i].source().begin.line))
+                return;
+            if (m.name.empty()) m.name = m.address;
+            cfg.milters.push_back(std::move(m));
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // The top level
 
 const Field<Config> kRootFields[] = {
@@ -542,6 +635,8 @@ const Field<Config> kRootFields[] = {
     {"aliases", read_aliases},
     section("mailauth", &Config::mailauth, kMailauthFields),
     section("dkim", &Config::dkim, kDkimFields),
+    section("rspamd", &Config::rspamd, kRspamdFields),
+    {"milter", read_milters, {}, [] { return detail::keys_of<MilterSettings>(kMilterFields, "[]."); }},
 };
 
 // Defaults that depend on other keys: a DKIM key's file is named after data_dir, its domain and its selector.
