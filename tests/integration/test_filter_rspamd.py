@@ -15,6 +15,7 @@ from miltertest import field_name, header_fields, milter_toml, transact
 from rspamdtest import (GREYLIST_MARK, GTUBE_ADD_HEADER, GTUBE_REJECT, GTUBE_REWRITE_SUBJECT, MILTER_ADD_HEADER,
                         MILTER_ADD_VALUE, MILTER_MARK, MILTER_REMOVE_HEADER, REJECT_MESSAGE, SOFT_REJECT_MARK,
                         SOFT_REJECT_MESSAGE, Rspamd)
+from httppeer import ScriptedHttp
 from smtppeer import SmtpPeer
 
 ALICE = "alice@example.test"
@@ -277,3 +278,63 @@ def test_milter_proxy_clean_mail(via_milter):
     sent_fields, sent_body = header_fields(sent)
     assert body == sent_body
     assert [f for f in got if not ours(f)] == [f for f in sent_fields if field_name(f) != "X-Spam"], got
+
+
+# ---------------------------------------------------------------- what rspamd is told, and the shapes of its answer
+# (a scripted HTTP peer in rspamd's place: a real rspamd neither reports its request nor answers a chosen JSON)
+
+def test_request_carries_the_facts_and_the_stored_bytes(tmp_path):
+    with ScriptedHttp("json") as peer:
+        s = make_server(tmp_path / "f", rspamd_toml(peer.url, scan_submission=True))
+        try:
+            sent = content(headers="X-Odd:  two  spaces \r\n", body="Line.\r\n.dot\r\n\r\n")
+            r = transact(s.port, "someone@sender.example", [ALICE, BOB], sent, helo="helo.sender.example")
+            assert r["end"][0] == 250, r
+            [req] = peer.requests
+            assert req.path.startswith("/checkv2"), req.path
+            h = req.headers
+            assert h.get("IP") == "127.0.0.1", dict(h)
+            assert h.get("Helo") == "helo.sender.example", dict(h)
+            assert h.get("From", "").strip("<>") == "someone@sender.example", dict(h)
+            assert [x.strip("<>") for x in h.get_all("Rcpt")] == [ALICE, BOB], dict(h)
+            assert h.get("Queue-Id") == r["queue_id"], dict(h)
+            assert h.get("MTA-Name") == s.hostname, dict(h)
+            assert h.get("User") is None, dict(h)
+            # The stored message, as it is: our Received: first, then the client's bytes.
+            assert req.body.startswith(b"Received: "), req.body[:300]
+            assert req.body.endswith(sent), req.body[-600:]
+            data = s.wait_mail("alice")[0].read_bytes()
+            assert data.endswith(req.body), data[:600]
+            assert re.fullmatch(rb"Return-Path: [^\r\n]*\r\nDelivered-To: [^\r\n]*\r\n", data[:-len(req.body)]), data[:600]
+            # Submission (scan_submission): the SASL login is told as User.
+            r = transact(s.sub_port, ALICE, [BOB], content(sender=ALICE, to=BOB), login=LOGIN)
+            assert r["end"][0] == 250, r
+            assert peer.requests[-1].headers.get("User") == ALICE, dict(peer.requests[-1].headers)
+        finally:
+            s.stop()
+
+
+def test_milter_block_in_both_shapes(tmp_path):
+    """rspamd's milter.add_headers as a string, an object {value, order} and (rspamd >= 3.3) a list of them;
+    remove_headers with 0 (every one), 1 (the first) and -1 (the last)."""
+    reply = {"action": "no action", "score": 1.0, "required_score": 15.0,
+             "milter": {"add_headers": {"X-Str": "plain", "X-Obj": {"value": "obj", "order": 0},
+                                        "X-List": [{"value": "one", "order": 0}, {"value": "two", "order": 1}]},
+                        "remove_headers": {"X-Rm-All": 0, "X-Rm-First": 1, "X-Rm-Last": -1}}}
+    with ScriptedHttp("json", reply=reply) as peer:
+        s = make_server(tmp_path / "f", rspamd_toml(peer.url))
+        try:
+            sent = content(headers="X-Rm-All: a\r\nX-Rm-First: 1\r\nX-Rm-Last: 1\r\nX-Rm-All: b\r\n"
+                                   "X-Rm-First: 2\r\nX-Rm-Last: 2\r\n")
+            r = transact(s.port, "someone@sender.example", [ALICE], sent)
+            assert r["end"][0] == 250, r
+            data = s.wait_mail("alice")[0].read_bytes()
+            assert fields_of(data, "X-Rm-All") == []
+            assert fields_of(data, "X-Rm-First") == [b"X-Rm-First: 2\r\n"]
+            assert fields_of(data, "X-Rm-Last") == [b"X-Rm-Last: 1\r\n"]
+            assert fields_of(data, "X-Str") == [b"X-Str: plain\r\n"]
+            assert fields_of(data, "X-Obj") == [b"X-Obj: obj\r\n"]
+            assert fields_of(data, "X-List") == [b"X-List: one\r\n", b"X-List: two\r\n"]
+            assert peer.requests
+        finally:
+            s.stop()
