@@ -118,6 +118,7 @@ def test_milter_not_running_default_action_accept(make_ferry):
     r = transact(srv.port, "a@client.test", [RCPT], sent)
     assert r.get("end", (0,))[0] == 250, r
     delivered_unchanged(srv, sent)
+    srv.wait_log(r"absent")
 
 
 @pytest.mark.parametrize("token", ["body-close", "eom-close", "eom-sleep3", "data-sleep3", "rcpt-sleep3"])

@@ -204,6 +204,7 @@ def test_accept_at_mail_skips_the_rest_of_the_message(srv, milter):
     r = transact(srv.port, sender, ["alice@example.test"], msg(subject=subject, headers=test_milter_header("reject")))
     assert r["end"][0] == 250, r
     assert f"Subject: {subject}".encode() in newest(srv, "alice", before)
+    assert [e["args"][0] for e in milter.since(mark, "envfrom")] == [f"<{sender}>"], "the milter was not asked"
     assert milter.since(mark, "eom") == [], "the milter was asked at end of message after it accepted at MAIL"
 
 

@@ -157,11 +157,23 @@ def test_milter_block_adds_and_removes_headers(srv):
     assert fields_of(data, MILTER_REMOVE_HEADER) == [], data[:1500]
 
 
-def test_clean_mail_is_delivered_byte_exact(srv):
+def scanned(rspamd, sent, timeout=5.0):
+    """rspamd logged its verdict on the message with sent's Message-ID (so it was asked)."""
+    mid = re.search(rb"Message-ID: (<[^>]+>)", sent).group(1).decode()
+    deadline = time.monotonic() + timeout
+    while f"rspamd_task_write_log: id: {mid}" not in rspamd.log_text():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_clean_mail_is_delivered_byte_exact(srv, rspamd):
     before = count(srv, "alice")
     sent = content()
     r = transact(srv.port, "someone@sender.example", [ALICE], sent)
     assert r["end"][0] == 250, r
+    assert scanned(rspamd, sent), "rspamd was not asked"
     data = wait_new(srv, "alice", before)
     got, body = header_fields(data)
     sent_fields, sent_body = header_fields(sent)
@@ -267,12 +279,13 @@ def test_milter_proxy_milter_block(via_milter):
     assert fields_of(data, MILTER_REMOVE_HEADER) == [], data[:1500]
 
 
-def test_milter_proxy_clean_mail(via_milter):
+def test_milter_proxy_clean_mail(via_milter, rspamd):
     """Clean mail arrives as sent, except the client's own X-Spam: field, which rspamd always removes."""
     before = count(via_milter, "alice")
     sent = content(headers="X-Spam: yes\r\n")
     r = transact(via_milter.port, "someone@sender.example", [ALICE], sent)
     assert r["end"][0] == 250, r
+    assert scanned(rspamd, sent), "rspamd was not asked"
     data = wait_new(via_milter, "alice", before)
     got, body = header_fields(data)
     sent_fields, sent_body = header_fields(sent)
