@@ -495,7 +495,8 @@ DeliveryQueue::AttemptEnd DeliveryQueue::finish(Attempt& a) {
         spdlog::info("removed id={}", a.id);
         return AttemptEnd::of(Outcome::done);
     }
-    const DeliveryRecordUpdate update{decision.final, decision.attempt, decision.deferred, decision.next_attempt};
+    const DeliveryRecordUpdate update{decision.final, decision.attempt, decision.deferred, decision.next_attempt,
+                                      std::nullopt};
     if (const auto ec = append_delivery_record(done_file, update))
         spdlog::error("delivery id={} cannot record the attempt in {}: {}", a.id, done_file.string(), ec.message());
     return {Outcome::deferred, decision.attempt, decision.delay, decision.next_attempt, std::move(decision.deferred)};

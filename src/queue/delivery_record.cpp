@@ -16,6 +16,7 @@ namespace ferry::queue {
 namespace {
 
 constexpr std::string_view kNextKeyword = "next";
+constexpr std::string_view kReleasedKeyword = "released";
 
 // Reads records of any size, but not a runaway file: a record has a line per recipient and attempt.
 constexpr std::size_t kMaxRecordSize = 16 * 1024 * 1024;
@@ -57,9 +58,14 @@ DeliveryRecord parse_delivery_record(std::string_view text) {
             out.final.emplace(line);
             continue;
         }
-        // "\t<a>\t<b>\t<c>": the third field runs to the end of the line.
+        // "\t<a>\t<b>\t<c>": the third field runs to the end of the line; "\treleased\t<time>" has two.
         const auto t2 = line.find('\t', 1);
         if (t2 == std::string_view::npos) continue;
+        if (line.substr(1, t2 - 1) == kReleasedKeyword) {
+            if (const auto when = number<long long>(line.substr(t2 + 1)); when && *when >= 0)
+                out.released = static_cast<std::time_t>(*when);
+            continue;
+        }
         const auto t3 = line.find('\t', t2 + 1);
         if (t3 == std::string_view::npos) continue;
         const std::string_view first = line.substr(1, t2 - 1);
@@ -89,6 +95,7 @@ std::string format_delivery_record(const DeliveryRecordUpdate& u) {
         if (!rcpt.empty() && !has_control_break(rcpt)) text += fmt::format("\t{}\t{}\t{}\n", u.attempt, rcpt, one_line(why));
     if (u.next_attempt)
         text += fmt::format("\t{}\t{}\t{}\n", kNextKeyword, u.attempt, static_cast<long long>(*u.next_attempt));
+    if (u.released) text += fmt::format("\t{}\t{}\n", kReleasedKeyword, static_cast<long long>(*u.released));
     return text;
 }
 

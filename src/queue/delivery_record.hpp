@@ -6,12 +6,15 @@
 //   alice@example.test>bob@example.test     one copy of the recipient (after an alias) is final
 //   \t3\talice@example.test\t<reason>       attempt 3 deferred the recipient, with why
 //   \tnext\t3\t1795430789                   after attempt 3 the next one is due at this time (Unix seconds)
+//   \treleased\t1795430789                 the operator released the held message at this time (`ferry queue
+//                                           release`): it is delivered although its addendum says "Hold"
 //
 // An address never holds a tab or a line break (RFC 5321 4.1.2 allows no control characters in it), and
 // reasons are written on one line without tabs. Files written before the "next" line existed still read: they
 // only lack the stored next attempt (the message is then due at once, as before). Later lines win, and the
 // attempt count is the highest one seen. A "next" line read by an older Ferry looks like a deferral of an
-// address named after the attempt number, which it never looks up: a downgrade still reads the file.
+// address named after the attempt number, which it never looks up: a downgrade still reads the file. A "released"
+// line has two fields, which an older Ferry skips (it would hold the message again, never deliver it unasked).
 #pragma once
 
 #include <ctime>
@@ -31,6 +34,7 @@ struct DeliveryRecord {
     int attempts = 0;                                 // attempts made (highest attempt number recorded)
     std::map<std::string, std::string> last_error;    // deferred recipient -> why its last attempt failed
     std::optional<std::time_t> next_attempt;          // when the next attempt is due, from the last "next" line
+    std::optional<std::time_t> released;              // when the operator released the held message (last line)
 
     bool is_final(const std::string& recipient) const { return final.count(recipient) > 0; }
     bool is_final(const std::string& recipient, const std::string& destination) const {
@@ -44,8 +48,9 @@ struct DeliveryRecordUpdate {
     int attempt = 0;                                  // this attempt's number (1 for the first)
     std::map<std::string, std::string> deferred;      // recipient -> why
     std::optional<std::time_t> next_attempt;          // when deferred: the next attempt's time
+    std::optional<std::time_t> released;              // the operator released the held message at this time
 
-    bool empty() const { return final.empty() && deferred.empty() && !next_attempt; }
+    bool empty() const { return final.empty() && deferred.empty() && !next_attempt && !released; }
 };
 
 // A reason as the record (and `ferry queue list`) stores it: on one line, CR, LF and TAB turned into spaces.

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "smtp/command.hpp"
 
@@ -173,6 +174,13 @@ Step Session::on_command(std::string_view line) {
     if (line.find_first_of(std::string_view("\r\0", 2)) != std::string_view::npos)
         return error(500, "5.5.2", "Error: bare <CR> or NUL in command");
     const Command cmd = parse_command(line);
+    filter_stage_ = FilterStage::none;
+    if (refused_ && cmd.verb != Verb::quit && cmd.verb != Verb::rset && cmd.verb != Verb::noop) {
+        // Counted as errors, so a client that keeps trying is disconnected at the error limit.
+        Step s = error(refused_->code, refused_->enhanced, refused_->lines.empty() ? "" : refused_->lines.front());
+        s.replies.front() = *refused_;
+        return s;
+    }
     // Inside a BDAT sequence only a few commands make sense (RFC 3030 2: the sequence ends with BDAT LAST).
     if (state_ == SessionState::bdat) {
         switch (cmd.verb) {
@@ -228,7 +236,7 @@ Step Session::handle_helo(std::string_view arg, bool extended) {
     Reply r;
     r.code = 250;
     r.lines = extended ? ehlo_lines(settings_, tls_, auth_available()) : std::vector<std::string>{settings_.hostname};
-    return reply(std::move(r));
+    return staged(reply(std::move(r)), FilterStage::helo);
 }
 
 Step Session::handle_mail(std::string_view arg) {
@@ -289,7 +297,7 @@ Step Session::handle_mail(std::string_view arg) {
     tx.sender = std::move(m.path);
     tx_ = std::move(tx);
     enter(SessionState::mail);
-    return reply(Reply(250, "2.1.0", "Ok"));
+    return staged(reply(Reply(250, "2.1.0", "Ok")), FilterStage::mail);
 }
 
 Step Session::handle_rcpt(std::string_view arg) {
@@ -341,7 +349,7 @@ Step Session::handle_rcpt(std::string_view arg) {
     tx_.recipients.push_back(rcpt);
     tx_.recipient_dsn.push_back(std::move(dsn));
     enter(SessionState::rcpt);
-    return reply(Reply(250, "2.1.5", "Ok"));
+    return staged(reply(Reply(250, "2.1.5", "Ok")), FilterStage::rcpt);
 }
 
 Step Session::handle_data(std::string_view arg) {
@@ -350,7 +358,7 @@ Step Session::handle_data(std::string_view arg) {
     if (state_ == SessionState::mail) return error(503, "5.5.1", "Error: need RCPT command");
     if (!arg.empty()) return error(501, "5.5.4", "Syntax: DATA");
     enter(SessionState::data);
-    return reply(Reply(354, "", "End data with <CR><LF>.<CR><LF>"), Next::data);
+    return staged(reply(Reply(354, "", "End data with <CR><LF>.<CR><LF>"), Next::data), FilterStage::data);
 }
 
 Step Session::handle_bdat(std::string_view arg) {
@@ -430,6 +438,33 @@ Step Session::on_commit_failed(bool out_of_space) {
     reset_transaction();
     if (out_of_space) return reply(Reply(452, "4.3.1", "Error: insufficient system storage"));
     return reply(Reply(451, "4.3.0", "Error: queue file write error"));
+}
+
+Step Session::staged(Step s, FilterStage stage) {
+    s.filter_stage = stage;
+    filter_stage_ = stage;
+    return s;
+}
+
+Step Session::on_filter_refused(Reply r) {
+    switch (std::exchange(filter_stage_, FilterStage::none)) {
+    case FilterStage::none: break;
+    case FilterStage::helo:   // as if no HELO/EHLO had been given: the client must greet again
+        helo_.clear();
+        esmtp_ = false;
+        enter(SessionState::greeted);
+        break;
+    case FilterStage::mail: reset_transaction(); break;
+    case FilterStage::rcpt:
+        if (!tx_.recipients.empty()) {
+            tx_.recipients.pop_back();
+            tx_.recipient_dsn.pop_back();
+        }
+        if (tx_.recipients.empty()) enter(SessionState::mail);
+        break;
+    case FilterStage::data: enter(SessionState::rcpt); break;
+    }
+    return reply(std::move(r));
 }
 
 Step Session::on_content_refused(Reply r) {

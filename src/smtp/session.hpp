@@ -75,9 +75,14 @@ enum class Next {
     close,        // flush the replies and close the connection
 };
 
+// A command the session has just accepted that content filters (milters) are asked about before its reply goes
+// out: the I/O side asks them, and on a refusal calls on_filter_refused() instead of sending `replies`.
+enum class FilterStage { none, helo, mail, rcpt, data };
+
 struct Step {
     std::vector<Reply> replies;
     Next next = Next::command;
+    FilterStage filter_stage = FilterStage::none;
     std::uint64_t chunk_size = 0;
     bool chunk_last = false;
     bool discard_chunk = false;
@@ -99,6 +104,12 @@ public:
     // which tells the client the condition is about storage and will pass.
     Step on_commit_failed(bool out_of_space = false);
     Step on_content_refused(Reply reply);   // the content breaks a policy (e.g. a From: the user does not own)
+    // A filter refused the command of the last step's filter_stage: the command is undone (HELO not given, MAIL
+    // not started, the recipient not added, DATA not begun) and `reply` answers it.
+    Step on_filter_refused(Reply reply);
+    // A filter refused the connection: every later command but QUIT, RSET and NOOP gets `reply` (Postfix does
+    // the same for a milter's connect-stage reject or tempfail).
+    void refuse_session(Reply reply) { refused_ = std::move(reply); }
     // TLS is up (after STARTTLS, or at connect on an implicit-TLS port): the session starts over and the
     // client must say EHLO again (RFC 3207 4.2).
     void on_tls_started();
@@ -131,6 +142,7 @@ private:
     bool auth_available() const { return settings_.auth_offered && (tls_ || settings_.auth_plaintext); }
 
     Step reply(Reply r, Next next = Next::command);
+    Step staged(Step s, FilterStage stage);   // `s` with the filter stage of the command it answers
     Step error(int code, std::string enhanced, std::string text);   // counts toward max_errors
     void enter(SessionState next);
     void reset_transaction();
@@ -146,6 +158,8 @@ private:
     accounts::Credentials pending_;              // credentials waiting for on_auth_result()
     Transaction tx_;
     std::size_t errors_ = 0;
+    FilterStage filter_stage_ = FilterStage::none;   // of the last step, for on_filter_refused()
+    std::optional<Reply> refused_;                   // refuse_session()
     std::uint64_t chunk_size_ = 0;   // the BDAT chunk being read
     bool chunk_last_ = false;
 };

@@ -1,5 +1,6 @@
 #include "spool/addendum.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
@@ -18,11 +19,22 @@ bool plain_name(std::string_view s) {
     return true;
 }
 
+bool printable(char c) { return c >= 0x20 && c <= 0x7E; }
+
 }  // namespace
+
+std::string hold_reason(std::string_view reason) {
+    if (reason.empty()) return std::string(kDefaultHoldReason);
+    std::string out(reason.substr(0, kMaxHoldReason));
+    for (char& c : out)
+        if (!printable(c)) c = '?';
+    return out;
+}
 
 std::string serialize_addendum(const Addendum& a) {
     std::string out;
     if (!a.folder.empty()) out += "Folder: " + a.folder + "\n";
+    if (!a.hold.empty()) out += "Hold: " + hold_reason(a.hold) + "\n";
     if (!a.headers.empty()) out += fmt::format("Headers: {}\n", a.headers.size()) + a.headers;
     const std::size_t total = out.size() + kAddendumFooterSize;
     out += fmt::format("{}{:016x}\n", kFooterKey, total);
@@ -53,6 +65,16 @@ std::optional<Addendum> parse_addendum(std::string_view block) {
         const std::string_view name = body.substr(8, nl - 8);
         if (!plain_name(name)) return std::nullopt;
         a.folder = std::string(name);
+        body.remove_prefix(nl + 1);
+    }
+    if (body.starts_with("Hold: ")) {
+        const auto nl = body.find('\n');
+        if (nl == std::string_view::npos) return std::nullopt;
+        const std::string_view reason = body.substr(6, nl - 6);
+        // Only what hold_reason() writes: anything else was not written by us.
+        if (reason.empty() || reason.size() > kMaxHoldReason || !std::ranges::all_of(reason, printable))
+            return std::nullopt;
+        a.hold = std::string(reason);
         body.remove_prefix(nl + 1);
     }
     if (body.starts_with("Headers: ")) {

@@ -235,12 +235,12 @@ int Spool::create_file(const std::string& queue_id, std::error_code& error) {
             free_names_.pop_back();
         }
         const fs::path old = free_ / name;
-        const int fd = ::open(old.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+        const int fd = ::open(old.c_str(), O_RDWR | O_TRUNC | O_CLOEXEC);
         if (fd >= 0 && ::renameat2(AT_FDCWD, old.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0) return fd;
         if (fd >= 0) ::close(fd);
         ::unlink(old.c_str());   // unusable: drop it and try the next one
     }
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) error = util::last_error();
     return fd;
 }
@@ -255,6 +255,7 @@ MessageWriter::Opened MessageWriter::open(Spool& spool, const Envelope& envelope
         opened.error = ec;
         return opened;   // the writer's destructor removes the file
     }
+    writer->content_start_ = writer->length_;
     opened.writer = std::move(writer);
     return opened;
 }
@@ -278,6 +279,35 @@ std::error_code MessageWriter::append(std::string_view content) {
         if (content.size() >= kWriteBufferSize) return error_ = util::write_all(fd_, content);
     }
     buffer_.append(content);
+    return {};
+}
+
+std::optional<std::string> MessageWriter::content() {
+    if (flush()) return std::nullopt;
+    std::string out(length_ - content_start_, '\0');
+    std::size_t done = 0;
+    while (done < out.size()) {
+        const ssize_t n = ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(content_start_ + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            error_ = std::error_code(n < 0 ? errno : EIO, std::system_category());
+            return std::nullopt;
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    return out;
+}
+
+std::error_code MessageWriter::restart(const Envelope& envelope) {
+    if (error_) return error_;
+    buffer_.clear();
+    if (::ftruncate(fd_, 0) != 0 || ::lseek(fd_, 0, SEEK_SET) != 0)
+        return error_ = std::error_code(errno, std::system_category());
+    crc_ = 0;
+    length_ = 0;
+    with_addendum_ = envelope.addendum;
+    if (auto ec = append(serialize_envelope(envelope))) return ec;
+    content_start_ = length_;
     return {};
 }
 

@@ -103,6 +103,12 @@ public:
     MessageWriter& operator=(const MessageWriter&) = delete;
 
     std::error_code append(std::string_view content);
+    // The content appended so far (everything after the envelope), read back: a content filter sees the message
+    // as stored. nullopt with the error kept when it cannot be read.
+    std::optional<std::string> content();
+    // Starts the file over with `envelope` and no content (a filter changed the envelope or the message): the
+    // new content follows by append(). Only before seal().
+    std::error_code restart(const Envelope& envelope);
     // What seal() writes after the content when the envelope says "Addendum: yes" (an empty one by default).
     void set_addendum(Addendum addendum) { addendum_ = std::move(addendum); }
     // Writes the addendum, if any, and the trailer after everything appended: the file is complete, and
@@ -123,6 +129,7 @@ private:
     int fd_ = -1;
     std::string buffer_;
     std::uint64_t length_ = 0;   // bytes appended so far, envelope included
+    std::uint64_t content_start_ = 0;   // the envelope's length: where the content begins
     std::uint32_t crc_ = 0;
     bool with_addendum_ = false;
     Addendum addendum_;

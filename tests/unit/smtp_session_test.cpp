@@ -1283,6 +1283,70 @@ TEST_F(SmtpSessionLenient, EveryReplyHasEnhancedCodeExceptGreetingEhloAnd354) {
     }
 }
 
+// Content filters (milters) are asked about HELO, MAIL, RCPT and DATA after the session accepted them; a refusal
+// undoes the command.
+TEST_F(SmtpSession, AcceptedCommandsCarryTheirFilterStage) {
+    EXPECT_EQ(send("EHLO client.test").filter_stage, ferry::smtp::FilterStage::helo);
+    EXPECT_EQ(send("MAIL FROM:<alice@sender.test>").filter_stage, ferry::smtp::FilterStage::mail);
+    EXPECT_EQ(send("RCPT TO:<bob@example.test>").filter_stage, ferry::smtp::FilterStage::rcpt);
+    EXPECT_EQ(send("NOOP").filter_stage, ferry::smtp::FilterStage::none);
+    EXPECT_EQ(send("RCPT TO:<unknown@example.test>").filter_stage, ferry::smtp::FilterStage::none);   // refused
+    EXPECT_EQ(send("DATA").filter_stage, ferry::smtp::FilterStage::data);
+}
+
+TEST_F(SmtpSession, FilterRefusedRcptDropsOnlyThatRecipient) {
+    to_rcpt();
+    rcpt("RCPT TO:<carol@example.test>");
+    expect_one(checked(session.on_filter_refused(Reply(550, "5.7.1", "no carol"))), 550, "5.7.1");
+    ASSERT_EQ(session.transaction().recipients.size(), 1u);
+    EXPECT_EQ(session.transaction().recipients[0].to_string(), "bob@example.test");
+    EXPECT_EQ(session.transaction().recipient_dsn.size(), 1u);
+    expect_one(send("DATA"), 354, "", Next::data);
+}
+
+TEST_F(SmtpSession, FilterRefusedOnlyRecipientNeedsAnotherBeforeData) {
+    ehlo();
+    mail();
+    rcpt();
+    expect_one(checked(session.on_filter_refused(Reply(451, "4.7.1", "later"))), 451, "4.7.1");
+    EXPECT_TRUE(session.transaction().recipients.empty());
+    expect_one(send("DATA"), 503, "5.5.1");
+}
+
+TEST_F(SmtpSession, FilterRefusedMailStartsNoTransaction) {
+    ehlo();
+    mail();
+    expect_one(checked(session.on_filter_refused(Reply(550, "5.7.1", "no"))), 550, "5.7.1");
+    expect_one(send("RCPT TO:<bob@example.test>"), 503, "5.5.1");
+    mail();   // a new MAIL is not "nested"
+}
+
+TEST_F(SmtpSession, FilterRefusedHeloMustBeGivenAgain) {
+    expect_one(send("EHLO client.test"), 250, "");
+    expect_one(checked(session.on_filter_refused(Reply(550, "5.7.1", "bad helo"))), 550, "5.7.1");
+    expect_one(send("MAIL FROM:<alice@sender.test>"), 503, "5.5.1");
+    EXPECT_EQ(session.helo_name(), "");
+    ehlo();
+    mail();
+}
+
+TEST_F(SmtpSession, FilterRefusedDataKeepsTheTransaction) {
+    to_rcpt();
+    expect_one(send("DATA"), 354, "", Next::data);
+    expect_one(checked(session.on_filter_refused(Reply(554, "5.7.1", "no data"))), 554, "5.7.1");
+    EXPECT_EQ(session.transaction().recipients.size(), 1u);
+    expect_one(send("DATA"), 354, "", Next::data);
+}
+
+TEST_F(SmtpSession, RefusedSessionAnswersEveryCommandButQuitRsetNoop) {
+    session.refuse_session(Reply(554, "5.7.1", "go away"));
+    expect_one(send("EHLO client.test"), 554, "5.7.1");
+    expect_one(send("MAIL FROM:<alice@sender.test>"), 554, "5.7.1");
+    expect_one(send("NOOP"), 250, "2.0.0");
+    expect_one(send("RSET"), 250, "2.0.0");
+    expect_one(send("QUIT"), 221, "2.0.0", Next::close);
+}
+
 }  // namespace
 // --- STARTTLS (RFC 3207) ------------------------------------------------------------------------------------
 
@@ -1428,3 +1492,4 @@ TEST(SmtpSessionInjection, BareCrOrNulInCommandIsRefused) {
     EXPECT_EQ(r.replies[0].code, 250);
     EXPECT_EQ(s.helo_name(), "client.test");
 }
+

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <fstream>
 #include <future>
 #include <sstream>
@@ -121,7 +123,7 @@ TEST_F(SpoolTest, AddendumIsStoredAfterTheContentAndReadBack) {
         spool::MessageWriter& writer = *opened.writer;
         ASSERT_FALSE(writer.append(content));
         spool::Addendum a;
-        if (with_headers) a = {"Authentication-Results: mx.example.test; none\r\n", "Junk"};
+        if (with_headers) a = {"Authentication-Results: mx.example.test; none\r\n", "Junk", "milter spamass: score 9.1"};
         writer.set_addendum(a);
         std::promise<std::error_code> done;
         committer.submit(writer, [&](std::error_code ec) { done.set_value(ec); });
@@ -141,6 +143,46 @@ TEST_F(SpoolTest, AddendumIsStoredAfterTheContentAndReadBack) {
     EXPECT_EQ(sp.recover().size(), 2u);   // the CRC covers the addendum too
 }
 
+TEST_F(SpoolTest, WriterReadsItsContentBackAndStartsOverWithANewEnvelope) {
+    // A content filter reads the message as stored, then may change the envelope and the message: the file is
+    // rewritten in place, under the same queue id, before it is committed.
+    spool::Spool sp(dir_ / "spool", config::SyncMode::filesystem);
+    const std::string id = "AAAAAAAAAAAAAAS";
+    spool::Committer committer(sp);
+    spool::Envelope e = envelope(id);
+    e.addendum = true;
+    auto opened = spool::MessageWriter::open(sp, e);
+    ASSERT_FALSE(opened.error);
+    spool::MessageWriter& writer = *opened.writer;
+    const std::string content = "Subject: x\r\n\r\n" + std::string(150000, 'b') + "\r\n";   // past the write buffer
+    ASSERT_FALSE(writer.append(content.substr(0, 70000)));
+    ASSERT_FALSE(writer.append(content.substr(70000)));
+    EXPECT_EQ(writer.content(), content);
+
+    spool::Envelope changed = e;
+    changed.sender = "new@example.test";
+    changed.recipients = {"b@example.test", "added@example.test"};
+    ASSERT_FALSE(writer.restart(changed));
+    EXPECT_EQ(writer.content(), "");
+    const std::string edited = "X-Filter: yes\r\n" + content;
+    ASSERT_FALSE(writer.append(edited));
+    writer.set_addendum({"X-Spam-Flag: YES\r\n", "Junk"});
+    std::promise<std::error_code> done;
+    committer.submit(writer, [&](std::error_code ec) { done.set_value(ec); });
+    ASSERT_FALSE(done.get_future().get());
+
+    const int fd = ::open(sp.queue_file(id).c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    const auto m = spool::read_stored_message(fd);
+    ::close(fd);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->envelope.sender, "new@example.test");
+    EXPECT_EQ(m->envelope.recipients.size(), 2u);
+    EXPECT_EQ(read(sp.queue_file(id)).substr(static_cast<std::size_t>(m->content_offset), m->content_length), edited);
+    EXPECT_EQ(m->addendum.folder, "Junk");
+    EXPECT_EQ(sp.recover(), (std::vector<std::string>{id}));   // the trailer's length and CRC are the new file's
+}
+
 TEST_F(SpoolTest, FileWithoutAnAddendumReadsAsBefore) {
     spool::Spool sp(dir_ / "spool", config::SyncMode::filesystem);
     ASSERT_FALSE(commit(sp, "AAAAAAAAAAAAAAF", "Subject: y\r\n\r\nFerry-Addendum: 0000000000000021\n"));
@@ -154,7 +196,7 @@ TEST_F(SpoolTest, FileWithoutAnAddendumReadsAsBefore) {
 }
 
 TEST(SpoolAddendum, RoundTripsAndRefusesDamage) {
-    const spool::Addendum a{"DKIM-Signature: v=1; a=ed25519-sha256;\r\n\tb=abc\r\n", "Junk"};
+    const spool::Addendum a{"DKIM-Signature: v=1; a=ed25519-sha256;\r\n\tb=abc\r\n", "Junk", ""};
     const std::string text = spool::serialize_addendum(a);
     EXPECT_TRUE(text.ends_with("\n") && text.size() > spool::kAddendumFooterSize);
     EXPECT_EQ(spool::parse_addendum(text), a);
@@ -167,6 +209,61 @@ TEST(SpoolAddendum, RoundTripsAndRefusesDamage) {
     EXPECT_FALSE(spool::parse_addendum(bad));
     EXPECT_FALSE(spool::parse_addendum_footer("Ferry-Addendum: 00000000000000zz\n"));
     EXPECT_FALSE(spool::parse_addendum_footer("Ferry-Addendum: 0000000000000001\n"));   // smaller than itself
+}
+
+// A milter's quarantine (SMFIR_QUARANTINE) is stored as a "Hold" line between "Folder" and "Headers".
+TEST(SpoolAddendum, HoldLineRoundTripsBetweenFolderAndHeaders) {
+    const spool::Addendum held{"X-Spam-Flag: YES\r\n", "Junk", "milter clamav: Eicar-Signature"};
+    const std::string text = spool::serialize_addendum(held);
+    const auto folder = text.find("Folder: Junk\n");
+    const auto hold = text.find("Hold: milter clamav: Eicar-Signature\n");
+    const auto headers = text.find("Headers: 18\n");
+    ASSERT_NE(hold, std::string::npos);
+    EXPECT_LT(folder, hold);
+    EXPECT_LT(hold, headers);
+    EXPECT_EQ(spool::parse_addendum(text), held);
+
+    const spool::Addendum only_hold{"", "", "quarantined"};
+    EXPECT_EQ(spool::serialize_addendum(only_hold).substr(0, 18), "Hold: quarantined\n");
+    EXPECT_EQ(spool::parse_addendum(spool::serialize_addendum(only_hold)), only_hold);
+
+    // An addendum written before the line existed (no Hold) reads as not held.
+    const auto old = spool::parse_addendum(spool::serialize_addendum({"A: b\r\n", "Junk", ""}));
+    ASSERT_TRUE(old);
+    EXPECT_EQ(old->hold, "");
+}
+
+TEST(SpoolAddendum, HoldReasonIsOnePrintableLineOfAtMost200Octets) {
+    EXPECT_EQ(spool::hold_reason(""), "quarantined");   // held without a reason is still held
+    EXPECT_EQ(spool::hold_reason("virus found"), "virus found");
+    EXPECT_EQ(spool::hold_reason(std::string_view("a\r\nHeaders: 5\r\nb\tc\x00\x7f\xc3\xa9", 22)), "a??Headers: 5??b?c????");
+    EXPECT_EQ(spool::hold_reason(std::string(300, 'x')), std::string(200, 'x'));
+
+    // A reason that would break the format is written sanitised and reads back as that one line.
+    const spool::Addendum nasty{"", "", "evil\nHeaders: 3\nabc"};
+    const std::string text = spool::serialize_addendum(nasty);
+    EXPECT_EQ(text.substr(0, text.size() - spool::kAddendumFooterSize), "Hold: evil?Headers: 3?abc\n");
+    const auto read = spool::parse_addendum(text);
+    ASSERT_TRUE(read);
+    EXPECT_EQ(read->hold, "evil?Headers: 3?abc");
+    EXPECT_EQ(read->headers, "");
+    EXPECT_EQ(spool::parse_addendum(spool::serialize_addendum({"", "", std::string(500, 'y')}))->hold,
+              std::string(200, 'y'));
+}
+
+// The parser takes only what serialize_addendum writes (the fuzz target checks parse -> serialize is the identity).
+TEST(SpoolAddendum, MalformedHoldLinesAreRefused) {
+    auto block = [](const std::string& body) {
+        return body + fmt::format("Ferry-Addendum: {:016x}\n", body.size() + spool::kAddendumFooterSize);
+    };
+    EXPECT_TRUE(spool::parse_addendum(block("Hold: x\n")));
+    EXPECT_FALSE(spool::parse_addendum(block("Hold: \n")));                          // empty
+    EXPECT_FALSE(spool::parse_addendum(block("Hold: a\tb\n")));                      // not printable
+    EXPECT_FALSE(spool::parse_addendum(block("Hold: caf\xc3\xa9\n")));               // not ASCII
+    EXPECT_FALSE(spool::parse_addendum(block("Hold: " + std::string(201, 'z') + "\n")));   // too long
+    EXPECT_TRUE(spool::parse_addendum(block("Hold: " + std::string(200, 'z') + "\n")));
+    EXPECT_FALSE(spool::parse_addendum(block("Hold: x\nFolder: Junk\n")));          // out of order
+    EXPECT_FALSE(spool::parse_addendum(block("Hold: x\nHold: y\n")));               // twice
 }
 
 TEST_F(SpoolTest, UncommittedWriterLeavesNothing) {
