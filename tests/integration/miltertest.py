@@ -58,6 +58,15 @@ def wait_port(port, proc=None, timeout=20.0, what="process", log=None):
             time.sleep(0.05)
 
 
+def _die_with_parent():
+    """In the child before exec: SIGTERM when the process that started it dies (a test run killed by a timeout never
+    reaches stop(), and the daemon, in a session of its own, would run on). Linux prctl(PR_SET_PDEATHSIG), which
+    follows the starting thread: start daemons from pytest's main thread."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 class Daemon:
     """A foreground process of a test, stopped by its PID. Subclasses set self.cmd, self.port, self.log_path."""
 
@@ -84,7 +93,8 @@ class Daemon:
         with open(self.log_path, "ab") as out:
             # A session of its own, so a ^C of pytest does not reach it first; it is stopped by PID below.
             self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                         cwd=self.base, start_new_session=True, env=self.env())
+                                         cwd=self.base, start_new_session=True, env=self.env(),
+                                         preexec_fn=_die_with_parent)
         wait_port(self.port, self.proc, self.start_timeout, self.name,
                   log=lambda: f"--- {self.log_path} ---\n{self.output()}")
         return self

@@ -29,9 +29,18 @@ Markers of this fixture (in the Subject: field):
     MILTER_MARK       "FERRY-MILTER-HEADERS" -> the reply's milter block adds MILTER_ADD_HEADER (value
                                                MILTER_ADD_VALUE) and removes MILTER_REMOVE_HEADER (every one:
                                                remove_headers {name: 0})
-Every GTUBE pattern's reply carries messages.smtp_message "Gtube pattern" (REJECT_MESSAGE). A plain message gets
-"no action" (with a score from the header checks, below add header's 6). Every reply's milter block also removes
+Every GTUBE pattern's reply carries messages.smtp_message "Gtube pattern" (REJECT_MESSAGE); its score is the
+action's threshold (reject 15, add header 14). Any other message gets "no action" (thresholds: add header 14,
+reject 15, no greylist by score), whatever headers it lacks. Every reply's milter block also removes
 "X-Spam" (rspamd's own remove-spam-flag routine).
+
+Through the milter proxy (proxy=True, self_scan) the same patterns and markers give, at end of message: reject ->
+SMFIR_REPLYCODE "554 5.7.1 Gtube pattern"; soft reject -> SMFIR_REPLYCODE "451 4.7.1 " + SOFT_REJECT_MESSAGE; add
+header -> SMFIR_CHGHEADER "X-Spam: Yes" then SMFIR_ACCEPT; rewrite subject -> SMFIR_CHGHEADER Subject
+"***SPAM*** ..." then SMFIR_ACCEPT; greylist -> SMFIR_ACCEPT only (the proxy leaves greylisting to the MTA);
+MILTER_MARK -> SMFIR_CHGHEADER deleting MILTER_REMOVE_HEADER and SMFIR_ADDHEADER MILTER_ADD_HEADER, then
+SMFIR_ACCEPT. The proxy negotiates no replies
+(SMFIP_NR_*) for every stage before end of message.
 
 Start-up: rspamd compiles ~10000 TLD suffixes into a hyperscan database, ~10 s the first time; the compiled
 databases are kept in a cache dir shared by every instance (HS_CACHE_DIR, or $FERRY_RSPAMD_HS_CACHE), after which
@@ -84,6 +93,10 @@ _OVERRIDES = {
     "mime_types.conf": 'file = ["fallback+file://${CONFDIR}/maps.d/mime_types.inc"];\n',
     "rbl.conf": 'url_whitelist = ["fallback+file://${CONFDIR}/maps.d/surbl-whitelist.inc"];\n',
 }
+
+
+# urllib without proxies: an http_proxy in the environment must never send a test's request off the machine.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def free_port():
@@ -166,8 +179,11 @@ class Rspamd:
             (local / f"{name}.conf").write_text("enabled = false;\n")
         for name, text in _OVERRIDES.items():
             (d / "override.d" / name).write_text(text)
-        # No score-driven greylist: a plain message gets "no action", greylist only by its marker.
-        (local / "actions.conf").write_text(f'subject = {_lua_quote(SPAM_SUBJECT)};\ngreylist = null;\n')
+        # Verdicts by pattern and marker only: no score-driven greylist, and add header at 14 (of reject's 15), far
+        # above what a bare test message collects (no Date/Message-ID, no reverse DNS, an all-caps marker subject:
+        # about 6, Debian's add header threshold).
+        (local / "actions.conf").write_text(f'subject = {_lua_quote(SPAM_SUBJECT)};\ngreylist = null;\n'
+                                            'add_header = 14;\nreject = 15;\n')
         (local / "regexp.conf").write_text(
             "FERRY_SOFT_REJECT_MARK {\n"
             f"  re = 'Subject=/{SOFT_REJECT_MARK}/H';\n  score = 0.0;\n"
@@ -227,7 +243,7 @@ class Rspamd:
             cmd.append("-i")   # root has no unprivileged account of its own to run as; the tests stay loopback
         self.stdout = open(d / "stdout.log", "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stdout, stderr=subprocess.STDOUT,
-                                     cwd=self.dir, start_new_session=True)
+                                     cwd=self.dir, start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + self.start_timeout
         wanted = [self.port] + [p for p in (self.proxy_port, self.controller_port) if p]
         while True:
@@ -245,7 +261,7 @@ class Rspamd:
 
     def _ready(self):
         try:
-            with urllib.request.urlopen(self.url + "/ping", timeout=2) as r:
+            with _OPENER.open(self.url + "/ping", timeout=2) as r:
                 return r.status == 200
         except OSError:
             return False
@@ -300,8 +316,17 @@ class Rspamd:
     def check(self, data, headers=None, timeout=15):
         """POST /checkv2 with `data`; returns the JSON reply as a dict."""
         req = urllib.request.Request(self.url + "/checkv2", data=data, method="POST", headers=headers or {})
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with _OPENER.open(req, timeout=timeout) as r:
             return json.loads(r.read())
+
+
+def _die_with_parent():
+    """In the child before exec: SIGTERM when the process that started rspamd dies (a test run killed by a timeout
+    never reaches stop(); rspamd, in a session of its own, would run on). Linux prctl(PR_SET_PDEATHSIG); it follows
+    the starting thread, so start rspamd from the thread that will outlive it (pytest's main thread)."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def _listening(port):
