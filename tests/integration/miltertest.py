@@ -475,7 +475,8 @@ class SpamassMilter(Daemon):
 def transact(port, sender, rcpts, content, helo="client.test", login=None, timeout=15.0):
     """One SMTP transaction with smtplib on 127.0.0.1:port; stops at the first refusal. Returns a dict of the
     replies as (code, text) tuples: greeting, ehlo, mail, rcpt (list, one per recipient), data (to the DATA
-    command), end (after the final dot), queue_id (from "queued as ID"); a step not reached is missing.
+    command), end (after the final dot), queue_id (from "queued as ID"); a step not reached is missing; closed
+    (the error text) when the server closed the connection.
     login: (user, password) for AUTH PLAIN first (a plaintext_auth submission listener)."""
     import smtplib
     out = {"rcpt": []}
@@ -504,6 +505,9 @@ def transact(port, sender, rcpts, content, helo="client.test", login=None, timeo
         except smtplib.SMTPDataError as e:
             out["data"] = (e.smtp_code, e.smtp_error)
         return _texts(out)
+    except smtplib.SMTPServerDisconnected as e:
+        out["closed"] = str(e)   # the server closed the connection (after a 421, or a crash)
+        return _texts(out)
     finally:
         try:
             s.quit()
@@ -515,7 +519,7 @@ def _texts(out):
     def t(reply):
         code, msg = reply
         return code, msg.decode("utf-8", "replace") if isinstance(msg, bytes) else msg
-    res = {k: ([t(r) for r in v] if k == "rcpt" else t(v)) for k, v in out.items()}
+    res = {k: (v if k == "closed" else [t(r) for r in v] if k == "rcpt" else t(v)) for k, v in out.items()}
     if "end" in res and res["end"][0] == 250:
         m = re.search(r"queued as ([0-9A-Za-z]+)", res["end"][1])
         res["queue_id"] = m.group(1) if m else None
