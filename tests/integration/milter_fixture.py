@@ -3,7 +3,7 @@
 
 Run as a subprocess by miltertest.PyMilter, never imported by the tests:
 
-    /usr/bin/python3 milter_fixture.py --port P --log FILE [--always STAGE=ACTION ...] [--name NAME]
+    /usr/bin/python3 milter_fixture.py --port P|--unix PATH --log FILE [--always STAGE=ACTION ...] [--name NAME]
 
 Every callback (connect, hello, envfrom, envrcpt, data, header, eoh, body, eom, abort, close) is written as one
 JSON line to FILE: {"conn": N, "cb": "envrcpt", "args": [...], "macros": {"{rcpt_addr}": "...", ...}, "t": ...}.
@@ -115,7 +115,9 @@ def shutdown_mta_connections():
         except (OSError, ValueError):
             continue
         try:
-            if s.type == socket.SOCK_STREAM and s.getsockname()[1] == _options.port:
+            name = s.getsockname()
+            ours = name == _options.unix if _options.unix else (isinstance(name, tuple) and name[1] == _options.port)
+            if s.type == socket.SOCK_STREAM and ours:
                 try:
                     s.getpeername()
                 except OSError:
@@ -291,7 +293,8 @@ class TestMilter(Milter.Base):
 def main():
     global _options
     p = argparse.ArgumentParser()
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--unix", default=None, help="listen on this unix socket instead of 127.0.0.1:PORT")
     p.add_argument("--log", required=True)
     p.add_argument("--name", default="testmilter")
     p.add_argument("--always", action="append", default=[], help="STAGE=ACTION")
@@ -306,7 +309,8 @@ def main():
     # Every action (ADDHDRS, CHGHDRS, CHGBODY, ADDRCPT, DELRCPT, QUARANTINE, CHGFROM, SETSYMLIST) is offered.
     Milter.set_flags(Milter.CURR_ACTS)
     sys.stdout.flush()
-    Milter.runmilter(_options.name, f"inet:{_options.port}@127.0.0.1", _options.timeout)
+    socket_spec = f"unix:{_options.unix}" if _options.unix else f"inet:{_options.port}@127.0.0.1"
+    Milter.runmilter(_options.name, socket_spec, _options.timeout)
 
 
 if __name__ == "__main__":

@@ -133,18 +133,40 @@ class PyMilter(Daemon):
 
     name = "pymilter"
 
-    def __init__(self, base, always=None, milter_name="testmilter", port=None):
+    def __init__(self, base, always=None, milter_name="testmilter", port=None, unix=False):
         super().__init__(base)
-        self.port = port or free_port()
         self.events_path = self.base / "events.jsonl"
-        self.cmd = [PYTHON, str(HERE / "milter_fixture.py"), "--port", str(self.port), "--log",
-                    str(self.events_path), "--name", milter_name]
+        # unix: a unix socket in the temp dir (Ferry's address "unix:PATH") instead of a loopback port.
+        self.unix_path = self.base / "milter.sock" if unix else None
+        self.port = None if unix else (port or free_port())
+        where = ["--unix", str(self.unix_path)] if unix else ["--port", str(self.port)]
+        self.cmd = [PYTHON, str(HERE / "milter_fixture.py"), *where, "--log", str(self.events_path),
+                    "--name", milter_name]
         for stage, action in (always or {}).items():
             self.cmd += ["--always", f"{stage}={action}"]
 
+    @property
+    def address(self):
+        return f"unix:{self.unix_path}" if self.unix_path else f"inet:127.0.0.1:{self.port}"
+
     def start(self):
-        super().start()
-        return self
+        if not self.unix_path:
+            return super().start()
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                         cwd=self.base, start_new_session=True, preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"milter fixture exited with {self.proc.returncode}\n{self.output()}")
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.connect(str(self.unix_path))
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"milter fixture: no {self.unix_path}\n{self.output()}") from None
+                time.sleep(0.05)
 
     def events(self, cb=None):
         """Every callback recorded so far ({conn, cb, args, macros, t}), in order; only `cb`'s when given."""

@@ -458,3 +458,18 @@ def test_spamass_milter_rejects_gtube(tmp_path):
             assert b"X-Spam-Checker-Version: SpamAssassin" in data, data[:1500]
         finally:
             s.stop()
+
+
+def test_milter_on_a_unix_socket(tmp_path):
+    with PyMilter(tmp_path / "m", unix=True) as m:
+        s = start_ferry(tmp_path / "f", milter_toml(m.address, name="unix"))
+        try:
+            r = transact(s.port, "mail-reject@client.test", ["alice@example.test"], msg())
+            assert r["mail"][0] == 550, r
+            r = transact(s.port, "a@client.test", ["alice@example.test"],
+                         msg(headers=test_milter_header(["addheader", "X-Via", "unix socket"])))
+            assert r["end"][0] == 250, r
+            data = s.wait_mail("alice")[0].read_bytes()
+            assert b"\r\nX-Via: unix socket\r\n" in data.split(b"\r\n\r\n")[0] + b"\r\n", data[:600]
+        finally:
+            s.stop()
