@@ -537,6 +537,25 @@ def transact(port, sender, rcpts, content, helo="client.test", login=None, timeo
             s.close()
 
 
+def bdat(port, sender, rcpt, content, parts=3):
+    """One message in BDAT chunks (RFC 3030) on a RawSMTP session; the Reply to the last chunk."""
+    from ferrytest import RawSMTP
+    with RawSMTP(port) as c:
+        c.ehlo()
+        c.expect(f"MAIL FROM:<{sender}>", 250)
+        c.expect(f"RCPT TO:<{rcpt}>", 250)
+        step = len(content) // parts + 1
+        chunks = [content[i:i + step] for i in range(0, len(content), step)]
+        for chunk in chunks[:-1]:
+            c.send(b"BDAT %d\r\n" % len(chunk) + chunk)
+            r = c.reply()
+            assert r.code == 250, r
+        c.send(b"BDAT %d LAST\r\n" % len(chunks[-1]) + chunks[-1])
+        r = c.reply()
+        c.quit()
+    return r
+
+
 def _texts(out):
     def t(reply):
         code, msg = reply

@@ -17,7 +17,7 @@ import pytest
 from dnstest import DnsServer
 from ferrytest import DEFAULT_PASSWORD, DOMAIN, HOSTNAME, Ferry, free_port
 from mailauthtest import message as signed_message_text, rsa_key, sign
-from miltertest import (OpenDkim, PyMilter, Spamd, SpamassMilter, field_name, first_refusal, header_fields,
+from miltertest import (OpenDkim, PyMilter, Spamd, SpamassMilter, bdat, field_name, first_refusal, header_fields,
                         milter_toml, test_milter_header, transact)
 
 USERS = ("alice", "bob", "carol", "rcpt-reject", "rcpt-tempfail", "rcpt-reply5", "rcpt-reply4")
@@ -475,28 +475,12 @@ def test_milter_on_a_unix_socket(tmp_path):
             s.stop()
 
 
-def bdat(srv, sender, rcpt, content, parts=3):
-    """One message in BDAT chunks (RFC 3030); the reply to the last chunk."""
-    with srv.connect() as c:
-        c.ehlo()
-        c.expect(f"MAIL FROM:<{sender}>", 250)
-        c.expect(f"RCPT TO:<{rcpt}>", 250)
-        step = len(content) // parts + 1
-        chunks = [content[i:i + step] for i in range(0, len(content), step)]
-        for chunk in chunks[:-1]:
-            c.send(b"BDAT %d\r\n" % len(chunk) + chunk)
-            assert c.reply().code == 250
-        c.send(b"BDAT %d LAST\r\n" % len(chunks[-1]) + chunks[-1])
-        r = c.reply()
-        c.quit()
-    return r
-
-
 def test_bdat_goes_through_the_milter_too(srv, milter):
-    r = bdat(srv, "a@client.test", "bob@example.test", msg(to="bob@example.test", headers=test_milter_header("reject")))
+    r = bdat(srv.port, "a@client.test", "bob@example.test",
+             msg(to="bob@example.test", headers=test_milter_header("reject")))
     assert r.is_(550, "5.7.1"), r
     before = mailbox_count(srv, "alice")
-    r = bdat(srv, "a@client.test", "alice@example.test",
+    r = bdat(srv.port, "a@client.test", "alice@example.test",
              msg(headers=test_milter_header(["addheader", "X-Chunked", "yes"]), body="chunk\r\n" * 50))
     assert r.is_(250, "2.0.0"), r
     data = newest(srv, "alice", before)

@@ -11,7 +11,7 @@ import pytest
 
 from dnstest import DnsServer
 from ferrytest import DEFAULT_PASSWORD, Ferry, free_port, header_value, toml_section
-from miltertest import field_name, header_fields, milter_toml, transact
+from miltertest import bdat, field_name, header_fields, milter_toml, transact
 from rspamdtest import (GREYLIST_MARK, GTUBE_ADD_HEADER, GTUBE_REJECT, GTUBE_REWRITE_SUBJECT, MILTER_ADD_HEADER,
                         MILTER_ADD_VALUE, MILTER_MARK, MILTER_REMOVE_HEADER, REJECT_MESSAGE, SOFT_REJECT_MARK,
                         SOFT_REJECT_MESSAGE, Rspamd)
@@ -106,6 +106,11 @@ def test_gtube_reject(srv):
     r = transact(srv.port, "someone@sender.example", [ALICE], content(body=GTUBE_REJECT + "\r\n"))
     assert r["end"][0] == 550 and r["end"][1].startswith("5.7.1"), r
     assert REJECT_MESSAGE in r["end"][1], r
+
+
+def test_gtube_reject_with_bdat(srv):
+    r = bdat(srv.port, "someone@sender.example", ALICE, content(body=GTUBE_REJECT + "\r\n"))
+    assert r.is_(550, "5.7.1") and REJECT_MESSAGE in r.text, r
 
 
 def test_add_header_goes_to_junk_with_spam_headers(srv):
