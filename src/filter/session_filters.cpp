@@ -86,14 +86,14 @@ bool refusing(Decision::Action a) {
 }  // namespace
 
 asio::awaitable<FilteredMessage> SessionFilters::content(const SessionFacts& session, MessageFacts message,
-                                                         std::string message_text) {
+                                                         std::string message_text, bool scan) {
     FilteredMessage out;
     const std::string original_sender = message.sender;
     const std::vector<std::string> original_recipients = message.recipients;
     std::string text = message_text;   // as the filters have left it so far
 
     auto take = [&](const ContentVerdict& v, const std::string& who) -> bool {
-        if (!v.summary.empty()) out.log.push_back(who + ": " + v.summary);
+        if (!v.summary.empty()) out.log.push_back(v.summary.starts_with(who) ? v.summary : who + ": " + v.summary);
         if (refusing(v.decision.action)) {
             out.decision = v.decision;
             out.filter = who;
@@ -119,7 +119,7 @@ asio::awaitable<FilteredMessage> SessionFilters::content(const SessionFacts& ses
         const ContentVerdict v = co_await m->content(session, message, text);
         if (!take(v, "milter " + m->name())) co_return out;
     }
-    if (rspamd_) {
+    if (rspamd_ && scan) {
         const ContentVerdict v = co_await rspamd_->check(connection_, session, message, text);
         if (!take(v, "rspamd")) co_return out;
     }

@@ -53,9 +53,11 @@ public:
     boost::asio::awaitable<Decision> mail(const SessionFacts& session, const MessageFacts& message);
     boost::asio::awaitable<Decision> rcpt(const SessionFacts& session, const MessageFacts& message);
     boost::asio::awaitable<Decision> data(const SessionFacts& session, const MessageFacts& message);
-    // `message_text` as stored (our Received: first, CRLF line ends).
+    // `message_text` as stored (our Received: first, CRLF line ends). `scan`: rspamd checks it too (mx mail, or
+    // submission mail with scan_submission).
     boost::asio::awaitable<FilteredMessage> content(const SessionFacts& session, MessageFacts message,
-                                                    std::string message_text);
+                                                    std::string message_text, bool scan);
+    bool has_rspamd() const { return rspamd_ != nullptr; }
     // The transaction ended without its content stage (RSET, a refusal, a lost message).
     boost::asio::awaitable<void> abort();
     boost::asio::awaitable<void> quit();

@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 
+#include "filter/message_edit.hpp"
 #include "mime/header.hpp"
 #include "smtp/address.hpp"
 
@@ -13,6 +15,12 @@ namespace ferry::intake {
 std::string loggable(std::string_view text) {
     std::string out;
     for (const char c : text.substr(0, 64)) out.push_back(c > 0x20 && c < 0x7f ? c : '?');
+    return out;
+}
+
+std::string loggable_line(std::string_view text) {
+    std::string out;
+    for (const char c : text.substr(0, 300)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
     return out;
 }
 
@@ -35,6 +43,7 @@ std::error_code MessageIntake::begin(spool::Spool& spool, const spool::Envelope&
     }
     writer_ = std::move(opened.writer);
     sender_ = envelope.sender;
+    envelope_ = envelope;
     store(received);
     return error_;
 }
@@ -173,6 +182,88 @@ std::optional<Outcome> MessageIntake::apply_inbound_verdict(const mailauth::Inbo
     }
     addendum_.headers += v.field;
     if (d == mailauth::Disposition::quarantine) addendum_.folder = "Junk";
+    return std::nullopt;
+}
+
+std::optional<std::string> MessageIntake::stored_message() {
+    if (!writer_ || error_) return std::nullopt;
+    auto text = writer_->content();
+    if (!text) {
+        error_ = std::make_error_code(std::errc::io_error);
+        spdlog::error("spool {} id={} cannot read the message back for the filters", settings_.log_label, queue_id_);
+    }
+    return text;
+}
+
+std::error_code MessageIntake::rewrite(const spool::Envelope& envelope, std::string_view message) {
+    if (!writer_ || error_) return error_;
+    if (auto ec = writer_->restart(envelope)) {
+        error_ = ec;
+        return ec;
+    }
+    envelope_ = envelope;
+    store(message);
+    return error_;
+}
+
+std::optional<Outcome> MessageIntake::apply_filters(const filter::FilteredMessage& f, std::string_view hostname) {
+    using Action = filter::Decision::Action;
+    const std::string& label = settings_.log_label;
+    for (const std::string& line : f.log) spdlog::info("filtered {} id={} {}", label, queue_id_, loggable_line(line));
+    switch (f.decision.action) {
+    case Action::proceed:
+    case Action::accept:
+        break;
+    case Action::discard: {
+        spdlog::info("discarded {} id={} by {}", label, queue_id_, f.filter);
+        if (writer_) writer_->discard();
+        Outcome o;
+        o.kind = Outcome::Kind::committed;   // 250 to the client; the file is gone, nobody gets a copy
+        o.queue_id = queue_id_;
+        o.discarded = true;
+        return o;
+    }
+    case Action::reject:
+    case Action::tempfail:
+    case Action::shutdown: {
+        const smtp::Reply reply = filter::reply_for(f.decision, hostname);
+        spdlog::warn("refused {} id={} by {}: {} {}", label, queue_id_, f.filter, reply.code,
+                     loggable_line(f.decision.reason));
+        return refuse(reply, f.filter + ": " + f.decision.reason);
+    }
+    }
+    if (f.junk) addendum_.folder = "Junk";
+    if (f.hold) addendum_.hold = spool::hold_reason(f.hold_reason);
+    addendum_.headers += f.prepended;
+    if (!f.message && !f.sender && !f.recipients) return std::nullopt;
+
+    // The envelope or the message changed: the spool file is written again, under the same queue id.
+    spool::Envelope changed = envelope_;
+    if (f.sender) changed.sender = *f.sender;
+    if (f.recipients) {
+        std::vector<spool::RecipientDsn> dsn;
+        for (const std::string& r : *f.recipients) {
+            const auto it = std::find(envelope_.recipients.begin(), envelope_.recipients.end(), r);
+            const auto i = static_cast<std::size_t>(it - envelope_.recipients.begin());
+            dsn.push_back(it != envelope_.recipients.end() && i < envelope_.recipient_dsn.size()
+                              ? envelope_.recipient_dsn[i]
+                              : spool::RecipientDsn{});
+        }
+        changed.recipients = *f.recipients;
+        changed.recipient_dsn = std::move(dsn);
+    }
+    std::optional<std::string> message = f.message;
+    if (!message) message = stored_message();
+    if (!message || rewrite(changed, *message)) return failure();
+    if (f.message && settings_.signing_keys) {
+        // The signature is over what is delivered: computed again over the changed message.
+        const filter::MessageText text = filter::MessageText::split(*f.message);
+        signer_ = settings_.signing_keys->signer_for(text.header, changed.sender);
+        if (signer_) signer_->feed_body(text.body);
+    }
+    spdlog::info("filtered {} id={} stored with the filters' changes{}{}", label, queue_id_,
+                 f.sender ? " sender=" + loggable(*f.sender) : std::string(),
+                 f.recipients ? " recipients=" + std::to_string(f.recipients->size()) : std::string());
     return std::nullopt;
 }
 

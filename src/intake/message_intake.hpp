@@ -10,10 +10,13 @@
 //   end_of_data()    checks that need nothing more: header size, storage errors, hop count (RFC 5321 6.3), one
 //                    From: (RFC 5322 3.6), every From: address the authenticated user's
 //   inbound_check() / apply_inbound_verdict()   mx: the DNS part of the checks runs on the door's event loop
+//   stored_message() / apply_filters()   content filters (milters, rspamd: filter/SessionFilters) read the
+//                    message as stored; their verdict refuses, discards, holds or files it in Junk, and their
+//                    changes are stored: added fields in the addendum, anything else by rewriting the file
 //   seal()           the addendum: Authentication-Results, Junk folder, DKIM-Signature
 //   submit() / committed()   group commit; the outcome
 //
-// Content filters (milter, rspamd) plug in at these stage points. Every outcome is a value (Outcome): committed
+// Every outcome is a value (Outcome): committed
 // with its queue id, refused with the reply that says why, or failed for now (storage, 451/452).
 #pragma once
 
@@ -25,6 +28,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "filter/session_filters.hpp"
 #include "mailauth/inbound_check.hpp"
 #include "mailauth/signing.hpp"
 #include "mime/header_splitter.hpp"
@@ -47,6 +51,7 @@ struct Outcome {
     smtp::Reply reply;      // refused
     std::string reason;     // refused: one line for a log or a pickup file set aside
     std::error_code error;  // failed, out_of_space: what the spool said
+    bool discarded = false; // committed: a filter discarded it; 250, but nothing was stored or queued
 };
 
 struct IntakeSettings {
@@ -84,6 +89,13 @@ public:
     // A DMARC reject refuses the message; otherwise the results go into the addendum.
     std::optional<Outcome> apply_inbound_verdict(const mailauth::InboundVerdict& verdict);
 
+    // The message as stored so far (our Received: field, then the content), for content filters; nullopt when
+    // the spool cannot give it back (the outcome then says so).
+    std::optional<std::string> stored_message();
+    // What the filters decided: a refusal (their reply, or 550 5.7.1 / 451 4.7.1), a discard (the outcome is
+    // "committed" without a commit: 250, delivered to nobody), or the message goes on with their changes stored.
+    std::optional<Outcome> apply_filters(const filter::FilteredMessage& filtered, std::string_view hostname);
+
     // The addendum, signatures included. nullopt when the message can be committed.
     std::optional<Outcome> seal(std::time_t now);
     // Hands the message to the group committer; `done` runs on the committer thread. Only after seal().
@@ -101,10 +113,12 @@ private:
     Outcome refuse(smtp::Reply reply, std::string reason);
     Outcome failure() const;
     std::optional<std::string> from_not_owned() const;
+    std::error_code rewrite(const spool::Envelope& envelope, std::string_view message);
 
     IntakeSettings settings_;
     std::string queue_id_;
     std::string sender_;   // the envelope sender: the DKIM signer's fallback domain
+    spool::Envelope envelope_;   // as written; a filter's envelope change rewrites the file with a changed copy
     std::unique_ptr<spool::MessageWriter> writer_;
     std::error_code error_;   // the spool refused this message's content; the outcome at its end
     mime::HeaderSplitter splitter_;
@@ -116,6 +130,8 @@ private:
 
 // Client text in a log line: printable ASCII only, cut short, so it cannot forge lines or flood the log.
 std::string loggable(std::string_view text);
+// A longer text (a filter's reason, a summary) for a log line: printable ASCII with spaces, cut at 300 octets.
+std::string loggable_line(std::string_view text);
 
 // A full disk or an exhausted quota: worth telling the client (452 4.3.1), it will pass.
 bool out_of_space(std::error_code ec);

@@ -10,6 +10,7 @@ DescriptorBudget descriptor_budget(const config::Config& config) {
     DescriptorBudget b;
     for (const auto& l : config.listeners) b.sessions += config.connections_of(l);
     b.outbound = config.outbound.max_connections;
+    b.filters = b.sessions * config.milters.size() + (config.rspamd.url.empty() ? 0 : config.rspamd.max_connections);
     return b;
 }
 
@@ -23,6 +24,11 @@ std::string descriptor_shortfall(const config::Config& config, std::uint64_t lim
                                : fmt::format("limits.connections for listen[{}] ({})", i, config.limits.connections);
         terms += " + ";
     }
+    if (b.filters > 0)
+        terms = fmt::format("({}) x (1 + {} milter connection{} each) + rspamd.max_connections ({}) + ",
+                            terms.substr(0, terms.size() - 3), config.milters.size(),
+                            config.milters.size() == 1 ? "" : "s",
+                            config.rspamd.url.empty() ? 0 : config.rspamd.max_connections);
     const std::string file = config.source.empty() ? "built-in configuration" : config.source.string();
     return fmt::format("{}: {}outbound.max_connections ({}) + {} reserved need {} file descriptors, but "
                        "RLIMIT_NOFILE allows {}: lower the connection limits, or raise the limit "

@@ -20,8 +20,11 @@ inline constexpr std::size_t kDescriptorReserve = 128;
 struct DescriptorBudget {
     std::size_t sessions = 0;   // the listeners' `connections`, summed
     std::size_t outbound = 0;   // [outbound] max_connections
+    // Content filters: each session's connection to each [[milter]], and rspamd's pool of idle connections
+    // ([rspamd] max_connections; a request beyond it opens one more for its duration, within the reserve).
+    std::size_t filters = 0;
     std::size_t reserve = kDescriptorReserve;
-    std::size_t total() const { return sessions + outbound + reserve; }
+    std::size_t total() const { return sessions + outbound + filters + reserve; }
 };
 
 DescriptorBudget descriptor_budget(const config::Config& config);

@@ -113,6 +113,13 @@ public:
         services_.public_suffixes = &public_suffixes_;
         // Before the privilege drop, like the TLS key: signing keys may be readable by root only.
         services_.signing_keys = std::make_shared<const mailauth::SigningKeys>(mailauth::SigningKeys::load(config_->dkim));
+        services_.rspamd = make_rspamd(*config_);
+    }
+
+    // One rspamd client (and its pool of connections) for every session; null when [rspamd] url is not set.
+    std::shared_ptr<filter::RspamdClient> make_rspamd(const config::Config& cfg) {
+        if (cfg.rspamd.url.empty()) return nullptr;
+        return std::make_shared<filter::RspamdClient>(io_.get_executor(), cfg.rspamd);
     }
 
     int run() {
@@ -209,6 +216,7 @@ private:
             control_.close();
             pickup_.stop();
             resolver_.cancel_all();   // checks waiting on DNS end now (temperror), their sessions get 421
+            if (services_.rspamd) services_.rspamd->close();
             for (auto& a : acceptors_) {
                 error_code ignored;
                 a.acceptor.close(ignored);
@@ -232,6 +240,9 @@ private:
             // Connection limits that cannot fit the descriptor limit refuse the reload, as they refuse a start.
             if (const auto why = descriptor_limit_error(fresh); !why.empty()) throw std::runtime_error(why);
             services_.tls = std::move(tls);
+            // Sessions under way keep the client they started with; new ones take the fresh settings.
+            if (services_.rspamd) services_.rspamd->close();
+            services_.rspamd = make_rspamd(fresh);
             directory_.update(fresh.local_domains, fresh.aliases);
             directory_.reload_accounts();
             set_listener_limits(fresh);

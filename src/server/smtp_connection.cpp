@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <utility>
 
 #include "intake/message_envelope.hpp"
 #include "mime/header.hpp"
@@ -328,6 +329,29 @@ asio::awaitable<void> SmtpConnection::serve() {
     smtp::Session session(std::move(settings), policy);
     policy_ = &policy;   // for the intake's From: check; the policy outlives every message of the session
 
+    if (!cfg.milters.empty() || services_.rspamd) {
+        error_code ec;
+        const auto peer = socket_.remote_endpoint(ec);
+        filter::ConnectionFacts facts{client_ip_, ec ? std::uint16_t(0) : peer.port(), "", cfg.hostname, listener_,
+                                      settings_.role == config::ListenerRole::mx};
+        filters_ = std::make_unique<filter::SessionFilters>(co_await asio::this_coro::executor, cfg.milters,
+                                                            services_.rspamd, std::move(facts));
+        if (filters_->has_milters()) {
+            const filter::Decision d = co_await filters_->connect();
+            using Action = filter::Decision::Action;
+            if (d.action == Action::shutdown) {
+                out_ = filter::reply_for(d, cfg.hostname).render();
+                co_await flush();
+                co_await filters_->quit();
+                co_return;
+            }
+            if (d.action == Action::reject || d.action == Action::tempfail) {
+                spdlog::warn("refused client={} by milter at connect: {}", client_, intake::loggable_line(d.reason));
+                session.refuse_session(filter::reply_for(d, cfg.hostname));
+            }
+        }
+    }
+
     // Implicit TLS (RFC 8314): the handshake comes before the greeting; a plaintext client gets nothing.
     if (settings_.role == config::ListenerRole::submissions) {
         if (!co_await start_tls()) co_return;
@@ -351,7 +375,16 @@ asio::awaitable<void> SmtpConnection::serve() {
         deadline = Clock::now() + cfg.limits.command_timeout;
         // A transaction that ended without a commit (RSET, error, EHLO) leaves nothing behind in the spool.
         if (intake_ && session.state() != smtp::SessionState::bdat) end_message();
+        // ... and the milters are told (SMFIC_ABORT) that the message they saw begin will not come.
+        const smtp::SessionState state = session.state();
+        if (milter_transaction_ && (state == smtp::SessionState::ready || state == smtp::SessionState::greeted ||
+                                    state == smtp::SessionState::closed)) {
+            milter_transaction_ = false;
+            data_refused_.reset();
+            co_await filters_->abort();
+        }
     }
+    if (filters_) co_await filters_->quit();
     spdlog::info("disconnect client={} commands={} messages={} errors={}", client_, commands_, messages_,
                  session.error_count());
 }
@@ -376,6 +409,12 @@ asio::awaitable<void> SmtpConnection::say_goodbye(ReadResult why, smtp::Session&
 asio::awaitable<bool> SmtpConnection::perform(smtp::Session& session, smtp::Step step) {
     using smtp::Next;
     for (;;) {
+        if (step.filter_stage != smtp::FilterStage::none && filters_ && filters_->has_milters())
+            if (!co_await ask_filters(session, step)) {
+                for (const auto& r : step.replies) r.render_to(out_);
+                co_await flush();
+                co_return false;
+            }
         if (step.next == Next::data)
             if (const auto ec = begin_message(session, smtp::ContentDecoder::Mode::dot_stuffed))
                 step = session.on_commit_failed(intake::out_of_space(ec));   // 451/452, not 354: nowhere to put it
@@ -431,7 +470,17 @@ asio::awaitable<bool> SmtpConnection::perform(smtp::Session& session, smtp::Step
         }
         case Next::bdat_chunk: {
             const bool keep = !step.discard_chunk;
-            if (keep && !decoder_) begin_message(session, smtp::ContentDecoder::Mode::raw);
+            if (keep && !decoder_) {
+                begin_message(session, smtp::ContentDecoder::Mode::raw);
+                // The milters' DATA stage: a refusal cannot be said before the chunk is read (RFC 3030 2), so it
+                // is the reply at the end of the message.
+                if (filters_ && filters_->has_milters()) {
+                    const filter::Decision d = co_await filters_->data(session_facts(session), message_facts(session));
+                    if (d.action == filter::Decision::Action::discard) discard_message_ = true;
+                    else if (d.action != filter::Decision::Action::proceed && d.action != filter::Decision::Action::accept)
+                        data_refused_ = filter::reply_for(d, config_->hostname);
+                }
+            }
             const ReadResult r = co_await receive_chunk(step.chunk_size, keep);
             if (r != ReadResult::ok) {
                 end_message();
@@ -472,7 +521,8 @@ std::error_code SmtpConnection::begin_message(smtp::Session& session, smtp::Cont
     intake_ = std::make_unique<intake::MessageIntake>(std::move(settings));
 
     const spool::Envelope env = intake::make_envelope(
-        tx, intake::ArrivalFacts{spool::make_queue_id(), std::time(nullptr), client_ip_,
+        tx, intake::ArrivalFacts{next_queue_id_.empty() ? spool::make_queue_id() : std::exchange(next_queue_id_, {}),
+                                 std::time(nullptr), client_ip_,
                                  services_.directory.primary_domain()});
     const std::string date = util::rfc5322_date(env.arrival);
     const std::string received = smtp::received_header(smtp::ReceivedInfo{
@@ -542,6 +592,12 @@ asio::awaitable<intake::Outcome> SmtpConnection::commit_to_spool() {
 asio::awaitable<smtp::Step> SmtpConnection::commit(smtp::Session& session) {
     const config::Config& cfg = *config_;
     if (!intake_) co_return session.on_commit_failed();   // no message was begun: nothing to commit
+    if (data_refused_) {
+        smtp::Reply reply = std::move(*data_refused_);
+        data_refused_.reset();
+        spdlog::warn("refused client={} id={} by milter at DATA: {}", client_, intake_->queue_id(), reply.code);
+        co_return session.on_content_refused(std::move(reply));
+    }
     std::optional<intake::Outcome> outcome = intake_->end_of_data();
     if (!outcome)
         if (mailauth::InboundCheck* check = intake_->inbound_check()) {
@@ -550,6 +606,7 @@ asio::awaitable<smtp::Step> SmtpConnection::commit(smtp::Session& session) {
             const mailauth::InboundVerdict v = co_await check->finish(*services_.resolver, settings, sample, std::time(nullptr));
             outcome = intake_->apply_inbound_verdict(v);
         }
+    if (!outcome) outcome = co_await filter_content(session);
     if (!outcome) outcome = intake_->seal(std::time(nullptr));
     if (!outcome) outcome = co_await commit_to_spool();
     switch (outcome->kind) {
@@ -562,6 +619,7 @@ asio::awaitable<smtp::Step> SmtpConnection::commit(smtp::Session& session) {
         break;
     }
     const std::string& id = outcome->queue_id;
+    if (outcome->discarded) co_return session.on_committed(id);   // 250, and nothing to deliver
     const smtp::Transaction& tx = session.transaction();
     spdlog::info("queued id={} client={} helo={} from={} size={} nrcpt={} proto={}", id, client_,
                  session.helo_name(), tx.sender.to_string(), decoder_->size(), tx.recipients.size(),
@@ -569,6 +627,76 @@ asio::awaitable<smtp::Step> SmtpConnection::commit(smtp::Session& session) {
     ++messages_;
     services_.queue.submit(id);
     co_return session.on_committed(id);
+}
+
+asio::awaitable<bool> SmtpConnection::ask_filters(smtp::Session& session, smtp::Step& step) {
+    using Action = filter::Decision::Action;
+    const smtp::FilterStage stage = std::exchange(step.filter_stage, smtp::FilterStage::none);
+    filter::Decision d;
+    switch (stage) {
+    case smtp::FilterStage::none: co_return true;
+    case smtp::FilterStage::helo: d = co_await filters_->helo(session_facts(session)); break;
+    case smtp::FilterStage::mail:
+        next_queue_id_ = spool::make_queue_id();   // Postfix gives the queue id (macro i) from MAIL on
+        milter_transaction_ = true;
+        discard_message_ = false;
+        d = co_await filters_->mail(session_facts(session), message_facts(session));
+        break;
+    case smtp::FilterStage::rcpt: d = co_await filters_->rcpt(session_facts(session), message_facts(session)); break;
+    case smtp::FilterStage::data: d = co_await filters_->data(session_facts(session), message_facts(session)); break;
+    }
+    if (d.action == Action::discard) discard_message_ = true;   // accepted now, dropped at the end of data
+    if (d.action == Action::proceed || d.action == Action::accept || d.action == Action::discard) co_return true;
+    const smtp::Reply reply = filter::reply_for(d, config_->hostname);
+    spdlog::warn("refused client={} by milter: {} {}", client_, reply.code, intake::loggable_line(d.reason));
+    step = session.on_filter_refused(reply);
+    if (d.action != Action::shutdown) co_return true;
+    step.next = smtp::Next::close;
+    co_return false;
+}
+
+bool SmtpConnection::rspamd_scans(const smtp::Session& session) const {
+    // rspamd checks mail arriving from other servers; mail of logged-in users only when asked to.
+    const bool inbound = settings_.role == config::ListenerRole::mx && session.authenticated_user().empty();
+    return filters_ && filters_->has_rspamd() && (inbound || config_->rspamd.scan_submission);
+}
+
+asio::awaitable<std::optional<intake::Outcome>> SmtpConnection::filter_content(smtp::Session& session) {
+    const bool scan = rspamd_scans(session);
+    if (!filters_ || (!filters_->has_milters() && !scan)) co_return std::nullopt;
+    std::optional<std::string> text = intake_->stored_message();
+    if (!text) co_return intake_->seal(std::time(nullptr));   // the intake's failure: 451
+    filter::FilteredMessage f =
+        co_await filters_->content(session_facts(session), message_facts(session), std::move(*text), scan);
+    milter_transaction_ = false;   // the milters saw the whole message: no SMFIC_ABORT owed
+    if (std::exchange(discard_message_, false) && (f.decision.action == filter::Decision::Action::proceed ||
+                                                   f.decision.action == filter::Decision::Action::accept)) {
+        f.decision.action = filter::Decision::Action::discard;
+        f.filter = "milter (before the end of data)";
+    }
+    co_return intake_->apply_filters(f, config_->hostname);
+}
+
+filter::SessionFacts SmtpConnection::session_facts(const smtp::Session& session) const {
+    filter::SessionFacts f;
+    f.helo = session.helo_name();
+    f.tls_version = tls_version_;
+    f.tls_cipher = tls_cipher_;
+    if (tls_) f.tls_cipher_bits = SSL_get_cipher_bits(tls_->native_handle(), nullptr);
+    f.auth_user = session.authenticated_user();
+    return f;
+}
+
+filter::MessageFacts SmtpConnection::message_facts(const smtp::Session& session) const {
+    filter::MessageFacts m;
+    m.queue_id = intake_ ? intake_->queue_id() : next_queue_id_;
+    const smtp::Transaction& tx = session.transaction();
+    if (tx.sender.mailbox) m.sender = tx.sender.mailbox->to_string();
+    for (const smtp::Mailbox& r : tx.recipients) m.recipients.push_back(r.to_string());
+    if (tx.declared_size) m.sender_args.push_back("SIZE=" + std::to_string(*tx.declared_size));
+    if (tx.body_8bit) m.sender_args.push_back("BODY=8BITMIME");
+    if (tx.smtputf8) m.sender_args.push_back("SMTPUTF8");
+    return m;
 }
 
 }  // namespace ferry::server

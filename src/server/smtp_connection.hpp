@@ -16,6 +16,8 @@
 
 #include "config/config.hpp"
 #include "dns/lookup.hpp"
+#include "filter/rspamd_client.hpp"
+#include "filter/session_filters.hpp"
 #include "intake/message_intake.hpp"
 #include "mailauth/inbound_check.hpp"
 #include "mailauth/signing.hpp"
@@ -48,6 +50,7 @@ struct ServerServices {
     const mailauth::PublicSuffixList* public_suffixes = nullptr;
     std::shared_ptr<const mailauth::SigningKeys> signing_keys;   // replaced on reload
     std::mt19937 random{std::random_device{}()};                 // DMARC pct= draws; io thread only
+    std::shared_ptr<filter::RspamdClient> rspamd;                // [rspamd] url set; replaced on reload
 };
 
 class SmtpConnection : public std::enable_shared_from_this<SmtpConnection> {
@@ -91,6 +94,14 @@ private:
     void store_decoded();   // the decoded content so far, to the intake
     void end_message();
     asio::awaitable<void> say_goodbye(ReadResult why, smtp::Session& session);
+    // Content filters. The milters' word on the command the step answers (the step changed when they refuse);
+    // false when a milter wants the session closed (the 421 is in the step).
+    asio::awaitable<bool> ask_filters(smtp::Session& session, smtp::Step& step);
+    // At the end of data, after our own checks: the milters and rspamd over the stored message.
+    asio::awaitable<std::optional<intake::Outcome>> filter_content(smtp::Session& session);
+    bool rspamd_scans(const smtp::Session& session) const;
+    filter::SessionFacts session_facts(const smtp::Session& session) const;
+    filter::MessageFacts message_facts(const smtp::Session& session) const;
     void arm_timer(Clock::time_point deadline);
     void arm_timer(std::chrono::milliseconds timeout) { arm_timer(Clock::now() + timeout); }
     void disarm_timer();
@@ -119,6 +130,11 @@ private:
     std::optional<smtp::ContentDecoder> decoder_;
     std::string decoded_;      // decoded content waiting to be handed to the intake
     std::unique_ptr<intake::MessageIntake> intake_;   // the message being received
+    std::unique_ptr<filter::SessionFilters> filters_;  // null without [[milter]] and [rspamd]
+    bool milter_transaction_ = false;   // milters were told of a MAIL whose message has not reached them
+    bool discard_message_ = false;      // a milter said discard before the end of data (SMFIR_DISCARD)
+    std::optional<smtp::Reply> data_refused_;   // a milter refused DATA at the first BDAT: the reply at LAST
+    std::string next_queue_id_;         // given at MAIL (milter macro i), used by the message
     std::size_t commands_ = 0, messages_ = 0;
 };
 

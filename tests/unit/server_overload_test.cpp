@@ -47,6 +47,27 @@ TEST(DescriptorBudget, ShortfallNamesTheKeysTheSumAndTheLimit) {
         << why;
 }
 
+TEST(DescriptorBudget, CountsEachSessionsMilterConnectionsAndRspamdsPool) {
+    const auto c = parse(std::string(kTwoListeners) + R"(
+[rspamd]
+url = "http://127.0.0.1:11333"
+max_connections = 16
+[[milter]]
+address = "inet:127.0.0.1:8891"
+[[milter]]
+address = "unix:/run/milter.sock"
+)");
+    const auto b = ferry::server::descriptor_budget(c);
+    EXPECT_EQ(b.filters, 800u * 2 + 16u);
+    const std::size_t need = 800 + 40 + 1616 + ferry::server::kDescriptorReserve;
+    EXPECT_EQ(ferry::server::descriptor_shortfall(c, need), "");
+    const std::string why = ferry::server::descriptor_shortfall(c, need - 1);
+    EXPECT_NE(why.find("(listen[0].connections (300) + limits.connections for listen[1] (500)) x (1 + 2 milter "
+                       "connections each) + rspamd.max_connections (16) + outbound.max_connections (40)"),
+              std::string::npos)
+        << why;
+}
+
 TEST(AcceptBackoff, DoublesFrom100MsTo1SAndStartsOverAfterASuccess) {
     AcceptBackoff b;
     EXPECT_EQ(b.failed(), 100ms);
