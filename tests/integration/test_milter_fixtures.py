@@ -71,6 +71,29 @@ def test_python_milter_under_postfix(base):
             p.stop()
 
 
+@pytest.mark.parametrize("edits,expected", [
+    ([["insheader", 0, "X-Top", "top"], ["insheader", 3, "X-Middle", "m"]],
+     ["X-Top", "Received", "From", "X-Middle", "To", "Subject"]),
+    ([["insheader", 1, "X-One", "1"]], ["Received", "X-One", "From", "To", "Subject"]),
+    ([["insheader", 2, "X-Two", "2"]], ["Received", "From", "X-Two", "To", "Subject"])])
+def test_insert_indexes_under_postfix(base, edits, expected):
+    """Postfix shows a milter the client's fields only, but counts an insert's index from the top of the stored
+    header, its own Received: included: the reference test_filter_milter.py holds Ferry to."""
+    with PyMilter(base / "m") as m:
+        p = postfix_with(base, m.address).start()
+        try:
+            sent = f"From: a@client.test\r\nTo: b@client.test\r\nSubject: s\r\n{test_milter_header(*edits)}\r\nx\r\n"
+            r = transact(p.port, "a@client.test", ["bob@example.org"], sent.encode())
+            assert r["end"][0] == 250, r
+            fields, _ = header_fields(delivered(p.wait_mail("bob")[0]))
+            names = [field_name(f) for f in fields if field_name(f) not in
+                     ("Return-Path", "X-Original-To", "Delivered-To", "X-Test-Milter", "Message-Id", "Date")]
+            assert names == expected, names
+            assert "Received" not in [e["args"][0] for e in m.events("header")]
+        finally:
+            p.stop()
+
+
 @pytest.mark.parametrize("mode,at", [("garbage", "E"), ("badlen", "R"), ("close", "B")])
 def test_bad_milter_under_postfix(base, mode, at):
     with BadMilter(mode=mode, at=at) as b:
