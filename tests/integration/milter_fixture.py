@@ -34,7 +34,8 @@ What the milter answers is chosen by the test, through the envelope and the mess
         ["chgfrom", ADDR]                   smfi_chgfrom (ADDR as in MAIL FROM, with <>); ["chgfrom", ADDR, PARAMS]
         ["addrcpt", ADDR]                   smfi_addrcpt (with <>)
         ["delrcpt", ADDR]                   smfi_delrcpt (as the MTA gave it to envrcpt)
-        ["replacebody", TEXT]               smfi_replacebody (TEXT sent as UTF-8, in 3 chunks)
+        ["replacebody", TEXT(, COUNT)]      smfi_replacebody of TEXT (repeated COUNT times: a body larger than a
+                                            header line may be), sent as UTF-8 in 3 chunks
         ["quarantine", REASON]              smfi_quarantine
         ["progress", COUNT, SECONDS]        COUNT times: wait SECONDS, smfi_progress (a slow filter that says so)
     The eom answer is the last eom token, default continue. A modification whose first item is "@NAME" (e.g.
@@ -265,7 +266,7 @@ class TestMilter(Milter.Base):
         elif op == "delrcpt":
             self.delrcpt(a[0])
         elif op == "replacebody":
-            data = a[0].encode("utf-8")
+            data = a[0].encode("utf-8") * (int(a[1]) if len(a) > 1 else 1)
             step = max(1, len(data) // 3 + 1)
             for i in range(0, len(data), step):
                 self.replacebody(data[i:i + step])

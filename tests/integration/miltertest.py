@@ -21,6 +21,7 @@ import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -452,24 +453,30 @@ class Spamd(Daemon):
     def __init__(self, base, port=None):
         super().__init__(base)
         self.port = port or free_port()
-        site = self.base / "site"
+        self.shared = None
+        if os.geteuid() == 0:
+            # spamd will not serve as root: it runs its children as `nobody`, who cannot reach into the test's temp
+            # dir (pytest's is 0700), so its config and home go to a folder of their own that nobody may read,
+            # removed by stop().
+            self.shared = Path(tempfile.mkdtemp(prefix="ferry-spamd-"))
+            self.shared.chmod(0o755)
+        top = self.shared or self.base
+        site = top / "site"
         site.mkdir(exist_ok=True)
         # The Debian rules stay where they are (/usr/share/spamassassin); the site config is the system's plugin
         # list (*.pre: without them nothing can scan) and a local.cf that asks nothing of the network.
         for pre in Path("/etc/spamassassin").glob("*.pre"):
             shutil.copy(pre, site / pre.name)
         (site / "local.cf").write_text("use_bayes 0\nbayes_auto_learn 0\nskip_rbl_checks 1\ndns_available no\n")
-        home = self.base / "home"
+        home = top / "home"
         home.mkdir(exist_ok=True)
         self.home = home
         self.cmd = ["/usr/sbin/spamd", "-p", str(self.port), "-i", "127.0.0.1", "-A", "127.0.0.1", "-L",
                     f"--siteconfigpath={site}", "-x", f"--pidfile={self.base / 'spamd.pid'}",
                     "-s", "stderr", "--max-children=2", "--min-children=1", f"--helper-home-dir={home}"]
-        if os.geteuid() == 0:
-            # spamd will not serve as root: it runs its children as `nobody`, who can read nothing here but what
-            # is world-readable, so the folders it needs are opened to it.
+        if self.shared:
             self.cmd += ["-u", "nobody"]
-            for d in (self.base, site, home):
+            for d in (site, home):
                 d.chmod(0o755)
             for f in site.iterdir():
                 f.chmod(0o644)
@@ -478,6 +485,12 @@ class Spamd(Daemon):
         e = dict(os.environ)
         e["HOME"] = str(self.home)
         return e
+
+    def stop(self, timeout=5.0):
+        rc = super().stop(timeout)
+        if self.shared:
+            shutil.rmtree(self.shared, ignore_errors=True)
+        return rc
 
 
 class SpamassMilter(Daemon):

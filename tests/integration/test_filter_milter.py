@@ -310,16 +310,27 @@ def test_header_changes_are_applied_byte_exact(srv, milter):
 
 
 def test_replace_body(srv, milter):
-    new_body = "Replaced body.\r\n.dot line\r\n" + "x" * 5000 + "\r\n"
     before = mailbox_count(srv, "alice")
-    content = msg(headers=test_milter_header(["replacebody", new_body]), body="Original body.\r\n" * 100)
+    line = "Replaced body line.\r\n"
+    content = msg(headers=test_milter_header(["replacebody", ".dot first\r\n"], ["replacebody", line, 400]),
+                  body="Original body.\r\n" * 100)
     r = transact(srv.port, "a@client.test", ["alice@example.test"], content)
     assert r["end"][0] == 250, r
     fields, body = delivered_fields(newest(srv, "alice", before))
-    assert body == new_body.encode()
+    # Both replacements make one body, in order (smfi_replacebody may be called repeatedly).
+    assert body == (".dot first\r\n" + line * 400).encode()
     # The header is the client's, after our Received:
     client_fields, _ = header_fields(content)
     assert [f for f in fields if field_name(f) != "Received"] == client_fields
+
+
+def test_replaced_body_with_bare_line_feeds_is_stored_with_crlf(srv, milter):
+    before = mailbox_count(srv, "alice")
+    r = transact(srv.port, "a@client.test", ["alice@example.test"],
+                 msg(headers=test_milter_header(["replacebody", "one\ntwo\n"])))
+    assert r["end"][0] == 250, r
+    _, body = delivered_fields(newest(srv, "alice", before))
+    assert body == b"one\r\ntwo\r\n"
 
 
 def test_change_sender(srv, milter):
