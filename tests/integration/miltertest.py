@@ -73,6 +73,9 @@ class Daemon:
 
     name = "daemon"
     start_timeout = 20.0
+    # libmilter's shutdown waits about 5 s for its idle worker threads once it has served a connection: a milter
+    # keeps nothing worth waiting for, so it gets SIGKILL sooner.
+    stop_timeout = 5.0
 
     def __init__(self, base):
         self.base = Path(base)
@@ -106,8 +109,9 @@ class Daemon:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout=5.0):
-        """SIGTERM to the PID, SIGKILL after timeout; returns the exit status."""
+    def stop(self, timeout=None):
+        """SIGTERM to the PID, SIGKILL after timeout (default: stop_timeout); returns the exit status."""
+        timeout = self.stop_timeout if timeout is None else timeout
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -133,6 +137,7 @@ class PyMilter(Daemon):
     that file for the tokens and the X-Test-Milter header). always: {"connect": "reject", ...}."""
 
     name = "pymilter"
+    stop_timeout = 1.0
 
     def __init__(self, base, always=None, milter_name="testmilter", port=None, unix=False):
         super().__init__(base)
@@ -404,6 +409,7 @@ class OpenDkim(Daemon):
     Authentication-Results carry authserv_id."""
 
     name = "opendkim"
+    stop_timeout = 1.0
 
     def __init__(self, base, dns, authserv_id="mx.example.test", port=None, extra_conf=""):
         super().__init__(base)
@@ -486,7 +492,7 @@ class Spamd(Daemon):
         e["HOME"] = str(self.home)
         return e
 
-    def stop(self, timeout=5.0):
+    def stop(self, timeout=None):
         rc = super().stop(timeout)
         if self.shared:
             shutil.rmtree(self.shared, ignore_errors=True)
@@ -497,6 +503,7 @@ class SpamassMilter(Daemon):
     """spamass-milter on 127.0.0.1:PORT, asking `spamd` (a Spamd) through spamc; rejects at score >= reject_at."""
 
     name = "spamass-milter"
+    stop_timeout = 1.0
 
     def __init__(self, base, spamd, reject_at=15, port=None):
         super().__init__(base)
