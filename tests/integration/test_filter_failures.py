@@ -63,8 +63,8 @@ def assert_tempfail(result, what):
 # L header, B body, E end of message.
 MALFORMED = [("badlen", "M"), ("hugelen", "E"), ("unknown", "R"), ("garbage", "E"), ("badneg", "O"),
              ("unknown", "E"), ("badlen", "L")]
-BROKEN = MALFORMED + [("close", "B"), ("close", "C"), ("hang", "R"), ("hang", "E"), ("slow3", "M"),
-                      ("slow3", "E")]
+BROKEN = MALFORMED + [("close", "B"), ("close", "C"), ("hang", "R"), ("hang", "E"), ("slow1.5", "M"),
+                      ("slow1.5", "E")]
 TIMEOUTS = {"connect_timeout": "1s", "command_timeout": "1s", "content_timeout": "1s"}
 
 
@@ -143,7 +143,7 @@ def test_python_milter_misbehaving_mid_message(make_ferry, tmp_path, token):
 def test_slow_milter_does_not_hold_up_other_sessions(make_ferry):
     """While one session waits for a milter that never answers, another is served in full."""
     with BadMilter(mode="hang", at="E", times=0) as bad:
-        srv = make_ferry(milter_toml(bad.address, name="hanging", command_timeout="2s", content_timeout="3s"))
+        srv = make_ferry(milter_toml(bad.address, name="hanging", command_timeout="1s", content_timeout="2s"))
         bad.times = 1
         results = {}
         t = threading.Thread(target=lambda: results.update(
