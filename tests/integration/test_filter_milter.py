@@ -372,16 +372,19 @@ def test_quarantine_holds_until_released(srv, milter):
                      headers=test_milter_header(["quarantine", "held by the test milter"])))
     assert r["end"][0] == 250, r
     qid = r["queue_id"]
-    entries = srv.wait_queue(lambda es: any(e["id"] == qid for e in es), what=f"{qid} held in the queue")
+    entries = srv.wait_queue(lambda es: any(e["id"] == qid and e.get("held") for e in es),
+                             what=f"{qid} held in the queue")
+    [entry] = [e for e in entries if e["id"] == qid]
+    assert "held by the test milter" in entry["hold_reason"], entry   # the milter's reason, maybe with its name
+    assert [r["status"] for r in entry["recipients"]] == ["held"], entry
     listed = srv.queue_cli("list").stdout.decode()
-    assert qid in listed, listed
+    assert qid in listed and re.search(r"HELD: .*held by the test milter", listed), listed
     assert mailbox_count(srv, "bob") == before, "a quarantined message was delivered"
     rel = srv.queue_cli("release", qid)
     assert rel.returncode == 0, rel.stderr.decode() + rel.stdout.decode()
     data = newest(srv, "bob", before)
     assert f"Subject: {subject}".encode() in data
     srv.wait_queue(lambda es: not any(e["id"] == qid for e in es), what=f"{qid} gone after release")
-    assert entries
 
 
 def test_progress_keeps_a_slow_milter_alive(tmp_path):
