@@ -1,5 +1,6 @@
 """A scripted HTTP server on 127.0.0.1 standing in for rspamd's normal worker (POST /checkv2), for what a real rspamd
-will not do on demand: answer a chosen JSON, or misbehave.
+will not do on demand: answer a chosen JSON, or misbehave. (rspamdtest.BrokenRspamd has more ways to answer badly;
+this one adds the chosen JSON, a reply that never comes, JSON cut short in a whole HTTP reply, and no HTTP at all.)
 
     with ScriptedHttp("json", reply={"action": "no action", "score": 0.0}) as peer:
         ... [rspamd] url = peer.url ...

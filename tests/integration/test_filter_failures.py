@@ -12,6 +12,7 @@ import pytest
 
 from ferrytest import Ferry, free_port, header_value, toml_section
 from httppeer import ScriptedHttp
+from rspamdtest import BrokenRspamd
 from miltertest import (BadMilter, PyMilter, field_name, first_refusal, header_fields, milter_toml,
                         test_milter_header, transact)
 
@@ -188,9 +189,19 @@ def test_rspamd_down_on_error_accept_delivers_unscanned(make_ferry):
     assert data.endswith(sent.split(b"\r\n\r\n", 1)[1])
 
 
-@pytest.mark.parametrize("mode", ["garbage", "truncated", "close", "500", "nonsense"])
-def test_rspamd_bad_answers_tempfail(make_ferry, mode):
-    with ScriptedHttp(mode) as peer:
+# rspamdtest.BrokenRspamd's ways of answering badly, and two more of httppeer.ScriptedHttp's (JSON cut short inside
+# a complete HTTP reply, bytes that are no HTTP at all).
+BAD_ANSWERS = [("broken", m) for m in ("garbage", "http500", "close", "close_mid_reply", "unknown_action")] + \
+              [("scripted", m) for m in ("truncated", "nonsense")]
+
+
+def bad_peer(kind, mode):
+    return BrokenRspamd(mode) if kind == "broken" else ScriptedHttp(mode)
+
+
+@pytest.mark.parametrize("kind,mode", BAD_ANSWERS, ids=[m for _, m in BAD_ANSWERS])
+def test_rspamd_bad_answers_tempfail(make_ferry, kind, mode):
+    with bad_peer(kind, mode) as peer:
         srv = make_ferry(rspamd_toml(peer.url, timeout="2s"))
         r = transact(srv.port, "a@client.test", [RCPT], content(f"rspamd {mode}"))
         assert_tempfail(r, f"rspamd {mode}")
@@ -199,9 +210,9 @@ def test_rspamd_bad_answers_tempfail(make_ferry, mode):
         assert srv.mail_files("alice") == []
 
 
-@pytest.mark.parametrize("mode", ["garbage", "hang"])
-def test_rspamd_bad_answers_on_error_accept(make_ferry, mode):
-    with ScriptedHttp(mode) as peer:
+@pytest.mark.parametrize("kind,mode", [("broken", "garbage"), ("scripted", "hang")])
+def test_rspamd_bad_answers_on_error_accept(make_ferry, kind, mode):
+    with bad_peer(kind, mode) as peer:
         srv = make_ferry(rspamd_toml(peer.url, timeout="1s", on_error="accept"))
         sent = content(f"rspamd {mode} accept")
         r = transact(srv.port, "a@client.test", [RCPT], sent)
