@@ -76,10 +76,12 @@ Root: started as root, Ferry binds its ports, gives data_dir to `user` (e.g. "fe
     std::string queue_action, queue_id, queue_config;
     bool queue_json = false;
     auto* queue = app.add_subcommand("queue", "Inspect and manage the mail queue of the running server");
-    queue->add_option("action", queue_action, "list | show ID | flush [ID] | delete ID")
+    queue->add_option("action", queue_action,
+                      "list | show ID | flush [ID] | delete ID | release ID|ALL (deliver a held, quarantined message; "
+                      "flush never does)")
         ->required()
-        ->check(CLI::IsMember({"list", "show", "flush", "delete"}));
-    queue->add_option("id", queue_id, "Queue id");
+        ->check(CLI::IsMember({"list", "show", "flush", "delete", "release"}));
+    queue->add_option("id", queue_id, "Queue id (release: or ALL, every held message)");
     queue->add_flag("--json", queue_json, "list: print JSON");
     queue->add_option("--config", queue_config, "Configuration file (default: the built-in example configuration)");
 

@@ -15,7 +15,7 @@
 namespace ferry::cli {
 
 namespace {
-constexpr int kNotFound = 1;
+constexpr int kNotFound = 1;   // also: the message is not in a state for that (release of one not held)
 constexpr int kUsage = 2;
 constexpr int kTempFail = 75;
 constexpr int kNoPermission = 77;   // EX_NOPERM
@@ -29,12 +29,13 @@ int run_queue_command(const std::string& action, const std::string& id, bool jso
         std::cerr << e.what() << "\n";
         return kUsage;
     }
-    const bool needs_id = action == "show" || action == "delete";
+    const bool needs_id = action == "show" || action == "delete" || action == "release";
     if (needs_id && id.empty()) {
-        std::cerr << "ferry queue " << action << ": a queue id is required\n";
+        std::cerr << "ferry queue " << action << ": a queue id" << (action == "release" ? " (or ALL)" : "")
+                  << " is required\n";
         return kUsage;
     }
-    if (!id.empty() && !spool::is_queue_id(id)) {
+    if (!id.empty() && !spool::is_queue_id(id) && !(action == "release" && id == "ALL")) {
         std::cerr << "ferry queue " << action << ": \"" << id << "\" is not a queue id\n";
         return kUsage;
     }
@@ -91,8 +92,10 @@ int run_queue_command(const std::string& action, const std::string& id, bool jso
         std::cout << body;
         return 0;
     }
-    std::cerr << "ferry queue: " << (status == "notfound" ? body : status.substr(status.find(' ') + 1) + "\n");
-    return status == "notfound" ? kNotFound : kUsage;
+    const bool refused = status == "notfound" || status == "refused";
+    std::cerr << "ferry queue: " << (refused ? body : status.substr(status.find(' ') + 1) + "\n");
+    if (refused) return kNotFound;
+    return status.starts_with("error ") && action == "release" ? kTempFail : kUsage;
 }
 
 }  // namespace ferry::cli

@@ -85,9 +85,11 @@ ContentVerdict failure(const config::RspamdSettings& settings, const MessageFact
     v.decision.reason = v.summary;
     if (settings.on_error == config::FilterFailure::accept) {
         v.decision.action = Decision::Action::proceed;
-        // Only our own words: the reason never carries client data.
-        v.header_edits.push_back(
-            HeaderEdit{HeaderEdit::Kind::insert, 0, settings.unscanned_header, "rspamd unavailable (" + reason + ")"});
+        // Only our own words: the reason never carries client data. One line, whatever an error text holds.
+        std::string value = "rspamd unavailable (" + reason + ")";
+        for (char& c : value)
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+        v.header_edits.push_back(HeaderEdit{HeaderEdit::Kind::insert, 0, settings.unscanned_header, std::move(value)});
     } else {
         v.decision.action = Decision::Action::tempfail;
         v.decision.reply = smtp::Reply(451, "4.7.1", "Spam filter unavailable, try again later");

@@ -205,6 +205,29 @@ void add_spam_fields(ContentVerdict& v, const config::RspamdSettings& settings, 
     }
 }
 
+// "dkim-signature": rspamd signed the message (its dkim_signing module, usually for authenticated mail with
+// scan_submission): one signature or a list, each a DKIM-Signature field on top, in the order given, as rspamd's
+// milter proxy and Haraka add them.
+void add_dkim_signatures(ContentVerdict& v, const json::value* field, std::size_t& dropped) {
+    if (field == nullptr) return;
+    std::vector<const json::string*> signatures;
+    if (field->is_string()) {
+        signatures.push_back(&field->get_string());
+    } else if (field->is_array()) {
+        for (const auto& item : field->get_array())
+            if (item.is_string()) signatures.push_back(&item.get_string());
+    }
+    long at = 0;
+    for (const json::string* sig : signatures) {
+        auto value = field_value(*sig);
+        if (!value || value->empty() || at >= static_cast<long>(kMaxRspamdDkimSignatures)) {
+            ++dropped;
+            continue;
+        }
+        v.header_edits.push_back(HeaderEdit{HeaderEdit::Kind::insert, at++, "DKIM-Signature", std::move(*value)});
+    }
+}
+
 }  // namespace
 
 RspamdReply parse_rspamd_reply(std::string_view body, const config::RspamdSettings& settings,
@@ -295,6 +318,7 @@ RspamdReply parse_rspamd_reply(std::string_view body, const config::RspamdSettin
                     v.header_edits.push_back(HeaderEdit{HeaderEdit::Kind::change, 1, "Subject", std::move(*value)});
             }
         }
+        add_dkim_signatures(v, member(o, "dkim-signature"), dropped);
     }
 
     v.summary = fmt::format("action={} score={}/{}", reply_text(action), format_score(score), format_score(required));

@@ -7,7 +7,8 @@
 //   rewrite subject → the same, and Subject: changed to rspamd's "subject"
 //   no action       → delivered
 //   discard         → 250, delivered to nobody; quarantine → held in the queue (rspamd's own milter does the same)
-// and the reply's "milter" block (add_headers in both shapes, remove_headers) as header edits. Pure: the rspamd
+// and the reply's "milter" block (add_headers in both shapes, remove_headers) and "dkim-signature" (rspamd signed
+// the message) as header edits. Pure: the rspamd
 // client hands the body of an HTTP 200 in and applies [rspamd] on_error when the result is an error.
 #pragma once
 
@@ -27,6 +28,8 @@ inline constexpr std::size_t kMaxRspamdReply = 1024 * 1024;
 inline constexpr std::size_t kMaxRspamdReplyDepth = 16;
 // Header edits taken from the milter block; more are dropped (and counted in the summary).
 inline constexpr std::size_t kMaxRspamdHeaderEdits = 64;
+// DKIM-Signature fields taken from "dkim-signature" (one per signing domain or key); more are dropped.
+inline constexpr std::size_t kMaxRspamdDkimSignatures = 8;
 // A field value from rspamd longer than this is dropped: RFC 5322 2.1.1 puts a line at 998 octets, and a folded
 // field of 16 KiB is already far beyond what any filter writes.
 inline constexpr std::size_t kMaxRspamdHeaderValue = 16 * 1024;

@@ -48,6 +48,7 @@ struct DeliveryQueue::Attempt {
     std::time_t age = 0;
     bool usable = false;      // envelope read; otherwise kept untouched (keep) or gone
     bool keep = false;
+    bool held = false;        // quarantined and not released: parked, nothing delivered
     DeliveryRecord record;
     DeliveryPlan plan;
     std::size_t jobs_out = 0;   // remote jobs not back yet
@@ -200,6 +201,23 @@ void DeliveryQueue::settle(const std::string& id, AttemptEnd end) {
         return;
     }
     st.in_flight = false;
+    if (end.outcome == Outcome::held) {
+        // Parked: not in due_, so never retried, bounced or expired while held (attempt_decision is not asked).
+        st.flush_requested = false;   // a flush does not release
+        if (st.release_requested) {   // released while this worker was reading the record from before the release
+            st.release_requested = false;
+            st.due = Clock::now();
+            st.next_attempt = 0;
+            due_.emplace(st.due, id);
+            return;
+        }
+        if (!st.held) spdlog::warn("held id={} reason=\"{}\" (`ferry queue release {}` delivers it)", id, end.hold, id);
+        st.held = true;
+        st.hold_reason = std::move(end.hold);
+        st.next_attempt = 0;
+        return;
+    }
+    st.release_requested = false;
     if (!end.errors.empty()) st.last_error = std::move(end.errors);
     if (end.attempt == 0) {
         end.attempt = st.attempts + 1;
@@ -255,6 +273,12 @@ std::vector<DeliveryQueue::AttemptEnd> DeliveryQueue::deliver(const std::vector<
         // After a restart the record holds the attempts made before: the backoff goes on from where it was.
         a->record = read_delivery_record(delivery_record_path(file));
         a->age = std::time(nullptr) - a->envelope.arrival;
+        // Quarantined by a filter (SMFIR_QUARANTINE): nothing goes out until the operator's release is recorded.
+        if (!a->addendum.hold.empty() && !a->record.released) {
+            a->held = true;
+            attempts.push_back(std::move(a));
+            continue;
+        }
 
         a->plan = plan_delivery(a->envelope.recipients, a->record,
                                 [this](const std::string& rcpt) { return router_.resolve(rcpt); });
@@ -294,6 +318,12 @@ std::vector<DeliveryQueue::AttemptEnd> DeliveryQueue::deliver(const std::vector<
     // 5. Messages with remote legs go out; the others are finished here.
     std::vector<AttemptEnd> outcomes;
     for (auto& a : attempts) {
+        if (a->held) {
+            AttemptEnd end = AttemptEnd::of(Outcome::held);
+            end.hold = a->addendum.hold;
+            outcomes.push_back(std::move(end));
+            continue;
+        }
         if (a->usable && outbound_) hold_dead_destinations(*a);
         const bool remote = a->usable && !a->plan.remote.empty();
         if (remote && outbound_) {
@@ -499,7 +529,7 @@ DeliveryQueue::AttemptEnd DeliveryQueue::finish(Attempt& a) {
                                       std::nullopt};
     if (const auto ec = append_delivery_record(done_file, update))
         spdlog::error("delivery id={} cannot record the attempt in {}: {}", a.id, done_file.string(), ec.message());
-    return {Outcome::deferred, decision.attempt, decision.delay, decision.next_attempt, std::move(decision.deferred)};
+    return {Outcome::deferred, decision.attempt, decision.delay, decision.next_attempt, std::move(decision.deferred), {}};
 }
 
 // Reads queue/ for committed messages the scheduler does not hold and takes in as many as there is room for,
@@ -596,6 +626,9 @@ std::optional<QueuedMessage> DeliveryQueue::describe(const std::string& id, cons
     m.sender = stored->envelope.sender;
     m.size = stored->addendum.headers.size() + stored->content_length;
     const DeliveryRecord record = read_delivery_record(delivery_record_path(file));
+    // Held as the file says, also before a worker has parked it (just arrived, or just recovered).
+    m.held = state.held || (!stored->addendum.hold.empty() && !record.released && !state.release_requested);
+    if (m.held) m.hold_reason = state.held ? state.hold_reason : stored->addendum.hold;
     for (const auto& rcpt : stored->envelope.recipients) {
         if (record.is_final(rcpt)) continue;
         QueuedRecipient r;
@@ -649,7 +682,7 @@ std::size_t DeliveryQueue::flush(const std::string& id) {
         dead_.clear();
         const auto now = Clock::now();
         for (auto& [mid, st] : messages_) {
-            if ((!id.empty() && mid != id) || st.deleted) continue;
+            if ((!id.empty() && mid != id) || st.deleted || st.held) continue;
             ++count;
             if (st.in_flight) {   // being tried right now: once this attempt settles, the next one is due at once
                 st.flush_requested = true;
@@ -663,6 +696,85 @@ std::size_t DeliveryQueue::flush(const std::string& id) {
     }
     wake_.notify_all();
     return count;
+}
+
+// Appends the release to the message's delivery record (fdatasync()ed) before anything is scheduled, so a restart
+// does not hold it again. Called with mutex_ held: an operator's command, rare; holding the lock keeps a concurrent
+// `ferry queue delete` from removing the record first and this append from leaving an orphan .done file.
+bool DeliveryQueue::record_release(const std::string& id) {
+    DeliveryRecordUpdate update;
+    update.released = std::time(nullptr);
+    const fs::path file = delivery_record_path(spool_.queue_file(id));
+    if (const auto ec = append_delivery_record(file, update)) {
+        spdlog::error("release id={}: cannot record it in {}: {}; the message stays held", id, file.string(),
+                      ec.message());
+        return false;
+    }
+    spdlog::info("released id={} by the operator", id);
+    return true;
+}
+
+// A parked message whose release is recorded: due now. Called with mutex_ held.
+void DeliveryQueue::unpark(const std::string& id, MessageState& st) {
+    st.held = false;
+    st.hold_reason.clear();
+    st.due = Clock::now();
+    st.next_attempt = 0;
+    due_.emplace(st.due, id);
+}
+
+DeliveryQueue::Release DeliveryQueue::release(const std::string& id) {
+    // First pass: parked already (the usual case). Otherwise the file is read without the lock (a message just
+    // taken in, or in a worker's hands right now) and the second pass records the release if it is held.
+    bool held_in_file = false;
+    for (int pass = 0; pass < 2; ++pass) {
+        {
+            std::lock_guard lock(mutex_);
+            const auto it = messages_.find(id);
+            if (it == messages_.end() || it->second.deleted) return Release::not_found;
+            MessageState& st = it->second;
+            if (st.held) {
+                if (!record_release(id)) return Release::failed;
+                unpark(id, st);
+                wake_.notify_one();
+                return Release::released;
+            }
+            if (pass == 1) {
+                if (!held_in_file || st.release_requested) return Release::not_held;
+                if (!record_release(id)) return Release::failed;
+                // A worker that read the record before this line parks it; settle() then makes it due at once.
+                st.release_requested = true;
+                return Release::released;
+            }
+        }
+        const int fd = ::open(spool_.queue_file(id).c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return Release::not_found;
+        const auto stored = spool::read_stored_message(fd);
+        ::close(fd);
+        held_in_file = stored && !stored->addendum.hold.empty() &&
+                       !read_delivery_record(delivery_record_path(spool_.queue_file(id))).released;
+    }
+    return Release::not_held;
+}
+
+std::size_t DeliveryQueue::release_all() {
+    std::size_t count = 0;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& [id, st] : messages_) {
+            if (!st.held || st.deleted || !record_release(id)) continue;
+            unpark(id, st);
+            ++count;
+        }
+    }
+    wake_.notify_all();
+    return count;
+}
+
+std::size_t DeliveryQueue::held_count() {
+    std::lock_guard lock(mutex_);
+    return static_cast<std::size_t>(
+        std::count_if(messages_.begin(), messages_.end(), [](const auto& m) { return m.second.held && !m.second.deleted; }));
 }
 
 bool DeliveryQueue::remove(const std::string& id) {

@@ -1,7 +1,8 @@
 // The queue manager: takes committed messages, routes each recipient (local mailboxes, remote domains), delivers
 // local copies itself and hands remote ones to delivery/outbound, retries temporary failures with exponential
 // backoff, bounces permanent failures and expired messages with a DSN, and removes the spool file once every
-// recipient is final. The decisions are pure and live beside it: the legs of an attempt (delivery_plan), what
+// recipient is final. A message a content filter quarantined (its addendum's "Hold") is parked, not delivered,
+// until the operator releases it (`ferry queue release`, recorded in its delivery record). The decisions are pure and live beside it: the legs of an attempt (delivery_plan), what
 // its results mean and when it is tried next (attempt_decision), the record kept next to the spool file
 // (delivery_record), destinations held as dead (dead_destinations); delivery/maildir_batch writes local copies.
 // This class does the scheduling, the threads and the I/O between them.
@@ -62,6 +63,8 @@ struct QueuedMessage {
     std::string sender;
     std::uint64_t size = 0;
     std::vector<QueuedRecipient> recipients;   // those not final yet
+    bool held = false;                          // quarantined: waits for `ferry queue release`
+    std::string hold_reason;                    // why (the addendum's "Hold" line)
 };
 
 class DeliveryQueue {
@@ -80,7 +83,14 @@ public:
     std::vector<QueuedMessage> list();
     bool more_on_disk();   // messages wait in the spool beyond the active limit (not in list())
     std::optional<QueuedMessage> find(const std::string& queue_id);
-    std::size_t flush(const std::string& queue_id);   // "" = every message; returns how many are now due
+    std::size_t flush(const std::string& queue_id);   // "" = every message; returns how many are now due (held
+                                                      // messages are not: a flush never releases one)
+    enum class Release { released, not_found, not_held, failed };
+    // Records the release in the message's delivery record, then it is due now. `failed`: the record could not be
+    // written (logged); the message stays held.
+    Release release(const std::string& queue_id);
+    std::size_t release_all();   // every message parked as held; returns how many were released
+    std::size_t held_count();    // messages parked as held
     bool remove(const std::string& queue_id);          // without a bounce; false when there is no such message
     // The envelope and the header section of a queued message (at most 64 KiB of it), for `ferry queue show`.
     std::string message_headers(const std::string& queue_id);
@@ -89,7 +99,7 @@ public:
 
 private:
     using Clock = std::chrono::steady_clock;
-    enum class Outcome { done, deferred, remote };
+    enum class Outcome { done, deferred, remote, held };
     // How an attempt ended, applied to the schedule by settle() under the lock.
     struct AttemptEnd {
         Outcome outcome = Outcome::deferred;
@@ -97,6 +107,7 @@ private:
         std::chrono::milliseconds delay{0};      // until the next attempt
         std::time_t next_attempt = 0;            // the same, wall clock (as recorded in queue/<id>.done)
         std::map<std::string, std::string> errors;   // deferred recipient -> why
+        std::string hold;                            // Outcome::held: the reason
 
         static AttemptEnd of(Outcome outcome) {
             AttemptEnd end;
@@ -111,6 +122,9 @@ private:
         bool recovered = false;
         bool deleted = false;       // `ferry queue delete` while in flight: dropped when it comes back
         bool flush_requested = false;   // `ferry queue flush` while in flight: due again as soon as it comes back
+        bool held = false;              // parked: its addendum says "Hold" and its record no "released"; not in due_
+        bool release_requested = false;   // released while in flight: due again if that attempt parked it
+        std::string hold_reason;
         Clock::time_point due{};
         std::time_t next_attempt = 0;
         std::map<std::string, std::string> last_error;   // recipient -> why its last attempt failed
@@ -127,6 +141,8 @@ private:
     void send_remote(std::unique_ptr<Attempt> attempt);
     void settle(const std::string& id, AttemptEnd end);
     void erase_due(const std::string& id);
+    bool record_release(const std::string& id);
+    void unpark(const std::string& id, MessageState& state);
     void schedule_from_record(const std::string& id, MessageState& state, const DeliveryRecord& record);
     void hold_dead_destinations(Attempt& attempt);
     void note_destination(const std::string& domain, const std::vector<delivery::DeliveryResult>& results);

@@ -37,8 +37,10 @@ std::string format_queue_text(const std::vector<QueuedMessage>& messages, std::t
     std::string out;
     for (const auto& m : messages) {
         out += fmt::format("{}  {:>9}  age {:>4}  <{}>\n", m.id, m.size, duration_text(now - m.arrival), m.sender);
+        if (m.held) out += fmt::format("    HELD: {} (ferry queue release {})\n", m.hold_reason, m.id);
         for (const auto& r : m.recipients) {
-            const std::string when = r.in_flight          ? "being delivered"
+            const std::string when = m.held                ? "held"
+                                     : r.in_flight          ? "being delivered"
                                      : r.next_attempt == 0 ? "due now"
                                                            : "next try in " + duration_text(r.next_attempt - now);
             out += fmt::format("    <{}>  attempts {}, {}\n", r.address, r.attempts, when);
@@ -54,14 +56,16 @@ std::string format_queue_json(const std::vector<QueuedMessage>& messages, std::t
     for (std::size_t i = 0; i < messages.size(); ++i) {
         const auto& m = messages[i];
         out += i ? ",\n " : "";
-        out += fmt::format(R"({{"id": {}, "arrival": {}, "age": {}, "sender": {}, "size": {}, "recipients": [)",
-                           json_string(m.id), m.arrival, now - m.arrival, json_string(m.sender), m.size);
+        out += fmt::format(R"({{"id": {}, "arrival": {}, "age": {}, "sender": {}, "size": {}, "held": {}, "hold_reason": {}, "recipients": [)",
+                           json_string(m.id), m.arrival, now - m.arrival, json_string(m.sender), m.size,
+                           m.held ? "true" : "false", m.held ? json_string(m.hold_reason) : "null");
         for (std::size_t j = 0; j < m.recipients.size(); ++j) {
             const auto& r = m.recipients[j];
             out += fmt::format(R"({}{{"address": {}, "status": "{}", "attempts": {}, "last_error": {}, "next_attempt": {}}})",
-                               j ? ", " : "", json_string(r.address), r.in_flight ? "in-flight" : "pending",
-                               r.attempts, json_string(r.last_error),
-                               r.in_flight || r.next_attempt == 0 ? "null" : std::to_string(r.next_attempt));
+                               j ? ", " : "", json_string(r.address),
+                               m.held ? "held" : r.in_flight ? "in-flight" : "pending", r.attempts,
+                               json_string(r.last_error),
+                               m.held || r.in_flight || r.next_attempt == 0 ? "null" : std::to_string(r.next_attempt));
         }
         out += "]}";
     }

@@ -115,8 +115,31 @@ std::string ControlSocket::answer(const std::string& request) {
     }
     if (verb == "flush") {
         const std::size_t n = queue_.flush(arg);
-        if (!arg.empty() && n == 0) return fmt::format("notfound\nno message {} in the queue\n", arg);
-        return fmt::format("ok\n{} message{} to be retried now\n", n, n == 1 ? "" : "s");
+        if (!arg.empty() && n == 0) {
+            const auto m = queue_.find(arg);
+            if (m && m->held)
+                return fmt::format("refused\nmessage {} is held ({}); `ferry queue release {}` delivers it\n", arg,
+                                   m->hold_reason, arg);
+            return fmt::format("notfound\nno message {} in the queue\n", arg);
+        }
+        std::string text = fmt::format("ok\n{} message{} to be retried now\n", n, n == 1 ? "" : "s");
+        if (const std::size_t held = arg.empty() ? queue_.held_count() : 0)
+            text += fmt::format("{} held message{} not flushed (`ferry queue release`)\n", held, held == 1 ? "" : "s");
+        return text;
+    }
+    // Postfix's `postsuper -H`: releasing every held message takes the explicit "ALL", never a missing id.
+    if (verb == "release" && arg == "ALL") {
+        const std::size_t n = queue_.release_all();
+        return fmt::format("ok\n{} held message{} released\n", n, n == 1 ? "" : "s");
+    }
+    if (verb == "release" && !arg.empty()) {
+        switch (queue_.release(arg)) {
+        case queue::DeliveryQueue::Release::released: return fmt::format("ok\n{} released\n", arg);
+        case queue::DeliveryQueue::Release::not_found: return fmt::format("notfound\nno message {} in the queue\n", arg);
+        case queue::DeliveryQueue::Release::not_held: return fmt::format("refused\nmessage {} is not held\n", arg);
+        case queue::DeliveryQueue::Release::failed:
+            return fmt::format("error {} could not be released (its delivery record cannot be written; see the log)\n", arg);
+        }
     }
     if (verb == "delete" && !arg.empty()) {
         if (!queue_.remove(arg)) return fmt::format("notfound\nno message {} in the queue\n", arg);

@@ -1,8 +1,9 @@
 // The operator's channel into a running server: a Unix socket, data_dir/control.sock (mode 0600, and the peer
 // must be root or the server's own user), one request line per connection, one answer, then close.
 //
-//   request:  "list" | "list json" | "show ID" | "flush" | "flush ID" | "delete ID"
-//   answer:   "ok\n" or "notfound\n" or "error WHY\n", then the text to print
+//   request:  "list" | "list json" | "show ID" | "flush" | "flush ID" | "delete ID" | "release ID" | "release ALL"
+//   answer:   "ok\n" or "notfound\n" or "refused\n" (the message is not in a state for that: flush or release
+//             of a held or not held one) or "error WHY\n", then the text to print
 //
 // `ferry queue` (cli/queue_command) is the client.
 #pragma once

@@ -27,7 +27,8 @@ std::optional<ParsedPickup> parse_pickup(std::string_view file) {
         const std::string_view line = file.substr(pos, nl - pos);
         pos = nl + 1;
         if (line.empty()) break;
-        if (line.starts_with("Sender: ") && !sender) {
+        // The order serialize_pickup writes: the sender, then the recipients (a head read back prints the same).
+        if (line.starts_with("Sender: ") && !sender && out.envelope.recipients.empty()) {
             out.envelope.sender = std::string(line.substr(8));
             sender = true;
         } else if (line.starts_with("Recipient: ") && line.size() > 11 &&

@@ -56,8 +56,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         for (unsigned char c : reply.lines[0]) FUZZ_CHECK(c >= 0x20 && c < 0x7f);
         FUZZ_CHECK(v.header_edits.empty());
     }
-    // The milter block's edits plus our own six X-Spam-* edits and the Subject change.
-    FUZZ_CHECK(v.header_edits.size() <= filter::kMaxRspamdHeaderEdits + 7);
+    // The milter block's edits, our own six X-Spam-* edits, the Subject change and rspamd's DKIM signatures.
+    FUZZ_CHECK(v.header_edits.size() <= filter::kMaxRspamdHeaderEdits + 7 + filter::kMaxRspamdDkimSignatures);
     for (const auto& e : v.header_edits) {
         FUZZ_CHECK(valid_name(e.name));
         FUZZ_CHECK(e.value.size() <= filter::kMaxRspamdHeaderValue);

@@ -42,6 +42,11 @@ MILTER_MARK -> SMFIR_CHGHEADER deleting MILTER_REMOVE_HEADER and SMFIR_ADDHEADER
 SMFIR_ACCEPT. The proxy negotiates no replies
 (SMFIP_NR_*) for every stage before end of message.
 
+For the failure cases, BrokenRspamd is an HTTP peer on loopback that answers /checkv2 badly, as told ("garbage":
+200 with a body that is not JSON; "http500"; "close": closes without a reply; "close_mid_reply": half a reply then
+close; "slow": waits `delay` seconds before a good reply; "unknown_action"): every request it reads is kept in
+`requests` (headers and body).
+
 Start-up: rspamd compiles ~10000 TLD suffixes into a hyperscan database, ~10 s the first time; the compiled
 databases are kept in a cache dir shared by every instance (HS_CACHE_DIR, or $FERRY_RSPAMD_HS_CACHE), after which
 start-up takes about a second. Use one instance per test module. Stopped by PID: SIGTERM to the main process, SIGKILL to its process group
@@ -53,8 +58,10 @@ import os
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -342,3 +349,88 @@ def _read(path):
         return Path(path).read_text(errors="replace")
     except OSError:
         return ""
+
+
+class BrokenRspamd:
+    """An HTTP peer on 127.0.0.1 that answers POST /checkv2 the way `mode` says (see the module docstring).
+
+        with BrokenRspamd("garbage") as bad:
+            ... [rspamd] url = bad.url ...
+    """
+
+    GOOD = b'{"score":0.0,"required_score":15.0,"action":"no action","messages":{}}'
+
+    def __init__(self, mode, delay=5.0):
+        self.mode = mode
+        self.delay = delay
+        self.requests = []
+        outer = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                try:
+                    while outer._serve_one(self.rfile, self.wfile):
+                        pass
+                except OSError:
+                    pass
+
+        class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve_one(self, rfile, wfile):
+        """Reads one request and answers it; False when the connection is to end."""
+        line = rfile.readline(8192)
+        if not line:
+            return False
+        headers = []
+        length = 0
+        while True:
+            h = rfile.readline(8192)
+            if h in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = h.decode("latin-1").partition(":")
+            headers.append((name.strip(), value.strip()))
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        body = rfile.read(length)
+        self.requests.append({"line": line.decode("latin-1").strip(), "headers": headers, "body": body})
+
+        def reply(status, payload, close=True):
+            wfile.write(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+                        f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n".encode() + payload)
+            wfile.flush()
+
+        if self.mode == "garbage":
+            reply("200 OK", b"<html>this is not JSON</html>")
+        elif self.mode == "http500":
+            reply("500 Internal Server Error", b'{"error":"internal error"}')
+        elif self.mode == "close":
+            return False
+        elif self.mode == "close_mid_reply":
+            wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"action\":")
+            wfile.flush()
+        elif self.mode == "slow":
+            time.sleep(self.delay)
+            reply("200 OK", self.GOOD)
+        elif self.mode == "unknown_action":
+            reply("200 OK", b'{"score":1.0,"required_score":15.0,"action":"launch missiles"}')
+        else:
+            reply("200 OK", self.GOOD)
+        return False
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

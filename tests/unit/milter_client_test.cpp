@@ -426,6 +426,34 @@ TEST(MilterClient, ProgressRestartsTheWait) {
     EXPECT_EQ(d.reply->render(), "550 5.7.1 Go away\r\n");
 }
 
+TEST(MilterClient, TheMessageHasTheContentTimeoutNotTheCommandTimeout) {
+    Harness h;
+    h.settings.command_timeout = 100ms;
+    h.settings.content_timeout = 3000ms;
+    ContentVerdict v;
+    h.run(
+        [](TcpPeer& p) -> asio::awaitable<void> {
+            co_await p.expect('O');
+            co_await p.send(optneg_reply(0, milter::SMFIP_NOCONNECT));
+            for (char stage : std::string("LLLNB")) {
+                co_await p.skip_to(stage);
+                co_await p.pause(150ms);   // slower than a command may be
+                co_await p.send(frame('c'));
+            }
+            co_await p.skip_to('E');
+            co_await p.pause(300ms);
+            co_await p.send(frame('t'));
+        },
+        [&](MilterClient& c) -> asio::awaitable<void> {
+            co_await c.connect(connection_facts());
+            v = co_await c.content(session_facts(), message_facts(), kMessage);
+        });
+    EXPECT_EQ(h.peer_error, "");
+    EXPECT_EQ(v.decision.action, Action::tempfail);
+    EXPECT_EQ(v.decision.reason.find("timeout"), std::string::npos) << v.decision.reason;   // the milter's own 't'
+    EXPECT_NE(v.decision.reason.find("tempfail"), std::string::npos) << v.decision.reason;
+}
+
 TEST(MilterClient, RejectAtConnectOrHeloHoldsForTheSession) {
     Harness h;
     Decision helo, mail;

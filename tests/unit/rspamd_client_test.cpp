@@ -364,3 +364,36 @@ TEST(RspamdClientLive, GtubeIsRejectedByARealRspamd) {
     EXPECT_TRUE(v[1].junk) << v[1].summary;
     std::printf("live: %s\nlive: %s\n", v[0].summary.c_str(), v[1].summary.c_str());
 }
+
+// By hand, for the report of what a scan costs: sequential checks of a plain 1 KiB message against a real rspamd.
+//   FERRY_RSPAMD_URL=http://127.0.0.1:PORT build/ferry_unit_tests --gtest_filter='RspamdClientLive*'
+TEST(RspamdClientLive, SequentialScansOfAPlainMessage) {
+    const char* url = std::getenv("FERRY_RSPAMD_URL");
+    if (url == nullptr) GTEST_SKIP() << "FERRY_RSPAMD_URL is not set";
+    const std::string u = url;
+    const auto colon = u.rfind(':');
+    config::RspamdSettings s;
+    s.url = u;
+    s.host = u.substr(u.find("//") + 2, colon - u.find("//") - 2);
+    s.port = static_cast<std::uint16_t>(std::stoi(u.substr(colon + 1)));
+    asio::io_context io;
+    filter::RspamdClient client(io.get_executor(), s);
+    const filter::ConnectionFacts c{"192.0.2.1", 40000, "", "mx.example.test", "mx", true};
+    const filter::SessionFacts se{"client.example.org", "", "", 0, "", ""};
+    const filter::MessageFacts m{"LIVE2", "a@sender.example", {}, {"bob@example.test"}};
+    std::string text = "From: <a@sender.example>\r\nTo: <bob@example.test>\r\nSubject: plain\r\n"
+                       "Date: Mon, 07 Dec 2026 12:00:00 +0000\r\nMessage-ID: <live2@sender.example>\r\n\r\n";
+    while (text.size() < 1024) text += "The quick brown fox jumps over the lazy dog.\r\n";
+    constexpr int kScans = 200;
+    int proceed = 0;
+    const auto start = std::chrono::steady_clock::now();
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < kScans; ++i)
+            if ((co_await client.check(c, se, m, text)).decision.action == Decision::Action::proceed) ++proceed;
+    }, asio::detached);
+    io.run_for(120s);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_EQ(proceed, kScans);
+    std::printf("live: %d scans of %zu octets in %.2fs: %.2f ms each\n", kScans, text.size(), seconds,
+                seconds * 1000 / kScans);
+}

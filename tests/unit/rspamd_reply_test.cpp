@@ -250,10 +250,37 @@ TEST(RspamdReply, SizeAndDepthAreBounded) {
 TEST(RspamdReply, UnknownFieldsAndOddTypesAreIgnored) {
     const auto r = parse_rspamd_reply(
         R"({"action":"add header","score":"high","required_score":null,"symbols":[1,2],"messages":"x",
-            "milter":"no","dkim-signature":"v=1","new_field":{"a":[1,2,3]}})",
+            "milter":"no","dkim-signature":17,"new_field":{"a":[1,2,3]}})",
         settings(), 2);
     ASSERT_TRUE(r.ok()) << r.error;
     EXPECT_TRUE(r.verdict.junk);
     EXPECT_EQ(r.verdict.header_edits.size(), 6u);
     EXPECT_EQ(r.verdict.summary, "action=add header score=0.00/0.00");
+}
+
+TEST(RspamdReply, DkimSignaturesGoOnTop) {
+    // Captured: rspamd's dkim_signing for an authenticated user (User: header) with a key from rspamadm dkim_keygen;
+    // folded with CRLF + TAB like the message it signed. A list (one per signing domain or key) is taken too.
+    const auto one = parse_rspamd_reply(
+        R"({"is_skipped":false,"score":2.1,"required_score":15.0,"action":"no action","dkim-signature":"v=1; a=rsa-sha256; c=relaxed/relaxed; d=sender.example;\r\n\ts=dkim; t=1796683250;\r\n\th=from:from:reply-to:subject:subject:date:date:message-id:message-id:\r\n\t to:to:cc; bh=yZQq1c8wjBl0fZ4Wc/oraMCAG1mZJv5v/hlvyFy+t6A=;\r\n\tb=dRTfqh2+YKyEGv5FGG0G4AN5P1vxAY2Jwiaka2oBUpguui14mBPDygbBJmKjph3SReH77e\r\n\td/qdX04gbfYYx0CumQIpDVWVmdvjON5H8H3qSHT9r1jt9KN1k2Snl3eS8PGNQq43RERF9B\r\n\tNDz4i+ZrOrif3Hfy31X45AkgFOUXQVShf0AT5K/kMCBmIi1jaP2hQqdidSP5czwzi5uFNX\r\n\ttXI9PVvGzTlH/OTeocS0FOur1EGADAfbgtWsT3jiAx/ejOV9Id1Y6ZdhifPtyelekLj/7L\r\n\tPO4xYlD+0j8YU17z8/JjQWrolEruKJuzRhSyVBisQC/Bts7OHH9o9j3LuRpY9Q==","milter":{"remove_headers":{"X-Spam":0}}})",
+        settings(), 5);
+    ASSERT_TRUE(one.ok()) << one.error;
+    ASSERT_EQ(one.verdict.header_edits.size(), 2u);
+    expect_edit(one.verdict.header_edits[0], HeaderEdit::Kind::remove, 0, "X-Spam", "");
+    expect_edit(one.verdict.header_edits[1], HeaderEdit::Kind::insert, 0, "DKIM-Signature",
+                "v=1; a=rsa-sha256; c=relaxed/relaxed; d=sender.example;\r\n\ts=dkim; t=1796683250;\r\n\th=from:from:reply-to:subject:subject:date:date:message-id:message-id:\r\n\t to:to:cc; bh=yZQq1c8wjBl0fZ4Wc/oraMCAG1mZJv5v/hlvyFy+t6A=;\r\n\tb=dRTfqh2+YKyEGv5FGG0G4AN5P1vxAY2Jwiaka2oBUpguui14mBPDygbBJmKjph3SReH77e\r\n\td/qdX04gbfYYx0CumQIpDVWVmdvjON5H8H3qSHT9r1jt9KN1k2Snl3eS8PGNQq43RERF9B\r\n\tNDz4i+ZrOrif3Hfy31X45AkgFOUXQVShf0AT5K/kMCBmIi1jaP2hQqdidSP5czwzi5uFNX\r\n\ttXI9PVvGzTlH/OTeocS0FOur1EGADAfbgtWsT3jiAx/ejOV9Id1Y6ZdhifPtyelekLj/7L\r\n\tPO4xYlD+0j8YU17z8/JjQWrolEruKJuzRhSyVBisQC/Bts7OHH9o9j3LuRpY9Q==");
+    const auto two = parse_rspamd_reply(R"({"action":"no action","dkim-signature":["v=1; d=a.test","v=1; d=b.test",3]})",
+                                        settings(), 4);
+    ASSERT_TRUE(two.ok()) << two.error;
+    ASSERT_EQ(two.verdict.header_edits.size(), 2u);
+    expect_edit(two.verdict.header_edits[0], HeaderEdit::Kind::insert, 0, "DKIM-Signature", "v=1; d=a.test");
+    expect_edit(two.verdict.header_edits[1], HeaderEdit::Kind::insert, 1, "DKIM-Signature", "v=1; d=b.test");
+    std::string many = R"({"action":"no action","dkim-signature":[)";
+    for (int i = 0; i < 20; ++i) many += (i ? "," : "") + std::string("\"v=1; d=d") + std::to_string(i) + ".test\"";
+    const auto capped = parse_rspamd_reply(many + "]}", settings(), 4);
+    ASSERT_TRUE(capped.ok()) << capped.error;
+    EXPECT_EQ(capped.verdict.header_edits.size(), filter::kMaxRspamdDkimSignatures);
+    // Not for a refused message.
+    const auto refused = parse_rspamd_reply(R"({"action":"reject","dkim-signature":"v=1; d=a.test"})", settings(), 4);
+    EXPECT_TRUE(refused.verdict.header_edits.empty());
 }

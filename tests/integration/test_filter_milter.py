@@ -1,0 +1,504 @@
+"""Ferry's milter client against real milters (issue 17): `ferry serve` with [[milter]] tables, smtplib as the
+client, the python3-milter fixture (milter_fixture.py) for every reply and change, opendkim in verify mode,
+spamass-milter with spamd. What is delivered is checked byte for byte.
+
+The fixture is steered by the session itself (see milter_fixture.py): a STAGE-ACTION token in the HELO name, the
+sender's or a recipient's local part (mail-reject@..., rcpt-tempfail@...), and an X-Test-Milter: header with a
+JSON list of end-of-message changes and answers.
+"""
+
+import json
+import re
+import smtplib
+import time
+
+import pytest
+
+from dnstest import DnsServer
+from ferrytest import DEFAULT_PASSWORD, DOMAIN, HOSTNAME, Ferry, free_port
+from mailauthtest import message as signed_message_text, rsa_key, sign
+from miltertest import (OpenDkim, PyMilter, Spamd, SpamassMilter, bdat, field_name, first_refusal, header_fields,
+                        milter_toml, test_milter_header, transact)
+
+USERS = ("alice", "bob", "carol", "rcpt-reject", "rcpt-tempfail", "rcpt-reply5", "rcpt-reply4")
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+_counter = iter(range(1, 1 << 30))
+
+
+def unique(prefix="m"):
+    return f"{prefix}{next(_counter)}x{time.monotonic_ns() % 10**9}"
+
+
+def msg(subject=None, to="alice@example.test", sender="sender@client.test", headers="", body="Hello.\r\n"):
+    subject = subject or unique("subject-")
+    return (f"From: <{sender}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n{headers}"
+            f"Message-ID: <{unique()}@client.test>\r\n\r\n{body}").encode()
+
+
+def start_ferry(base, extra_toml, users=USERS, submission=False, **kw):
+    """A Ferry whose mx listener is srv.port; with submission, also a plaintext-AUTH submission listener on
+    srv.sub_port (loopback only, so no TLS is needed for the test's AUTH PLAIN)."""
+    sub = free_port() if submission else None
+    if submission:
+        extra_toml = (f'[[listen]]\naddress = "127.0.0.1:{sub}"\nrole = "submission"\nplaintext_auth = true\n\n'
+                      + extra_toml)
+    srv = Ferry(base, users=users, extra_toml=extra_toml, **kw)
+    srv.sub_port = sub
+    return srv.start()
+
+
+@pytest.fixture(scope="module")
+def milter(tmp_path_factory):
+    with PyMilter(tmp_path_factory.mktemp("pymilter"), milter_name="first") as m:
+        yield m
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory, milter):
+    s = start_ferry(tmp_path_factory.mktemp("ferry"), milter_toml(milter.address, name="first",
+                                                                  command_timeout="10s", content_timeout="20s"),
+                    submission=True)
+    yield s
+    s.stop()
+
+
+def mailbox_count(srv, user, folder=None):
+    d = srv.maildir(user) / (f".{folder}" if folder else "") / "new"
+    return len([p for p in d.iterdir() if p.is_file()]) if d.is_dir() else 0
+
+
+def newest(srv, user, before, timeout=10.0):
+    """Waits for a mailbox to have more than `before` messages; the bytes of the newest."""
+    files = srv.wait_mail(user, count=before + 1, timeout=timeout)
+    return max(files, key=lambda p: p.stat().st_mtime_ns).read_bytes()
+
+
+def assert_nothing_more(srv, user, before):
+    """`user` gets nothing beyond `before` messages: a sentinel message sent afterwards (no filter action) is
+    delivered, and then the count is exactly before + 1. No fixed sleep."""
+    r = transact(srv.port, "sentinel@client.test", [f"{user}@{DOMAIN}"], msg(to=f"{user}@{DOMAIN}"))
+    assert r.get("end", (0,))[0] == 250, r
+    srv.wait_mail(user, count=before + 1)
+    time.sleep(0.2)   # a delivery running behind the sentinel's would be done by now
+    assert mailbox_count(srv, user) == before + 1, f"{user} got more than the sentinel: {srv.mail_files(user)}"
+
+
+def conn_events(milter, predicate, timeout=10.0):
+    """The events of the one milter connection with an event matching predicate, once that connection is closed
+    (the session's QUIT reaches the milter a moment after smtplib has its reply)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = milter.events()
+        conns = {e["conn"] for e in events if predicate(e)}
+        assert len(conns) <= 1, f"more than one milter connection matches: {conns}: {json.dumps(events)[-3000:]}"
+        mine = [e for e in events if conns and e["conn"] in conns]
+        if any(e["cb"] == "close" for e in mine):
+            return mine
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no closed milter connection matches; events: {json.dumps(events)[-3000:]}")
+        time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- replies at each stage
+
+REPLIES = [("reject", 550, "5.7.1"), ("tempfail", 451, "4.7.1"), ("reply5", 550, "5.7.9"), ("reply4", 451, "4.7.9")]
+
+
+def assert_reply(reply, code, enhanced, stage, action):
+    assert reply[0] == code, f"{stage}-{action}: expected {code} {enhanced}, got {reply}"
+    assert reply[1].startswith(enhanced), f"{stage}-{action}: expected {code} {enhanced}, got {reply}"
+    if action.startswith("reply"):
+        assert f"test milter: {stage}" in reply[1], f"the milter's own text is lost: {reply}"
+
+
+@pytest.mark.parametrize("action,code,enhanced", REPLIES)
+def test_helo_reply(srv, milter, action, code, enhanced):
+    r = transact(srv.port, "a@client.test", ["alice@example.test"], msg(), helo=f"helo-{action}.client.test")
+    assert_reply(r["ehlo"], code, enhanced, "helo", action)
+
+
+@pytest.mark.parametrize("action,code,enhanced", REPLIES)
+def test_mail_reply(srv, milter, action, code, enhanced):
+    r = transact(srv.port, f"mail-{action}@client.test", ["alice@example.test"], msg())
+    assert_reply(r["mail"], code, enhanced, "mail", action)
+
+
+@pytest.mark.parametrize("action,code,enhanced", REPLIES)
+def test_rcpt_reply_refuses_only_that_recipient(srv, milter, action, code, enhanced):
+    before = mailbox_count(srv, "alice")
+    subject = unique("rcpt-")
+    r = transact(srv.port, "a@client.test", ["alice@example.test", f"rcpt-{action}@example.test"],
+                 msg(subject=subject))
+    assert r["rcpt"][0][0] == 250, r
+    assert_reply(r["rcpt"][1], code, enhanced, "rcpt", action)
+    assert r["end"][0] == 250, r
+    assert f"Subject: {subject}".encode() in newest(srv, "alice", before)
+    assert mailbox_count(srv, f"rcpt-{action}") == 0
+
+
+@pytest.mark.parametrize("action,code,enhanced", REPLIES)
+def test_data_reply(srv, milter, action, code, enhanced):
+    r = transact(srv.port, f"data-{action}@client.test", ["alice@example.test"], msg())
+    assert r["rcpt"][0][0] == 250, r
+    assert_reply(r["data"], code, enhanced, "data", action)
+
+
+@pytest.mark.parametrize("action,code,enhanced", REPLIES)
+def test_end_of_message_reply_and_nothing_delivered(srv, milter, action, code, enhanced):
+    before = mailbox_count(srv, "bob")
+    r = transact(srv.port, "a@client.test", ["bob@example.test"],
+                 msg(to="bob@example.test", headers=test_milter_header(action)))
+    assert_reply(r["end"], code, enhanced, "eom", action)
+    assert_nothing_more(srv, "bob", before)
+
+
+def test_multiline_custom_reply(srv, milter):
+    with smtplib.SMTP("127.0.0.1", srv.port, local_hostname="client.test", timeout=15) as s:
+        s.ehlo()
+        assert s.docmd("MAIL FROM:<a@client.test>")[0] == 250
+        assert s.docmd("RCPT TO:<alice@example.test>")[0] == 250
+        code, text = s.data(msg(headers=test_milter_header("replyml")))
+    assert code == 550, (code, text)
+    lines = text.decode().split("\n")
+    assert lines == ["5.7.9 test milter: eom", "5.7.9 second line", "5.7.9 third line"], lines
+
+
+def test_connect_reject_and_tempfail(tmp_path):
+    """The connect answer (a fixture option: the session has told nothing yet) refuses the whole session."""
+    for action, first in (("reject", 5), ("tempfail", 4)):
+        with PyMilter(tmp_path / f"m-{action}", always={"connect": action}) as m:
+            s = start_ferry(tmp_path / f"f-{action}", milter_toml(m.address))
+            try:
+                r = transact(s.port, "a@client.test", ["alice@example.test"], msg())
+                refusal = first_refusal(r)
+                assert refusal is not None and refusal[0] // 100 == first, (action, r)
+                assert "end" not in r or r["end"][0] != 250, r
+                assert s.mail_files("alice") == []
+                m.wait_events("connect")
+            finally:
+                s.stop()
+
+
+def test_discard_at_end_of_message(srv, milter):
+    before = mailbox_count(srv, "bob")
+    r = transact(srv.port, "a@client.test", ["bob@example.test"],
+                 msg(to="bob@example.test", headers=test_milter_header("discard")))
+    assert r["end"][0] == 250, r
+    assert_nothing_more(srv, "bob", before)
+
+
+def test_discard_at_mail(srv, milter):
+    before = mailbox_count(srv, "bob")
+    r = transact(srv.port, "mail-discard@client.test", ["bob@example.test"], msg(to="bob@example.test"))
+    assert r["mail"][0] == 250 and r["end"][0] == 250, r
+    assert_nothing_more(srv, "bob", before)
+
+
+def test_accept_at_mail_skips_the_rest_of_the_message(srv, milter):
+    """SMFIS_ACCEPT at MAIL: the milter is not asked again for this message, so its eom reject never comes."""
+    before = mailbox_count(srv, "alice")
+    sender = "mail-accept@client.test"
+    mark = milter.mark()
+    subject = unique("accept-")
+    r = transact(srv.port, sender, ["alice@example.test"], msg(subject=subject, headers=test_milter_header("reject")))
+    assert r["end"][0] == 250, r
+    assert f"Subject: {subject}".encode() in newest(srv, "alice", before)
+    assert [e["args"][0] for e in milter.since(mark, "envfrom")] == [f"<{sender}>"], "the milter was not asked"
+    assert milter.since(mark, "eom") == [], "the milter was asked at end of message after it accepted at MAIL"
+
+
+# ---------------------------------------------------------------- macros
+
+def test_postfix_macros_arrive(srv, milter):
+    sender = f"{unique('macros')}@client.test"
+    r = transact(srv.port, sender, ["alice@example.test"], msg())
+    assert r["end"][0] == 250, r
+    qid = r["queue_id"]
+    events = conn_events(milter, lambda e: e["cb"] == "envfrom" and e["args"][0].strip("<>") == sender)
+    by_cb = {}
+    for e in events:
+        by_cb.setdefault(e["cb"], e)
+    connect = by_cb["connect"]["macros"]
+    assert connect.get("j") == HOSTNAME, connect
+    assert connect.get("{daemon_name}"), connect
+    assert "127.0.0.1" in connect.get("_", ""), connect
+    assert connect.get("{client_addr}") == "127.0.0.1", connect
+    assert by_cb["connect"]["args"][2][0] == "127.0.0.1", by_cb["connect"]
+    assert by_cb["hello"]["args"] == ["client.test"]
+    assert by_cb["envfrom"]["macros"].get("{mail_addr}") == sender, by_cb["envfrom"]
+    assert by_cb["envrcpt"]["macros"].get("{rcpt_addr}") == "alice@example.test", by_cb["envrcpt"]
+    assert by_cb["data"]["macros"].get("i") == qid, (qid, by_cb["data"])
+    # The whole message went to the milter: header fields, then the body.
+    names = [e["args"][0] for e in events if e["cb"] == "header"]
+    assert names[-4:] == ["From", "To", "Subject", "Message-ID"], names
+    assert "".join(e["args"][0] for e in events if e["cb"] == "body") == "Hello.\r\n"
+    order = [e["cb"] for e in events]
+    for a, b in (("connect", "hello"), ("hello", "envfrom"), ("envfrom", "envrcpt"), ("envrcpt", "data"),
+                 ("data", "header"), ("header", "eoh"), ("eoh", "body"), ("body", "eom"), ("eom", "close")):
+        assert order.index(a) < order.index(b), order
+
+
+def test_auth_macro_on_submission(srv, milter):
+    r = transact(srv.sub_port, "alice@example.test", ["bob@example.test"], msg(sender="alice@example.test",
+                 to="bob@example.test"), login=("alice@example.test", DEFAULT_PASSWORD))
+    assert r["end"][0] == 250, r
+    qid = r["queue_id"]
+    events = conn_events(milter, lambda e: e["cb"] == "data" and e["macros"].get("i") == qid)
+    envfrom = [e for e in events if e["cb"] == "envfrom"][0]
+    assert envfrom["macros"].get("{auth_authen}") == "alice@example.test", envfrom
+
+
+# ---------------------------------------------------------------- end-of-message changes, byte for byte
+
+def delivered_fields(data):
+    """The delivered file's header fields after our Return-Path: and Delivered-To:, and the body."""
+    fields, body = header_fields(data)
+    assert field_name(fields[0]) == "Return-Path" and field_name(fields[1]) == "Delivered-To", fields[:3]
+    return fields[2:], body
+
+
+def apply_edits(fields, edits):
+    """The HeaderEdit semantics of a milter's changes (Sendmail's smfi_* as Postfix applies them), in order."""
+    out = list(fields)
+    for op, *a in edits:
+        if op == "addheader":
+            out.append(f"{a[0]}: {a[1]}\r\n".encode())
+        elif op == "insheader":
+            out.insert(min(a[0], len(out)), f"{a[1]}: {a[2]}\r\n".encode())
+        elif op == "chgheader":
+            name, index, value = a
+            same = [i for i, f in enumerate(out) if field_name(f).lower() == name.lower()]
+            if index <= len(same):
+                if value:
+                    out[same[index - 1]] = f"{name}: {value}\r\n".encode()
+                else:
+                    del out[same[index - 1]]
+            elif value:
+                out.append(f"{name}: {value}\r\n".encode())
+    return out
+
+
+def test_header_changes_are_applied_byte_exact(srv, milter):
+    edits = [["insheader", 0, "X-Top", "top"],
+             ["addheader", "X-Added", "added"],
+             ["chgheader", "X-Change", 1, "new value"],
+             ["chgheader", "X-Dup", 2, "second changed"],
+             ["chgheader", "X-Delete", 1, ""],
+             ["insheader", 3, "X-Middle", "middle"],
+             ["chgheader", "X-Gone-Null", 1, None]]
+    header_text = test_milter_header(*edits)
+    client_fields = [b"From: <sender@client.test>\r\n", b"To: <alice@example.test>\r\n",
+                     f"Subject: {unique('edits-')}\r\n".encode(), b"X-Change: old value\r\n", b"X-Dup: one\r\n",
+                     b"X-Delete: to be deleted\r\n", b"X-Dup: two\r\n", b"X-Gone-Null:  folded\r\n\tvalue\r\n",
+                     header_text.encode(), f"Message-ID: <{unique()}@client.test>\r\n".encode()]
+    body = b"Line one.\r\n.leading dot\r\n\r\nlast line\r\n"
+    before = mailbox_count(srv, "alice")
+    mark = milter.mark()
+    r = transact(srv.port, "a@client.test", ["alice@example.test"], b"".join(client_fields) + b"\r\n" + body)
+    assert r["end"][0] == 250, r
+    data = newest(srv, "alice", before)
+    fields, got_body = delivered_fields(data)
+    # As with Postfix, the milter is shown the client's fields, not our Received: in front of them; an insert's
+    # index still counts from the top of the stored header, Received: included (index 0 goes above it, 1 right
+    # below it: what Postfix does, checked in test_milter_fixtures.py).
+    seen = [e["args"][0] for e in milter.since(mark, "header")]
+    assert seen == [field_name(f) for f in client_fields], seen
+    received = [f for f in fields if field_name(f) == "Received"][0]
+    expected = apply_edits([received] + client_fields, edits)
+    assert fields == expected, "\n".join(["got:", *map(repr, fields), "expected:", *map(repr, expected)])
+    assert got_body == body
+
+
+def test_replace_body(srv, milter):
+    before = mailbox_count(srv, "alice")
+    line = "Replaced body line.\r\n"
+    content = msg(headers=test_milter_header(["replacebody", ".dot first\r\n"], ["replacebody", line, 400]),
+                  body="Original body.\r\n" * 100)
+    r = transact(srv.port, "a@client.test", ["alice@example.test"], content)
+    assert r["end"][0] == 250, r
+    fields, body = delivered_fields(newest(srv, "alice", before))
+    # Both replacements make one body, in order (smfi_replacebody may be called repeatedly).
+    assert body == (".dot first\r\n" + line * 400).encode()
+    # The header is the client's, after our Received:
+    client_fields, _ = header_fields(content)
+    assert [f for f in fields if field_name(f) != "Received"] == client_fields
+
+
+def test_replaced_body_with_bare_line_feeds_is_stored_with_crlf(srv, milter):
+    before = mailbox_count(srv, "alice")
+    r = transact(srv.port, "a@client.test", ["alice@example.test"],
+                 msg(headers=test_milter_header(["replacebody", "one\ntwo\n"])))
+    assert r["end"][0] == 250, r
+    _, body = delivered_fields(newest(srv, "alice", before))
+    assert body == b"one\r\ntwo\r\n"
+
+
+def test_change_sender(srv, milter):
+    before = mailbox_count(srv, "alice")
+    r = transact(srv.port, "old@client.test", ["alice@example.test"],
+                 msg(headers=test_milter_header(["chgfrom", "<new-sender@client.test>"])))
+    assert r["end"][0] == 250, r
+    data = newest(srv, "alice", before)
+    assert data.startswith(b"Return-Path: <new-sender@client.test>\r\n"), data[:200]
+
+
+def test_add_recipient(srv, milter):
+    before_a, before_c = mailbox_count(srv, "alice"), mailbox_count(srv, "carol")
+    subject = unique("addrcpt-")
+    r = transact(srv.port, "a@client.test", ["alice@example.test"],
+                 msg(subject=subject, headers=test_milter_header(["addrcpt", "<carol@example.test>"])))
+    assert r["end"][0] == 250, r
+    assert f"Subject: {subject}".encode() in newest(srv, "alice", before_a)
+    data = newest(srv, "carol", before_c)
+    assert f"Subject: {subject}".encode() in data
+    assert b"Delivered-To: carol@example.test\r\n" in data.split(b"\r\n\r\n")[0], data[:300]
+
+
+def test_delete_recipient(srv, milter):
+    before_a, before_b = mailbox_count(srv, "alice"), mailbox_count(srv, "bob")
+    subject = unique("delrcpt-")
+    r = transact(srv.port, "a@client.test", ["alice@example.test", "bob@example.test"],
+                 msg(subject=subject, headers=test_milter_header(["delrcpt", "<bob@example.test>"])))
+    assert r["end"][0] == 250, r
+    assert f"Subject: {subject}".encode() in newest(srv, "alice", before_a)
+    assert_nothing_more(srv, "bob", before_b)
+
+
+def test_quarantine_holds_until_released(srv, milter):
+    before = mailbox_count(srv, "bob")
+    subject = unique("quarantine-")
+    r = transact(srv.port, "a@client.test", ["bob@example.test"],
+                 msg(subject=subject, to="bob@example.test",
+                     headers=test_milter_header(["quarantine", "held by the test milter"])))
+    assert r["end"][0] == 250, r
+    qid = r["queue_id"]
+    entries = srv.wait_queue(lambda es: any(e["id"] == qid and e.get("held") for e in es),
+                             what=f"{qid} held in the queue")
+    [entry] = [e for e in entries if e["id"] == qid]
+    assert "held by the test milter" in entry["hold_reason"], entry   # the milter's reason, maybe with its name
+    assert [r["status"] for r in entry["recipients"]] == ["held"], entry
+    listed = srv.queue_cli("list").stdout.decode()
+    assert qid in listed and re.search(r"HELD: .*held by the test milter", listed), listed
+    assert mailbox_count(srv, "bob") == before, "a quarantined message was delivered"
+    rel = srv.queue_cli("release", qid)
+    assert rel.returncode == 0, rel.stderr.decode() + rel.stdout.decode()
+    data = newest(srv, "bob", before)
+    assert f"Subject: {subject}".encode() in data
+    srv.wait_queue(lambda es: not any(e["id"] == qid for e in es), what=f"{qid} gone after release")
+
+
+def test_progress_keeps_a_slow_milter_alive(tmp_path):
+    """A milter that takes longer than content_timeout but calls smfi_progress in between is waited for."""
+    with PyMilter(tmp_path / "m") as m:
+        s = start_ferry(tmp_path / "f", milter_toml(m.address, command_timeout="1s", content_timeout="1s"))
+        try:
+            subject = unique("progress-")
+            r = transact(s.port, "a@client.test", ["alice@example.test"],
+                         msg(subject=subject, headers=test_milter_header(["progress", 4, 0.5],
+                                                                         ["addheader", "X-Slow", "done"])))
+            assert r["end"][0] == 250, r
+            data = s.wait_mail("alice")[0].read_bytes()
+            assert b"\r\nX-Slow: done\r\n" in data.split(b"\r\n\r\n")[0] + b"\r\n", data[:600]
+        finally:
+            s.stop()
+
+
+# ---------------------------------------------------------------- chains and real milters
+
+def test_two_milters_chain(tmp_path):
+    """Milters run in the order listed, each seeing the changes of the ones before (Postfix's smtpd_milters)."""
+    with PyMilter(tmp_path / "m1", milter_name="first") as m1, PyMilter(tmp_path / "m2", milter_name="second") as m2:
+        s = start_ferry(tmp_path / "f", milter_toml(m1.address, name="first") + "\n"
+                        + milter_toml(m2.address, name="second"))
+        try:
+            headers = test_milter_header(["@first", "addheader", "X-From-First", "1"],
+                                         ["@second", "addheader", "X-From-Second", "2"],
+                                         ["@second", "chgheader", "X-From-First", 1, "changed by second"])
+            r = transact(s.port, "a@client.test", ["alice@example.test"], msg(headers=headers))
+            assert r["end"][0] == 250, r
+            seen_by_second = [e["args"] for e in m2.events("header")]
+            assert ["X-From-First", "1"] in seen_by_second, seen_by_second
+            assert all(e["args"][0] != "X-From-Second" for e in m1.events("header"))
+            data = s.wait_mail("alice")[0].read_bytes()
+            head = data.split(b"\r\n\r\n")[0] + b"\r\n"
+            assert b"\r\nX-From-First: changed by second\r\n" in head, head
+            assert head.endswith(b"X-From-First: changed by second\r\nX-From-Second: 2\r\n"), head
+        finally:
+            s.stop()
+
+
+def test_a_reject_by_the_first_milter_stops_the_chain(tmp_path):
+    with PyMilter(tmp_path / "m1", milter_name="first") as m1, PyMilter(tmp_path / "m2", milter_name="second") as m2:
+        s = start_ferry(tmp_path / "f", milter_toml(m1.address) + "\n" + milter_toml(m2.address))
+        try:
+            r = transact(s.port, "mail-reject@client.test", ["alice@example.test"], msg())
+            assert r["mail"][0] == 550, r
+            assert m1.events("envfrom") and not m2.events("envfrom"), "the second milter was asked after a reject"
+        finally:
+            s.stop()
+
+
+def test_opendkim_authentication_results_arrive(tmp_path):
+    key = rsa_key()
+    with DnsServer({"sel._domainkey.signer.test": [("TXT", key.txt)]}) as dns, \
+            OpenDkim(tmp_path / "dkim", dns, authserv_id="opendkim.example.test") as dkim:
+        s = start_ferry(tmp_path / "f", milter_toml(dkim.address, name="opendkim"))
+        try:
+            good = sign(signed_message_text(from_addr="a@signer.test", to="alice@example.test"), key,
+                        "signer.test", "sel")
+            r = transact(s.port, "a@signer.test", ["alice@example.test"], good)
+            assert r["end"][0] == 250, r
+            data = s.wait_mail("alice")[0].read_bytes()
+            head = re.sub(rb"\r\n[ \t]+", b" ", data.split(b"\r\n\r\n")[0])
+            ar = [l for l in head.split(b"\r\n") if l.lower().startswith(b"authentication-results: opendkim.")]
+            assert len(ar) == 1, head
+            assert b"dkim=pass" in ar[0] and b"header.d=signer.test" in ar[0], ar[0]
+            assert dns.queries[("sel._domainkey.signer.test", "TXT")] >= 1
+            # The signed part arrives unchanged: the signature still verifies after delivery.
+            body_and_sig = data[data.index(b"DKIM-Signature:"):]
+            assert body_and_sig == good
+        finally:
+            s.stop()
+
+
+def test_spamass_milter_rejects_gtube(tmp_path):
+    with Spamd(tmp_path / "spamd") as sd, SpamassMilter(tmp_path / "sam", sd) as sm:
+        s = start_ferry(tmp_path / "f", milter_toml(sm.address, name="spamass", content_timeout="60s"))
+        try:
+            r = transact(s.port, "a@client.test", ["alice@example.test"], msg(body=f"{GTUBE}\r\n"))
+            assert r["end"][0] == 550 and r["end"][1].startswith("5.7.1"), r
+            assert "SpamAssassin" in r["end"][1], r
+            ham = transact(s.port, "a@client.test", ["alice@example.test"], msg(body="See you at lunch.\r\n"))
+            assert ham["end"][0] == 250, ham
+            data = s.wait_mail("alice")[0].read_bytes()
+            assert b"X-Spam-Checker-Version: SpamAssassin" in data, data[:1500]
+        finally:
+            s.stop()
+
+
+def test_milter_on_a_unix_socket(tmp_path):
+    with PyMilter(tmp_path / "m", unix=True) as m:
+        s = start_ferry(tmp_path / "f", milter_toml(m.address, name="unix"))
+        try:
+            r = transact(s.port, "mail-reject@client.test", ["alice@example.test"], msg())
+            assert r["mail"][0] == 550, r
+            r = transact(s.port, "a@client.test", ["alice@example.test"],
+                         msg(headers=test_milter_header(["addheader", "X-Via", "unix socket"])))
+            assert r["end"][0] == 250, r
+            data = s.wait_mail("alice")[0].read_bytes()
+            assert b"\r\nX-Via: unix socket\r\n" in data.split(b"\r\n\r\n")[0] + b"\r\n", data[:600]
+        finally:
+            s.stop()
+
+
+def test_bdat_goes_through_the_milter_too(srv, milter):
+    r = bdat(srv.port, "a@client.test", "bob@example.test",
+             msg(to="bob@example.test", headers=test_milter_header("reject")))
+    assert r.is_(550, "5.7.1"), r
+    before = mailbox_count(srv, "alice")
+    r = bdat(srv.port, "a@client.test", "alice@example.test",
+             msg(headers=test_milter_header(["addheader", "X-Chunked", "yes"]), body="chunk\r\n" * 50))
+    assert r.is_(250, "2.0.0"), r
+    data = newest(srv, "alice", before)
+    assert b"\r\nX-Chunked: yes\r\n" in data.split(b"\r\n\r\n")[0] + b"\r\n", data[:600]
+    assert data.endswith(b"\r\n\r\n" + b"chunk\r\n" * 50)
