@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 command -v rspamd >/dev/null || { echo "filters: rspamd missing (scripts/setup installs it)" >&2; exit 1; }
 command -v smtp-source >/dev/null || { echo "filters: smtp-source missing (scripts/setup bench)" >&2; exit 1; }
 [ -x "${FERRY_BIN:-build/ferry}" ] || { echo "filters: ${FERRY_BIN:-build/ferry} missing: build the ferry target" >&2; exit 1; }
+id smtpbench >/dev/null 2>&1 || { echo "filters: Postfix's peer set-up is missing: run ../shared/peers/install-peers.sh (bench/run does)" >&2; exit 1; }
 ulimit -n "$(ulimit -Hn)"
 md=$(/usr/bin/python3 bench/filters.py "$@")
 /usr/bin/python3 bench/filters_note.py "$md" bench/results/latest.md

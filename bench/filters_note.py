@@ -18,7 +18,9 @@ def note(report):
     met = sum(1 for *_, g in rows if g == "yes")
     return (f"{BEGIN}\n## Spam filters (rspamd)\n\nRun {title} (bench/filters.sh): see [{report.name}]({report.name}). "
             f"Ferry + rspamd (HTTP) against Postfix + rspamd (milter), e2e: {cells or 'no complete cell'}. "
-            f"Goal (≥ 1.5× Postfix's throughput at the same p99 or better) met in {met} of {len(rows)} cells.\n{END}\n")
+            f"Goal (≥ 1.5× Postfix's throughput at the same p99 or better) met in {met} of {len(rows)} cells"
+            + (f"; why, and the A/B with no filter configured: the report's own sections" if "## Why" in text else "")
+            + f".\n{END}\n")
 
 
 def main():
