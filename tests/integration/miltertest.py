@@ -139,7 +139,8 @@ class PyMilter(Daemon):
     name = "pymilter"
     stop_timeout = 1.0
 
-    def __init__(self, base, always=None, milter_name="testmilter", port=None, unix=False):
+    def __init__(self, base, always=None, milter_name="testmilter", port=None, unix=False, noreply=(),
+                 nocallback=()):
         super().__init__(base)
         self.events_path = self.base / "events.jsonl"
         # unix: a unix socket in the temp dir (Ferry's address "unix:PATH") instead of a loopback port.
@@ -150,6 +151,11 @@ class PyMilter(Daemon):
                     "--name", milter_name]
         for stage, action in (always or {}).items():
             self.cmd += ["--always", f"{stage}={action}"]
+        # Callbacks (connect, hello, envfrom, envrcpt, data, header, eoh, body) negotiated without reply / away.
+        if noreply:
+            self.cmd += ["--noreply", ",".join(noreply)]
+        if nocallback:
+            self.cmd += ["--nocallback", ",".join(nocallback)]
 
     @property
     def address(self):

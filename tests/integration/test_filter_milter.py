@@ -502,3 +502,25 @@ def test_bdat_goes_through_the_milter_too(srv, milter):
     data = newest(srv, "alice", before)
     assert b"\r\nX-Chunked: yes\r\n" in data.split(b"\r\n\r\n")[0] + b"\r\n", data[:600]
     assert data.endswith(b"\r\n\r\n" + b"chunk\r\n" * 50)
+
+
+def test_stages_negotiated_without_reply_or_away(tmp_path):
+    """A milter that asks for no replies before the end of message (SMFIP_NR_*) and no body (SMFIP_NOBODY): Ferry
+    still tells it every other stage, never waits for an answer that will not come (each wait would end in the
+    1 s timeout and a 451), and sends no body."""
+    noreply = ("connect", "hello", "envfrom", "envrcpt", "data", "header", "eoh")
+    with PyMilter(tmp_path / "m", noreply=noreply, nocallback=("body",)) as m:
+        s = start_ferry(tmp_path / "f", milter_toml(m.address, command_timeout="1s", content_timeout="1s"))
+        try:
+            started = time.monotonic()
+            r = transact(s.port, "a@client.test", ["alice@example.test", "bob@example.test"],
+                         msg(headers=test_milter_header(["addheader", "X-Negotiated", "yes"])))
+            assert r["end"][0] == 250, r
+            assert time.monotonic() - started < 1.0, "Ferry waited for a reply the milter does not send"
+            data = s.wait_mail("alice")[0].read_bytes()
+            assert b"\r\nX-Negotiated: yes\r\n" in data.split(b"\r\n\r\n")[0] + b"\r\n", data[:600]
+            cbs = [e["cb"] for e in m.events() if e["cb"] not in ("connect", "close")]
+            assert cbs[:4] == ["hello", "envfrom", "envrcpt", "envrcpt"], cbs
+            assert "body" not in cbs and cbs.count("eom") == 1 and "eoh" in cbs, cbs
+        finally:
+            s.stop()
