@@ -520,15 +520,17 @@ class SpamassMilter(Daemon):
 
 # ---------------------------------------------------------------- SMTP transactions and delivered files
 
-def transact(port, sender, rcpts, content, helo="client.test", login=None, timeout=15.0):
+def transact(port, sender, rcpts, content, helo="client.test", login=None, timeout=15.0, starttls=False):
     """One SMTP transaction with smtplib on 127.0.0.1:port; stops at the first refusal. Returns a dict of the
     replies as (code, text) tuples: greeting, ehlo, mail, rcpt (list, one per recipient), data (to the DATA
     command), end (after the final dot), queue_id (from "queued as ID"); a step not reached is missing; closed
     (the error text) when the server closed the connection.
-    login: (user, password) for AUTH PLAIN first (a plaintext_auth submission listener)."""
+    login: (user, password) for AUTH PLAIN first (a plaintext_auth submission listener). starttls: STARTTLS (any
+    certificate taken) and EHLO again before MAIL."""
     import smtplib
     out = {"rcpt": []}
     s = smtplib.SMTP(timeout=timeout)
+    s._host = "127.0.0.1"   # what starttls() names as the server (set by the constructor only when it connects)
     try:
         out["greeting"] = s.connect("127.0.0.1", port)
     except smtplib.SMTPConnectError as e:
@@ -538,6 +540,10 @@ def transact(port, sender, rcpts, content, helo="client.test", login=None, timeo
         out["ehlo"] = s.ehlo(helo)
         if out["ehlo"][0] != 250:
             return _texts(out)
+        if starttls:
+            from ferrytest import client_context
+            s.starttls(context=client_context())
+            out["ehlo"] = s.ehlo(helo)
         if login:
             s.login(*login)
         out["mail"] = s.docmd(f"MAIL FROM:<{sender}>")

@@ -248,6 +248,16 @@ def test_auth_macro_on_submission(srv, milter):
     assert envfrom["macros"].get("{auth_authen}") == "alice@example.test", envfrom
 
 
+def test_tls_macros(srv, milter):
+    sender = f"{unique('tls')}@client.test"
+    r = transact(srv.port, sender, ["alice@example.test"], msg(), starttls=True)
+    assert r["end"][0] == 250, r
+    events = conn_events(milter, lambda e: e["cb"] == "envfrom" and e["args"][0].strip("<>") == sender)
+    macros = [e for e in events if e["cb"] == "envfrom"][0]["macros"]
+    assert macros.get("{tls_version}", "").startswith("TLSv1."), macros
+    assert macros.get("{cipher}"), macros
+
+
 # ---------------------------------------------------------------- end-of-message changes, byte for byte
 
 def delivered_fields(data):

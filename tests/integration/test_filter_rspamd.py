@@ -324,6 +324,13 @@ def test_request_carries_the_facts_and_the_stored_bytes(tmp_path):
             data = s.wait_mail("alice")[0].read_bytes()
             assert data.endswith(req.body), data[:600]
             assert re.fullmatch(rb"Return-Path: [^\r\n]*\r\nDelivered-To: [^\r\n]*\r\n", data[:-len(req.body)]), data[:600]
+            assert h.get("TLS-Version") is None and h.get("TLS-Cipher") is None, dict(h)
+            # With STARTTLS, the protocol and cipher are told.
+            r = transact(s.port, "someone@sender.example", [ALICE], content(), starttls=True)
+            assert r["end"][0] == 250, r
+            h = peer.requests[-1].headers
+            assert (h.get("TLS-Version") or "").startswith("TLSv1."), dict(h)
+            assert h.get("TLS-Cipher"), dict(h)
             # Submission (scan_submission): the SASL login is told as User.
             r = transact(s.sub_port, ALICE, [BOB], content(sender=ALICE, to=BOB), login=LOGIN)
             assert r["end"][0] == 250, r
