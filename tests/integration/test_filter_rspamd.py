@@ -128,6 +128,20 @@ def test_add_header_goes_to_junk_with_spam_headers(srv):
     assert count(srv, "alice") == before_inbox
 
 
+def test_spam_header_names_are_configurable(tmp_path, rspamd):
+    s = make_server(tmp_path / "f", rspamd_toml(rspamd.url, spam_flag_header="X-Our-Flag", score_header="X-Our-Score",
+                                                status_header="X-Our-Status"))
+    try:
+        r = transact(s.port, "someone@sender.example", [ALICE], content(body=GTUBE_ADD_HEADER + "\r\n"))
+        assert r["end"][0] == 250, r
+        data = wait_new(s, "alice", 0, ".Junk")
+        assert header_value(data, "X-Our-Flag") == "YES", data[:1500]
+        assert header_value(data, "X-Our-Score") is not None and header_value(data, "X-Our-Status") is not None
+        assert header_value(data, "X-Spam-Flag") is None and header_value(data, "X-Spam-Score") is None
+    finally:
+        s.stop()
+
+
 def test_rewrite_subject(srv):
     before = count(srv, "alice")
     sent = content("orig subj", body=GTUBE_REWRITE_SUBJECT + "\r\n")
