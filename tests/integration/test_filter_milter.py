@@ -534,3 +534,41 @@ def test_stages_negotiated_without_reply_or_away(tmp_path):
             assert "body" not in cbs and cbs.count("eom") == 1 and "eoh" in cbs, cbs
         finally:
             s.stop()
+
+
+def test_milter_changes_survive_a_crash(tmp_path):
+    """A message a milter changed, waiting in the queue when the server is killed (SIGKILL right after the 250),
+    goes out after the restart as changed: the header field added, the body replaced, the sender changed, the
+    recipient added. The changes are in the spool file, not only in memory."""
+    from smtppeer import SmtpPeer
+    port = free_port()   # the next hop: nothing listens there until the restart
+    zone = {"example.org": [("MX", 10, "mx.example.org")], "mx.example.org": [("A", "127.0.0.1")]}
+    with DnsServer(zone) as dns, PyMilter(tmp_path / "m") as m:
+        s = start_ferry(tmp_path / "f", milter_toml(m.address)
+                        + f'\n[dns]\nresolver = "{dns.address}"\ntimeout = "2s"\n'
+                        + f'\n[outbound]\nport = {port}\nconnect_timeout = "1s"\ncommand_timeout = "3s"\n',
+                        submission=True, queue={"min_retry": "1s", "max_retry": "2s"})
+        try:
+            edits = test_milter_header(["addheader", "X-Kept", "across the crash"], ["replacebody", "replaced\r\n"],
+                                       ["chgfrom", "<bounces@example.test>"], ["addrcpt", "<dave@example.org>"])
+            r = transact(s.sub_port, "alice@example.test", ["carol@example.org"],
+                         msg(sender="alice@example.test", to="carol@example.org", headers=edits),
+                         login=("alice@example.test", DEFAULT_PASSWORD))
+            assert r["end"][0] == 250, r
+            s.kill9()
+            with SmtpPeer(port=port) as peer:
+                s.start()
+                s.queue_flush()
+                peer.wait_messages(1, timeout=20)
+                deadline = time.monotonic() + 10
+                while sorted(r for x in peer.messages for r in x.rcpts) != ["carol@example.org", "dave@example.org"]:
+                    assert time.monotonic() < deadline, [(x.sender, x.rcpts) for x in peer.messages]
+                    time.sleep(0.05)
+                got = peer.messages
+            for x in got:
+                assert x.sender == "bounces@example.test", x
+                head, _, body = x.data.partition(b"\r\n\r\n")
+                assert b"\r\nX-Kept: across the crash" in b"\r\n" + head, head
+                assert body == b"replaced\r\n", body
+        finally:
+            s.stop()
