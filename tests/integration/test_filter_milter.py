@@ -572,3 +572,24 @@ def test_milter_changes_survive_a_crash(tmp_path):
                 assert body == b"replaced\r\n", body
         finally:
             s.stop()
+
+
+def test_local_submission_by_sendmail_is_not_filtered(tmp_path):
+    """`ferry sendmail` (the pickup) is not an SMTP listener: milters are not asked, as with Postfix's
+    non_smtpd_milters left empty."""
+    import subprocess
+    from ferrytest import ferry_bin
+    with PyMilter(tmp_path / "m", always={"connect": "reject", "mail": "reject", "eom": "reject"}) as m:
+        s = start_ferry(tmp_path / "f", milter_toml(m.address))
+        try:
+            r = subprocess.run([ferry_bin(), "sendmail", "--config", str(s.config), "-i", "alice@example.test"],
+                               input=b"Subject: from cron\n\nall good\n", capture_output=True, timeout=30)
+            assert r.returncode == 0, r
+            data = s.wait_mail("alice")[0].read_bytes()
+            assert b"Subject: from cron" in data
+            # The same server refuses SMTP: the milter is in force there.
+            smtp = transact(s.port, "a@client.test", ["alice@example.test"], msg())
+            assert first_refusal(smtp)[0] == 550, smtp
+            assert m.events("envfrom") == [] and m.events("eom") == []
+        finally:
+            s.stop()
