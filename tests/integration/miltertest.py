@@ -2,15 +2,20 @@
 data in the test's temp dir, and stopped by PID (SIGTERM, then SIGKILL).
 
     with PyMilter(tmp_path / "m1") as m:        # milter_fixture.py (python3-milter): every reply and change
-        ... [[milter]] address = m.address ...    # "inet:127.0.0.1:PORT", Ferry's form
+        ... [[milter]] address = m.address ...    # "inet:127.0.0.1:PORT", Ferry's form (unix=True: "unix:PATH")
         m.wait_events("eom")                      # the callbacks it saw, with their macros (JSON lines)
 
     with BadMilter(mode="garbage", at="E") as b:  # a raw-socket milter that breaks the protocol at one command
     with OpenDkim(tmp_path / "dkim", dns) as o:   # opendkim in verify mode, asking the test DNS server (dnstest)
     with Spamd(tmp_path / "sa") as sd, SpamassMilter(tmp_path / "sam", sd) as sm:   # GTUBE is rejected
 
-`milter_toml(...)` writes a [[milter]] table for Ferry's extra_toml. Nothing here needs root, and nothing talks to
-anything but 127.0.0.1 (opendkim's resolver and spamd's network tests included).
+`milter_toml(...)` writes a [[milter]] table for Ferry's extra_toml. `transact()` runs one SMTP transaction with
+smtplib and returns every reply; `bdat()` sends a message in BDAT chunks; `header_fields()` splits a delivered
+file into its raw header fields for byte-exact checks.
+
+Nothing here needs root (as root, spamd's children run as nobody), and nothing talks to anything but 127.0.0.1
+(opendkim's resolver and spamd's network tests included). test_milter_fixtures.py checks these fixtures against
+Postfix.
 """
 
 import json
