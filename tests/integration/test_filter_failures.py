@@ -155,11 +155,9 @@ def test_slow_milter_does_not_hold_up_other_sessions(make_ferry):
             assert time.monotonic() < deadline, bad.commands
             time.sleep(0.02)
         sent = content("meanwhile")
-        started = time.monotonic()
         r = transact(srv.port, "a@client.test", [RCPT], sent)
         assert r.get("end", (0,))[0] == 250, r
         assert "slow" not in results, "the first session was answered before the second was served"
-        assert time.monotonic() - started < 2
         t.join(timeout=15)
         assert_tempfail(results["slow"], "hanging milter")
         delivered_unchanged(srv, sent)

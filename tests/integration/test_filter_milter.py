@@ -522,11 +522,9 @@ def test_stages_negotiated_without_reply_or_away(tmp_path):
     with PyMilter(tmp_path / "m", noreply=noreply, nocallback=("body",)) as m:
         s = start_ferry(tmp_path / "f", milter_toml(m.address, command_timeout="1s", content_timeout="1s"))
         try:
-            started = time.monotonic()
             r = transact(s.port, "a@client.test", ["alice@example.test", "bob@example.test"],
                          msg(headers=test_milter_header(["addheader", "X-Negotiated", "yes"])))
-            assert r["end"][0] == 250, r
-            assert time.monotonic() - started < 1.0, "Ferry waited for a reply the milter does not send"
+            assert r["end"][0] == 250, r   # a wait for a reply that does not come would end in a 451
             data = s.wait_mail("alice")[0].read_bytes()
             assert b"\r\nX-Negotiated: yes\r\n" in data.split(b"\r\n\r\n")[0] + b"\r\n", data[:600]
             cbs = [e["cb"] for e in m.events() if e["cb"] not in ("connect", "close")]
