@@ -41,6 +41,9 @@ What the milter answers is chosen by the test, through the envelope and the mess
     The eom answer is the last eom token, default continue. A modification whose first item is "@NAME" (e.g.
     ["@first", "addheader", "X-A", "1"]) is done only by the fixture started with --name NAME (chained milters).
 
+`--noreply connect,hello,...` and `--nocallback body,...` negotiate protocol steps without a reply (SMFIP_NR_*: the
+callback runs, its answer is not sent) or away (SMFIP_NO*: the MTA does not call it).
+
 Misbehaviour (close, hang, sleep) is for the bad-input tests. `close` shuts down (both directions) every
 connection from the MTA this process has open at that moment: a test that uses it must not run sessions in
 parallel against the same instance.
@@ -300,13 +303,22 @@ def main():
     p.add_argument("--name", default="testmilter")
     p.add_argument("--always", action="append", default=[], help="STAGE=ACTION")
     p.add_argument("--timeout", type=int, default=600, help="libmilter's read timeout (seconds)")
+    p.add_argument("--noreply", default="", help="callbacks negotiated without a reply (SMFIP_NR_*), comma list")
+    p.add_argument("--nocallback", default="", help="callbacks negotiated away (SMFIP_NO*), comma list")
     _options = p.parse_args()
     for spec in _options.always:
         s, _, a = spec.partition("=")
         if s not in STAGES or not ACTION_RE.match(a):
             p.error(f"bad --always {spec!r}")
     open(_options.log, "a").close()
-    Milter.factory = TestMilter
+    # Protocol steps negotiated away or without reply: python3-milter's decorators on a subclass, as a milter
+    # written with them would have (Milter.Base.protocol_mask reads them when libmilter negotiates).
+    attrs = {}
+    for name in filter(None, _options.noreply.split(",")):
+        attrs[name] = Milter.noreply(getattr(TestMilter, name))
+    for name in filter(None, _options.nocallback.split(",")):
+        attrs[name] = Milter.nocallback(getattr(TestMilter, name))
+    Milter.factory = type("NegotiatedTestMilter", (TestMilter,), attrs) if attrs else TestMilter
     # Every action (ADDHDRS, CHGHDRS, CHGBODY, ADDRCPT, DELRCPT, QUARANTINE, CHGFROM, SETSYMLIST) is offered.
     Milter.set_flags(Milter.CURR_ACTS)
     sys.stdout.flush()

@@ -2,15 +2,20 @@
 data in the test's temp dir, and stopped by PID (SIGTERM, then SIGKILL).
 
     with PyMilter(tmp_path / "m1") as m:        # milter_fixture.py (python3-milter): every reply and change
-        ... [[milter]] address = m.address ...    # "inet:127.0.0.1:PORT", Ferry's form
+        ... [[milter]] address = m.address ...    # "inet:127.0.0.1:PORT", Ferry's form (unix=True: "unix:PATH")
         m.wait_events("eom")                      # the callbacks it saw, with their macros (JSON lines)
 
     with BadMilter(mode="garbage", at="E") as b:  # a raw-socket milter that breaks the protocol at one command
     with OpenDkim(tmp_path / "dkim", dns) as o:   # opendkim in verify mode, asking the test DNS server (dnstest)
     with Spamd(tmp_path / "sa") as sd, SpamassMilter(tmp_path / "sam", sd) as sm:   # GTUBE is rejected
 
-`milter_toml(...)` writes a [[milter]] table for Ferry's extra_toml. Nothing here needs root, and nothing talks to
-anything but 127.0.0.1 (opendkim's resolver and spamd's network tests included).
+`milter_toml(...)` writes a [[milter]] table for Ferry's extra_toml. `transact()` runs one SMTP transaction with
+smtplib and returns every reply; `bdat()` sends a message in BDAT chunks; `header_fields()` splits a delivered
+file into its raw header fields for byte-exact checks.
+
+Nothing here needs root (as root, spamd's children run as nobody), and nothing talks to anything but 127.0.0.1
+(opendkim's resolver and spamd's network tests included). test_milter_fixtures.py checks these fixtures against
+Postfix.
 """
 
 import json
@@ -139,7 +144,8 @@ class PyMilter(Daemon):
     name = "pymilter"
     stop_timeout = 1.0
 
-    def __init__(self, base, always=None, milter_name="testmilter", port=None, unix=False):
+    def __init__(self, base, always=None, milter_name="testmilter", port=None, unix=False, noreply=(),
+                 nocallback=()):
         super().__init__(base)
         self.events_path = self.base / "events.jsonl"
         # unix: a unix socket in the temp dir (Ferry's address "unix:PATH") instead of a loopback port.
@@ -150,6 +156,11 @@ class PyMilter(Daemon):
                     "--name", milter_name]
         for stage, action in (always or {}).items():
             self.cmd += ["--always", f"{stage}={action}"]
+        # Callbacks (connect, hello, envfrom, envrcpt, data, header, eoh, body) negotiated without reply / away.
+        if noreply:
+            self.cmd += ["--noreply", ",".join(noreply)]
+        if nocallback:
+            self.cmd += ["--nocallback", ",".join(nocallback)]
 
     @property
     def address(self):
@@ -514,15 +525,17 @@ class SpamassMilter(Daemon):
 
 # ---------------------------------------------------------------- SMTP transactions and delivered files
 
-def transact(port, sender, rcpts, content, helo="client.test", login=None, timeout=15.0):
+def transact(port, sender, rcpts, content, helo="client.test", login=None, timeout=15.0, starttls=False):
     """One SMTP transaction with smtplib on 127.0.0.1:port; stops at the first refusal. Returns a dict of the
     replies as (code, text) tuples: greeting, ehlo, mail, rcpt (list, one per recipient), data (to the DATA
     command), end (after the final dot), queue_id (from "queued as ID"); a step not reached is missing; closed
     (the error text) when the server closed the connection.
-    login: (user, password) for AUTH PLAIN first (a plaintext_auth submission listener)."""
+    login: (user, password) for AUTH PLAIN first (a plaintext_auth submission listener). starttls: STARTTLS (any
+    certificate taken) and EHLO again before MAIL."""
     import smtplib
     out = {"rcpt": []}
     s = smtplib.SMTP(timeout=timeout)
+    s._host = "127.0.0.1"   # what starttls() names as the server (set by the constructor only when it connects)
     try:
         out["greeting"] = s.connect("127.0.0.1", port)
     except smtplib.SMTPConnectError as e:
@@ -532,6 +545,10 @@ def transact(port, sender, rcpts, content, helo="client.test", login=None, timeo
         out["ehlo"] = s.ehlo(helo)
         if out["ehlo"][0] != 250:
             return _texts(out)
+        if starttls:
+            from ferrytest import client_context
+            s.starttls(context=client_context())
+            out["ehlo"] = s.ehlo(helo)
         if login:
             s.login(*login)
         out["mail"] = s.docmd(f"MAIL FROM:<{sender}>")

@@ -155,11 +155,9 @@ def test_slow_milter_does_not_hold_up_other_sessions(make_ferry):
             assert time.monotonic() < deadline, bad.commands
             time.sleep(0.02)
         sent = content("meanwhile")
-        started = time.monotonic()
         r = transact(srv.port, "a@client.test", [RCPT], sent)
         assert r.get("end", (0,))[0] == 250, r
         assert "slow" not in results, "the first session was answered before the second was served"
-        assert time.monotonic() - started < 2
         t.join(timeout=15)
         assert_tempfail(results["slow"], "hanging milter")
         delivered_unchanged(srv, sent)
@@ -175,7 +173,7 @@ def test_rspamd_down_tempfails(make_ferry):
     srv = make_ferry(rspamd_toml(f"http://127.0.0.1:{free_port()}", timeout="2s"))
     r = transact(srv.port, "a@client.test", [RCPT], content("rspamd down"))
     assert_tempfail(r, "rspamd down")
-    srv.wait_log(r"rspamd")
+    srv.wait_log(r"rspamd error: ")
     assert srv.mail_files("alice") == []
 
 
@@ -187,6 +185,7 @@ def test_rspamd_down_on_error_accept_delivers_unscanned(make_ferry):
     data = srv.wait_mail("alice")[0].read_bytes()
     assert header_value(data, "X-Spam-Unscanned") is not None, data[:800]
     assert data.endswith(sent.split(b"\r\n\r\n", 1)[1])
+    srv.wait_log(r"rspamd error: ")
 
 
 # rspamdtest.BrokenRspamd's ways of answering badly, and two more of httppeer.ScriptedHttp's (JSON cut short inside
@@ -206,7 +205,7 @@ def test_rspamd_bad_answers_tempfail(make_ferry, kind, mode):
         r = transact(srv.port, "a@client.test", [RCPT], content(f"rspamd {mode}"))
         assert_tempfail(r, f"rspamd {mode}")
         assert peer.requests
-        srv.wait_log(r"rspamd")
+        srv.wait_log(r"rspamd error: ")
         assert srv.mail_files("alice") == []
 
 
@@ -219,6 +218,7 @@ def test_rspamd_bad_answers_on_error_accept(make_ferry, kind, mode):
         assert r.get("end", (0,))[0] == 250, r
         data = srv.wait_mail("alice")[0].read_bytes()
         assert header_value(data, "X-Spam-Unscanned") is not None, data[:800]
+        srv.wait_log(r"rspamd error: ")
 
 
 def test_rspamd_that_never_answers_tempfails_and_others_are_served(make_ferry):

@@ -62,25 +62,41 @@ def srv(tmp_path_factory, milter):
     s.stop()
 
 
-def mailbox_count(srv, user, folder=None):
-    d = srv.maildir(user) / (f".{folder}" if folder else "") / "new"
-    return len([p for p in d.iterdir() if p.is_file()]) if d.is_dir() else 0
+def message_id(content):
+    return re.search(rb"(?im)^Message-ID:[ \t]*(<[^>\r\n]+>)", content).group(1)
 
 
-def newest(srv, user, before, timeout=10.0):
-    """Waits for a mailbox to have more than `before` messages; the bytes of the newest."""
-    files = srv.wait_mail(user, count=before + 1, timeout=timeout)
-    return max(files, key=lambda p: p.stat().st_mtime_ns).read_bytes()
+def copies(srv, user, content, folder=""):
+    """The files in user's mailbox (or its Maildir++ folder) holding the message with content's Message-ID."""
+    d = srv.maildir(user) / folder / "new"
+    mid = message_id(content)
+    files = [p for p in d.iterdir() if p.is_file()] if d.is_dir() else []
+    return [p for p in files if mid in p.read_bytes().split(b"\r\n\r\n", 1)[0]]
 
 
-def assert_nothing_more(srv, user, before):
-    """`user` gets nothing beyond `before` messages: a sentinel message sent afterwards (no filter action) is
-    delivered, and then the count is exactly before + 1. No fixed sleep."""
-    r = transact(srv.port, "sentinel@client.test", [f"{user}@{DOMAIN}"], msg(to=f"{user}@{DOMAIN}"))
+def delivered_copy(srv, user, content, timeout=10.0):
+    """The delivered bytes of the message with content's Message-ID (tests share a server, and a delivery may land
+    after the next test has begun: a message is found by its Message-ID, never as the newest file)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = copies(srv, user, content)
+        if found:
+            assert len(found) == 1, found
+            return found[0].read_bytes()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message_id(content)} not delivered to {user}\n--- log ---\n{srv.log[-3000:]}")
+        time.sleep(0.05)
+
+
+def assert_not_delivered(srv, user, content):
+    """`user` never gets content: a sentinel message sent afterwards (no filter action) is delivered, and the
+    message is not there then. No fixed wait for something not to happen."""
+    sentinel = msg(to=f"{user}@{DOMAIN}")
+    r = transact(srv.port, "sentinel@client.test", [f"{user}@{DOMAIN}"], sentinel)
     assert r.get("end", (0,))[0] == 250, r
-    srv.wait_mail(user, count=before + 1)
+    delivered_copy(srv, user, sentinel)
     time.sleep(0.2)   # a delivery running behind the sentinel's would be done by now
-    assert mailbox_count(srv, user) == before + 1, f"{user} got more than the sentinel: {srv.mail_files(user)}"
+    assert copies(srv, user, content) == [], f"{user} got {message_id(content)}"
 
 
 def conn_events(milter, predicate, timeout=10.0):
@@ -125,15 +141,13 @@ def test_mail_reply(srv, milter, action, code, enhanced):
 
 @pytest.mark.parametrize("action,code,enhanced", REPLIES)
 def test_rcpt_reply_refuses_only_that_recipient(srv, milter, action, code, enhanced):
-    before = mailbox_count(srv, "alice")
-    subject = unique("rcpt-")
-    r = transact(srv.port, "a@client.test", ["alice@example.test", f"rcpt-{action}@example.test"],
-                 msg(subject=subject))
+    sent = msg()
+    r = transact(srv.port, "a@client.test", ["alice@example.test", f"rcpt-{action}@example.test"], sent)
     assert r["rcpt"][0][0] == 250, r
     assert_reply(r["rcpt"][1], code, enhanced, "rcpt", action)
     assert r["end"][0] == 250, r
-    assert f"Subject: {subject}".encode() in newest(srv, "alice", before)
-    assert mailbox_count(srv, f"rcpt-{action}") == 0
+    delivered_copy(srv, "alice", sent)
+    assert copies(srv, f"rcpt-{action}", sent) == []
 
 
 @pytest.mark.parametrize("action,code,enhanced", REPLIES)
@@ -145,11 +159,10 @@ def test_data_reply(srv, milter, action, code, enhanced):
 
 @pytest.mark.parametrize("action,code,enhanced", REPLIES)
 def test_end_of_message_reply_and_nothing_delivered(srv, milter, action, code, enhanced):
-    before = mailbox_count(srv, "bob")
-    r = transact(srv.port, "a@client.test", ["bob@example.test"],
-                 msg(to="bob@example.test", headers=test_milter_header(action)))
+    sent = msg(to="bob@example.test", headers=test_milter_header(action))
+    r = transact(srv.port, "a@client.test", ["bob@example.test"], sent)
     assert_reply(r["end"], code, enhanced, "eom", action)
-    assert_nothing_more(srv, "bob", before)
+    assert_not_delivered(srv, "bob", sent)
 
 
 def test_multiline_custom_reply(srv, milter):
@@ -180,29 +193,27 @@ def test_connect_reject_and_tempfail(tmp_path):
 
 
 def test_discard_at_end_of_message(srv, milter):
-    before = mailbox_count(srv, "bob")
-    r = transact(srv.port, "a@client.test", ["bob@example.test"],
-                 msg(to="bob@example.test", headers=test_milter_header("discard")))
+    sent = msg(to="bob@example.test", headers=test_milter_header("discard"))
+    r = transact(srv.port, "a@client.test", ["bob@example.test"], sent)
     assert r["end"][0] == 250, r
-    assert_nothing_more(srv, "bob", before)
+    assert_not_delivered(srv, "bob", sent)
 
 
 def test_discard_at_mail(srv, milter):
-    before = mailbox_count(srv, "bob")
-    r = transact(srv.port, "mail-discard@client.test", ["bob@example.test"], msg(to="bob@example.test"))
+    sent = msg(to="bob@example.test")
+    r = transact(srv.port, "mail-discard@client.test", ["bob@example.test"], sent)
     assert r["mail"][0] == 250 and r["end"][0] == 250, r
-    assert_nothing_more(srv, "bob", before)
+    assert_not_delivered(srv, "bob", sent)
 
 
 def test_accept_at_mail_skips_the_rest_of_the_message(srv, milter):
     """SMFIS_ACCEPT at MAIL: the milter is not asked again for this message, so its eom reject never comes."""
-    before = mailbox_count(srv, "alice")
     sender = "mail-accept@client.test"
     mark = milter.mark()
-    subject = unique("accept-")
-    r = transact(srv.port, sender, ["alice@example.test"], msg(subject=subject, headers=test_milter_header("reject")))
+    sent = msg(headers=test_milter_header("reject"))
+    r = transact(srv.port, sender, ["alice@example.test"], sent)
     assert r["end"][0] == 250, r
-    assert f"Subject: {subject}".encode() in newest(srv, "alice", before)
+    delivered_copy(srv, "alice", sent)
     assert [e["args"][0] for e in milter.since(mark, "envfrom")] == [f"<{sender}>"], "the milter was not asked"
     assert milter.since(mark, "eom") == [], "the milter was asked at end of message after it accepted at MAIL"
 
@@ -246,6 +257,16 @@ def test_auth_macro_on_submission(srv, milter):
     events = conn_events(milter, lambda e: e["cb"] == "data" and e["macros"].get("i") == qid)
     envfrom = [e for e in events if e["cb"] == "envfrom"][0]
     assert envfrom["macros"].get("{auth_authen}") == "alice@example.test", envfrom
+
+
+def test_tls_macros(srv, milter):
+    sender = f"{unique('tls')}@client.test"
+    r = transact(srv.port, sender, ["alice@example.test"], msg(), starttls=True)
+    assert r["end"][0] == 250, r
+    events = conn_events(milter, lambda e: e["cb"] == "envfrom" and e["args"][0].strip("<>") == sender)
+    macros = [e for e in events if e["cb"] == "envfrom"][0]["macros"]
+    assert macros.get("{tls_version}", "").startswith("TLSv1."), macros
+    assert macros.get("{cipher}"), macros
 
 
 # ---------------------------------------------------------------- end-of-message changes, byte for byte
@@ -292,16 +313,18 @@ def test_header_changes_are_applied_byte_exact(srv, milter):
                      b"X-Delete: to be deleted\r\n", b"X-Dup: two\r\n", b"X-Gone-Null:  folded\r\n\tvalue\r\n",
                      header_text.encode(), f"Message-ID: <{unique()}@client.test>\r\n".encode()]
     body = b"Line one.\r\n.leading dot\r\n\r\nlast line\r\n"
-    before = mailbox_count(srv, "alice")
     mark = milter.mark()
-    r = transact(srv.port, "a@client.test", ["alice@example.test"], b"".join(client_fields) + b"\r\n" + body)
+    sent = b"".join(client_fields) + b"\r\n" + body
+    r = transact(srv.port, "a@client.test", ["alice@example.test"], sent)
     assert r["end"][0] == 250, r
-    data = newest(srv, "alice", before)
+    data = delivered_copy(srv, "alice", sent)
     fields, got_body = delivered_fields(data)
     # As with Postfix, the milter is shown the client's fields, not our Received: in front of them; an insert's
     # index still counts from the top of the stored header, Received: included (index 0 goes above it, 1 right
     # below it: what Postfix does, checked in test_milter_fixtures.py).
-    seen = [e["args"][0] for e in milter.since(mark, "header")]
+    conn = [e["conn"] for e in milter.since(mark, "header") if e["args"][0] == "Message-ID"
+            and e["args"][1].encode() == message_id(sent)][0]
+    seen = [e["args"][0] for e in milter.since(mark, "header") if e["conn"] == conn]
     assert seen == [field_name(f) for f in client_fields], seen
     received = [f for f in fields if field_name(f) == "Received"][0]
     expected = apply_edits([received] + client_fields, edits)
@@ -310,13 +333,12 @@ def test_header_changes_are_applied_byte_exact(srv, milter):
 
 
 def test_replace_body(srv, milter):
-    before = mailbox_count(srv, "alice")
     line = "Replaced body line.\r\n"
     content = msg(headers=test_milter_header(["replacebody", ".dot first\r\n"], ["replacebody", line, 400]),
                   body="Original body.\r\n" * 100)
     r = transact(srv.port, "a@client.test", ["alice@example.test"], content)
     assert r["end"][0] == 250, r
-    fields, body = delivered_fields(newest(srv, "alice", before))
+    fields, body = delivered_fields(delivered_copy(srv, "alice", content))
     # Both replacements make one body, in order (smfi_replacebody may be called repeatedly).
     assert body == (".dot first\r\n" + line * 400).encode()
     # The header is the client's, after our Received:
@@ -325,51 +347,41 @@ def test_replace_body(srv, milter):
 
 
 def test_replaced_body_with_bare_line_feeds_is_stored_with_crlf(srv, milter):
-    before = mailbox_count(srv, "alice")
-    r = transact(srv.port, "a@client.test", ["alice@example.test"],
-                 msg(headers=test_milter_header(["replacebody", "one\ntwo\n"])))
+    sent = msg(headers=test_milter_header(["replacebody", "one\ntwo\n"]))
+    r = transact(srv.port, "a@client.test", ["alice@example.test"], sent)
     assert r["end"][0] == 250, r
-    _, body = delivered_fields(newest(srv, "alice", before))
+    _, body = delivered_fields(delivered_copy(srv, "alice", sent))
     assert body == b"one\r\ntwo\r\n"
 
 
 def test_change_sender(srv, milter):
-    before = mailbox_count(srv, "alice")
-    r = transact(srv.port, "old@client.test", ["alice@example.test"],
-                 msg(headers=test_milter_header(["chgfrom", "<new-sender@client.test>"])))
+    sent = msg(headers=test_milter_header(["chgfrom", "<new-sender@client.test>"]))
+    r = transact(srv.port, "old@client.test", ["alice@example.test"], sent)
     assert r["end"][0] == 250, r
-    data = newest(srv, "alice", before)
+    data = delivered_copy(srv, "alice", sent)
     assert data.startswith(b"Return-Path: <new-sender@client.test>\r\n"), data[:200]
 
 
 def test_add_recipient(srv, milter):
-    before_a, before_c = mailbox_count(srv, "alice"), mailbox_count(srv, "carol")
-    subject = unique("addrcpt-")
-    r = transact(srv.port, "a@client.test", ["alice@example.test"],
-                 msg(subject=subject, headers=test_milter_header(["addrcpt", "<carol@example.test>"])))
+    sent = msg(headers=test_milter_header(["addrcpt", "<carol@example.test>"]))
+    r = transact(srv.port, "a@client.test", ["alice@example.test"], sent)
     assert r["end"][0] == 250, r
-    assert f"Subject: {subject}".encode() in newest(srv, "alice", before_a)
-    data = newest(srv, "carol", before_c)
-    assert f"Subject: {subject}".encode() in data
+    delivered_copy(srv, "alice", sent)
+    data = delivered_copy(srv, "carol", sent)
     assert b"Delivered-To: carol@example.test\r\n" in data.split(b"\r\n\r\n")[0], data[:300]
 
 
 def test_delete_recipient(srv, milter):
-    before_a, before_b = mailbox_count(srv, "alice"), mailbox_count(srv, "bob")
-    subject = unique("delrcpt-")
-    r = transact(srv.port, "a@client.test", ["alice@example.test", "bob@example.test"],
-                 msg(subject=subject, headers=test_milter_header(["delrcpt", "<bob@example.test>"])))
+    sent = msg(headers=test_milter_header(["delrcpt", "<bob@example.test>"]))
+    r = transact(srv.port, "a@client.test", ["alice@example.test", "bob@example.test"], sent)
     assert r["end"][0] == 250, r
-    assert f"Subject: {subject}".encode() in newest(srv, "alice", before_a)
-    assert_nothing_more(srv, "bob", before_b)
+    delivered_copy(srv, "alice", sent)
+    assert_not_delivered(srv, "bob", sent)
 
 
 def test_quarantine_holds_until_released(srv, milter):
-    before = mailbox_count(srv, "bob")
-    subject = unique("quarantine-")
-    r = transact(srv.port, "a@client.test", ["bob@example.test"],
-                 msg(subject=subject, to="bob@example.test",
-                     headers=test_milter_header(["quarantine", "held by the test milter"])))
+    sent = msg(to="bob@example.test", headers=test_milter_header(["quarantine", "held by the test milter"]))
+    r = transact(srv.port, "a@client.test", ["bob@example.test"], sent)
     assert r["end"][0] == 250, r
     qid = r["queue_id"]
     entries = srv.wait_queue(lambda es: any(e["id"] == qid and e.get("held") for e in es),
@@ -379,11 +391,10 @@ def test_quarantine_holds_until_released(srv, milter):
     assert [r["status"] for r in entry["recipients"]] == ["held"], entry
     listed = srv.queue_cli("list").stdout.decode()
     assert qid in listed and re.search(r"HELD: .*held by the test milter", listed), listed
-    assert mailbox_count(srv, "bob") == before, "a quarantined message was delivered"
+    assert copies(srv, "bob", sent) == [], "a quarantined message was delivered"
     rel = srv.queue_cli("release", qid)
     assert rel.returncode == 0, rel.stderr.decode() + rel.stdout.decode()
-    data = newest(srv, "bob", before)
-    assert f"Subject: {subject}".encode() in data
+    delivered_copy(srv, "bob", sent)
     srv.wait_queue(lambda es: not any(e["id"] == qid for e in es), what=f"{qid} gone after release")
 
 
@@ -495,10 +506,88 @@ def test_bdat_goes_through_the_milter_too(srv, milter):
     r = bdat(srv.port, "a@client.test", "bob@example.test",
              msg(to="bob@example.test", headers=test_milter_header("reject")))
     assert r.is_(550, "5.7.1"), r
-    before = mailbox_count(srv, "alice")
-    r = bdat(srv.port, "a@client.test", "alice@example.test",
-             msg(headers=test_milter_header(["addheader", "X-Chunked", "yes"]), body="chunk\r\n" * 50))
+    sent = msg(headers=test_milter_header(["addheader", "X-Chunked", "yes"]), body="chunk\r\n" * 50)
+    r = bdat(srv.port, "a@client.test", "alice@example.test", sent)
     assert r.is_(250, "2.0.0"), r
-    data = newest(srv, "alice", before)
+    data = delivered_copy(srv, "alice", sent)
     assert b"\r\nX-Chunked: yes\r\n" in data.split(b"\r\n\r\n")[0] + b"\r\n", data[:600]
     assert data.endswith(b"\r\n\r\n" + b"chunk\r\n" * 50)
+
+
+def test_stages_negotiated_without_reply_or_away(tmp_path):
+    """A milter that asks for no replies before the end of message (SMFIP_NR_*) and no body (SMFIP_NOBODY): Ferry
+    still tells it every other stage, never waits for an answer that will not come (each wait would end in the
+    1 s timeout and a 451), and sends no body."""
+    noreply = ("connect", "hello", "envfrom", "envrcpt", "data", "header", "eoh")
+    with PyMilter(tmp_path / "m", noreply=noreply, nocallback=("body",)) as m:
+        s = start_ferry(tmp_path / "f", milter_toml(m.address, command_timeout="1s", content_timeout="1s"))
+        try:
+            r = transact(s.port, "a@client.test", ["alice@example.test", "bob@example.test"],
+                         msg(headers=test_milter_header(["addheader", "X-Negotiated", "yes"])))
+            assert r["end"][0] == 250, r   # a wait for a reply that does not come would end in a 451
+            data = s.wait_mail("alice")[0].read_bytes()
+            assert b"\r\nX-Negotiated: yes\r\n" in data.split(b"\r\n\r\n")[0] + b"\r\n", data[:600]
+            cbs = [e["cb"] for e in m.events() if e["cb"] not in ("connect", "close")]
+            assert cbs[:4] == ["hello", "envfrom", "envrcpt", "envrcpt"], cbs
+            assert "body" not in cbs and cbs.count("eom") == 1 and "eoh" in cbs, cbs
+        finally:
+            s.stop()
+
+
+def test_milter_changes_survive_a_crash(tmp_path):
+    """A message a milter changed, waiting in the queue when the server is killed (SIGKILL right after the 250),
+    goes out after the restart as changed: the header field added, the body replaced, the sender changed, the
+    recipient added. The changes are in the spool file, not only in memory."""
+    from smtppeer import SmtpPeer
+    port = free_port()   # the next hop: nothing listens there until the restart
+    zone = {"example.org": [("MX", 10, "mx.example.org")], "mx.example.org": [("A", "127.0.0.1")]}
+    with DnsServer(zone) as dns, PyMilter(tmp_path / "m") as m:
+        s = start_ferry(tmp_path / "f", milter_toml(m.address)
+                        + f'\n[dns]\nresolver = "{dns.address}"\ntimeout = "2s"\n'
+                        + f'\n[outbound]\nport = {port}\nconnect_timeout = "1s"\ncommand_timeout = "3s"\n',
+                        submission=True, queue={"min_retry": "1s", "max_retry": "2s"})
+        try:
+            edits = test_milter_header(["addheader", "X-Kept", "across the crash"], ["replacebody", "replaced\r\n"],
+                                       ["chgfrom", "<bounces@example.test>"], ["addrcpt", "<dave@example.org>"])
+            r = transact(s.sub_port, "alice@example.test", ["carol@example.org"],
+                         msg(sender="alice@example.test", to="carol@example.org", headers=edits),
+                         login=("alice@example.test", DEFAULT_PASSWORD))
+            assert r["end"][0] == 250, r
+            s.kill9()
+            with SmtpPeer(port=port) as peer:
+                s.start()
+                s.queue_flush()
+                peer.wait_messages(1, timeout=20)
+                deadline = time.monotonic() + 10
+                while sorted(r for x in peer.messages for r in x.rcpts) != ["carol@example.org", "dave@example.org"]:
+                    assert time.monotonic() < deadline, [(x.sender, x.rcpts) for x in peer.messages]
+                    time.sleep(0.05)
+                got = peer.messages
+            for x in got:
+                assert x.sender == "bounces@example.test", x
+                head, _, body = x.data.partition(b"\r\n\r\n")
+                assert b"\r\nX-Kept: across the crash" in b"\r\n" + head, head
+                assert body == b"replaced\r\n", body
+        finally:
+            s.stop()
+
+
+def test_local_submission_by_sendmail_is_not_filtered(tmp_path):
+    """`ferry sendmail` (the pickup) is not an SMTP listener: milters are not asked, as with Postfix's
+    non_smtpd_milters left empty."""
+    import subprocess
+    from ferrytest import ferry_bin
+    with PyMilter(tmp_path / "m", always={"connect": "reject", "mail": "reject", "eom": "reject"}) as m:
+        s = start_ferry(tmp_path / "f", milter_toml(m.address))
+        try:
+            r = subprocess.run([ferry_bin(), "sendmail", "--config", str(s.config), "-i", "alice@example.test"],
+                               input=b"Subject: from cron\n\nall good\n", capture_output=True, timeout=30)
+            assert r.returncode == 0, r
+            data = s.wait_mail("alice")[0].read_bytes()
+            assert b"Subject: from cron" in data
+            # The same server refuses SMTP: the milter is in force there.
+            smtp = transact(s.port, "a@client.test", ["alice@example.test"], msg())
+            assert first_refusal(smtp)[0] == 550, smtp
+            assert m.events("envfrom") == [] and m.events("eom") == []
+        finally:
+            s.stop()

@@ -72,21 +72,25 @@ def via_milter(tmp_path_factory, rspamd):
     s.stop()
 
 
-def count(srv, user, folder=""):
+def copies(srv, user, sent, folder=""):
+    """The files of user's mailbox (or Maildir++ folder) holding the message with sent's Message-ID."""
     d = srv.maildir(user) / folder / "new"
-    return len([p for p in d.iterdir() if p.is_file()]) if d.is_dir() else 0
+    mid = re.search(rb"(?im)^Message-ID:[ \t]*(<[^>\r\n]+>)", sent).group(1)
+    files = [p for p in d.iterdir() if p.is_file()] if d.is_dir() else []
+    return [p for p in files if mid in p.read_bytes().split(b"\r\n\r\n", 1)[0]]
 
 
-def wait_new(srv, user, before, folder="", timeout=10.0):
-    """The bytes of the newest message of user's folder, once it has more than `before`."""
-    d = srv.maildir(user) / folder / "new"
+def wait_new(srv, user, sent, folder="", timeout=10.0):
+    """The delivered bytes of the message with sent's Message-ID in user's folder (a module's tests share a server,
+    and a delivery may land after the next test has begun: never "the newest file")."""
     deadline = time.monotonic() + timeout
     while True:
-        files = [p for p in d.iterdir() if p.is_file()] if d.is_dir() else []
-        if len(files) > before:
-            return max(files, key=lambda p: p.stat().st_mtime_ns).read_bytes()
+        found = copies(srv, user, sent, folder)
+        if found:
+            assert len(found) == 1, found
+            return found[0].read_bytes()
         if time.monotonic() > deadline:
-            raise AssertionError(f"nothing new in {d} (had {before})\n--- log ---\n{srv.log[-3000:]}")
+            raise AssertionError(f"not delivered to {user} {folder}\n--- log ---\n{srv.log[-3000:]}")
         time.sleep(0.05)
 
 
@@ -114,26 +118,40 @@ def test_gtube_reject_with_bdat(srv):
 
 
 def test_add_header_goes_to_junk_with_spam_headers(srv):
-    before_junk, before_inbox = count(srv, "alice", ".Junk"), count(srv, "alice")
     subject = f"add header {next(_n)}"
-    r = transact(srv.port, "someone@sender.example", [ALICE], content(subject, body=GTUBE_ADD_HEADER + "\r\n"))
+    sent = content(subject, body=GTUBE_ADD_HEADER + "\r\n")
+    r = transact(srv.port, "someone@sender.example", [ALICE], sent)
     assert r["end"][0] == 250, r
-    data = wait_new(srv, "alice", before_junk, ".Junk")
+    data = wait_new(srv, "alice", sent, ".Junk")
     assert header_value(data, "Subject") == subject
     assert header_value(data, "X-Spam-Flag") == "YES", data[:1500]
     score = header_value(data, "X-Spam-Score")
     assert score is not None and float(score) >= 6, data[:1500]
     status = header_value(data, "X-Spam-Status")
     assert status is not None and status.lower().startswith("yes"), data[:1500]
-    assert count(srv, "alice") == before_inbox
+    assert copies(srv, "alice", sent) == [], "a copy in the inbox too"
+
+
+def test_spam_header_names_are_configurable(tmp_path, rspamd):
+    s = make_server(tmp_path / "f", rspamd_toml(rspamd.url, spam_flag_header="X-Our-Flag", score_header="X-Our-Score",
+                                                status_header="X-Our-Status"))
+    try:
+        sent = content(body=GTUBE_ADD_HEADER + "\r\n")
+        r = transact(s.port, "someone@sender.example", [ALICE], sent)
+        assert r["end"][0] == 250, r
+        data = wait_new(s, "alice", sent, ".Junk")
+        assert header_value(data, "X-Our-Flag") == "YES", data[:1500]
+        assert header_value(data, "X-Our-Score") is not None and header_value(data, "X-Our-Status") is not None
+        assert header_value(data, "X-Spam-Flag") is None and header_value(data, "X-Spam-Score") is None
+    finally:
+        s.stop()
 
 
 def test_rewrite_subject(srv):
-    before = count(srv, "alice")
     sent = content("orig subj", body=GTUBE_REWRITE_SUBJECT + "\r\n")
     r = transact(srv.port, "someone@sender.example", [ALICE], sent)
     assert r["end"][0] == 250, r
-    data = wait_new(srv, "alice", before)
+    data = wait_new(srv, "alice", sent)
     assert fields_of(data, "Subject") == [b"Subject: ***SPAM*** orig subj\r\n"], data[:1500]
     # Only the subject changed: every other field of the client and the body are as sent.
     got, body = header_fields(data)
@@ -153,11 +171,10 @@ def test_soft_reject_and_greylist_tempfail(srv, mark):
 
 
 def test_milter_block_adds_and_removes_headers(srv):
-    before = count(srv, "alice")
-    r = transact(srv.port, "someone@sender.example", [ALICE],
-                 content(f"{MILTER_MARK} {next(_n)}", headers=f"{MILTER_REMOVE_HEADER}: remove me\r\n"))
+    sent = content(f"{MILTER_MARK} {next(_n)}", headers=f"{MILTER_REMOVE_HEADER}: remove me\r\n")
+    r = transact(srv.port, "someone@sender.example", [ALICE], sent)
     assert r["end"][0] == 250, r
-    data = wait_new(srv, "alice", before)
+    data = wait_new(srv, "alice", sent)
     assert header_value(data, MILTER_ADD_HEADER) == MILTER_ADD_VALUE, data[:1500]
     assert fields_of(data, MILTER_REMOVE_HEADER) == [], data[:1500]
 
@@ -174,12 +191,11 @@ def scanned(rspamd, sent, timeout=5.0):
 
 
 def test_clean_mail_is_delivered_byte_exact(srv, rspamd):
-    before = count(srv, "alice")
     sent = content()
     r = transact(srv.port, "someone@sender.example", [ALICE], sent)
     assert r["end"][0] == 250, r
     assert scanned(rspamd, sent), "rspamd was not asked"
-    data = wait_new(srv, "alice", before)
+    data = wait_new(srv, "alice", sent)
     got, body = header_fields(data)
     sent_fields, sent_body = header_fields(sent)
     assert body == sent_body
@@ -189,11 +205,10 @@ def test_clean_mail_is_delivered_byte_exact(srv, rspamd):
 
 
 def test_submission_is_not_scanned_by_default(srv):
-    before = count(srv, "bob")
-    r = transact(srv.sub_port, ALICE, [BOB], content(sender=ALICE, to=BOB, body=GTUBE_REJECT + "\r\n"),
-                 login=LOGIN)
+    sent = content(sender=ALICE, to=BOB, body=GTUBE_REJECT + "\r\n")
+    r = transact(srv.sub_port, ALICE, [BOB], sent, login=LOGIN)
     assert r["end"][0] == 250, r
-    data = wait_new(srv, "bob", before)
+    data = wait_new(srv, "bob", sent)
     assert GTUBE_REJECT.encode() in data and header_value(data, "X-Spam-Flag") is None
 
 
@@ -257,28 +272,26 @@ def test_milter_proxy_soft_reject(via_milter):
 
 
 def test_milter_proxy_add_header(via_milter):
-    before = count(via_milter, "alice")
-    r = transact(via_milter.port, "someone@sender.example", [ALICE], content(body=GTUBE_ADD_HEADER + "\r\n"))
+    sent = content(body=GTUBE_ADD_HEADER + "\r\n")
+    r = transact(via_milter.port, "someone@sender.example", [ALICE], sent)
     assert r["end"][0] == 250, r
-    data = wait_new(via_milter, "alice", before)
+    data = wait_new(via_milter, "alice", sent)
     assert fields_of(data, "X-Spam") == [b"X-Spam: Yes\r\n"], data[:1500]
 
 
 def test_milter_proxy_rewrite_subject(via_milter):
-    before = count(via_milter, "alice")
-    r = transact(via_milter.port, "someone@sender.example", [ALICE],
-                 content("orig subj", body=GTUBE_REWRITE_SUBJECT + "\r\n"))
+    sent = content("orig subj", body=GTUBE_REWRITE_SUBJECT + "\r\n")
+    r = transact(via_milter.port, "someone@sender.example", [ALICE], sent)
     assert r["end"][0] == 250, r
-    data = wait_new(via_milter, "alice", before)
+    data = wait_new(via_milter, "alice", sent)
     assert fields_of(data, "Subject") == [b"Subject: ***SPAM*** orig subj\r\n"], data[:1500]
 
 
 def test_milter_proxy_milter_block(via_milter):
-    before = count(via_milter, "alice")
-    r = transact(via_milter.port, "someone@sender.example", [ALICE],
-                 content(f"{MILTER_MARK} {next(_n)}", headers=f"{MILTER_REMOVE_HEADER}: remove me\r\n"))
+    sent = content(f"{MILTER_MARK} {next(_n)}", headers=f"{MILTER_REMOVE_HEADER}: remove me\r\n")
+    r = transact(via_milter.port, "someone@sender.example", [ALICE], sent)
     assert r["end"][0] == 250, r
-    data = wait_new(via_milter, "alice", before)
+    data = wait_new(via_milter, "alice", sent)
     assert fields_of(data, MILTER_ADD_HEADER) == [f"{MILTER_ADD_HEADER}: {MILTER_ADD_VALUE}\r\n".encode()], \
         data[:1500]
     assert fields_of(data, MILTER_REMOVE_HEADER) == [], data[:1500]
@@ -286,12 +299,11 @@ def test_milter_proxy_milter_block(via_milter):
 
 def test_milter_proxy_clean_mail(via_milter, rspamd):
     """Clean mail arrives as sent, except the client's own X-Spam: field, which rspamd always removes."""
-    before = count(via_milter, "alice")
     sent = content(headers="X-Spam: yes\r\n")
     r = transact(via_milter.port, "someone@sender.example", [ALICE], sent)
     assert r["end"][0] == 250, r
     assert scanned(rspamd, sent), "rspamd was not asked"
-    data = wait_new(via_milter, "alice", before)
+    data = wait_new(via_milter, "alice", sent)
     got, body = header_fields(data)
     sent_fields, sent_body = header_fields(sent)
     assert body == sent_body
@@ -324,6 +336,13 @@ def test_request_carries_the_facts_and_the_stored_bytes(tmp_path):
             data = s.wait_mail("alice")[0].read_bytes()
             assert data.endswith(req.body), data[:600]
             assert re.fullmatch(rb"Return-Path: [^\r\n]*\r\nDelivered-To: [^\r\n]*\r\n", data[:-len(req.body)]), data[:600]
+            assert h.get("TLS-Version") is None and h.get("TLS-Cipher") is None, dict(h)
+            # With STARTTLS, the protocol and cipher are told.
+            r = transact(s.port, "someone@sender.example", [ALICE], content(), starttls=True)
+            assert r["end"][0] == 250, r
+            h = peer.requests[-1].headers
+            assert (h.get("TLS-Version") or "").startswith("TLSv1."), dict(h)
+            assert h.get("TLS-Cipher"), dict(h)
             # Submission (scan_submission): the SASL login is told as User.
             r = transact(s.sub_port, ALICE, [BOB], content(sender=ALICE, to=BOB), login=LOGIN)
             assert r["end"][0] == 250, r

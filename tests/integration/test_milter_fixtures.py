@@ -130,3 +130,19 @@ def test_spamass_milter_under_postfix(base):
             assert r["end"] == (550, "5.7.1 Blocked by SpamAssassin"), r
         finally:
             p.stop()
+
+
+def test_negotiated_stages_under_postfix(base):
+    """The fixture's --noreply/--nocallback negotiation works with Postfix: no waits, no body callback."""
+    noreply = ("connect", "hello", "envfrom", "envrcpt", "data", "header", "eoh")
+    with PyMilter(base / "m", noreply=noreply, nocallback=("body",)) as m:
+        p = postfix_with(base, m.address).start()
+        try:
+            sent = f"Subject: x\r\n{test_milter_header(['addheader', 'X-NR', 'yes'])}\r\nbody\r\n".encode()
+            r = transact(p.port, "a@client.test", ["bob@example.org"], sent)
+            assert r["end"][0] == 250, r
+            assert b"\r\nX-NR: yes\r\n" in delivered(p.wait_mail("bob")[0])
+            cbs = [e["cb"] for e in m.events()]
+            assert "body" not in cbs and "envfrom" in cbs and "eom" in cbs, cbs
+        finally:
+            p.stop()
