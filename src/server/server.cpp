@@ -105,7 +105,7 @@ public:
                       return services_.signing_keys;
                   }),
           services_{io_,     directory_, spool_,  committer_, queue_,  {}, nullptr, auth_pool_, {},
-                    nullptr, nullptr,    nullptr, std::mt19937{std::random_device{}()}},
+                    nullptr, nullptr,    nullptr, std::mt19937{std::random_device{}()}, nullptr},
           resolver_(io_.get_executor(), config_->dns),
           public_suffixes_(load_public_suffixes(*config_)),
           signals_(io_, SIGTERM, SIGINT, SIGHUP) {

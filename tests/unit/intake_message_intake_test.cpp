@@ -73,8 +73,10 @@ protected:
         const auto m = spool::read_stored_message(fd);
         EXPECT_TRUE(m);
         std::string content(m ? m->content_length : 0, '\0');
-        if (m) EXPECT_EQ(::pread(fd, content.data(), content.size(), m->content_offset),
-                         static_cast<ssize_t>(content.size()));
+        if (m) {
+            EXPECT_EQ(::pread(fd, content.data(), content.size(), m->content_offset),
+                      static_cast<ssize_t>(content.size()));
+        }
         ::close(fd);
         return {content, m ? m->addendum : spool::Addendum{}};
     }

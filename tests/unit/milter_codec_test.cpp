@@ -136,7 +136,7 @@ TEST(MilterCodec, DecodesReplyCodeIntoAnSmtpReply) {
 }
 
 TEST(MilterCodec, RefusesBadReplyCodes) {
-    for (const std::string bad : {"250 2.0.0 ok"s, "650 5.7.1 x"s, "55 short"s, "550 4.7.1 class mismatch"s,
+    for (const std::string& bad : {"250 2.0.0 ok"s, "650 5.7.1 x"s, "55 short"s, "550 4.7.1 class mismatch"s,
                                   "550x5.7.1 bad separator"s, "550-5.7.1 no last line"s,
                                   "550-5.7.1 a\r\n451 4.7.1 other code"s, "550 5.7.1 a\r\n550 5.7.1 after last"s, ""s}) {
         const Decoded d = decode_one(frame('y', bad + '\0'));
@@ -194,7 +194,7 @@ TEST(MilterCodec, DecodesModifications) {
 
 TEST(MilterCodec, RefusesMalformedFrames) {
     // Missing NULs, short fixed fields, extra octets, empty names, unknown commands.
-    for (const std::string bad : {frame('h', "X-Test\0yes"s), frame('h', "X-Test"), frame('h', "\0v\0"s),
+    for (const std::string& bad : {frame('h', "X-Test\0yes"s), frame('h', "X-Test"), frame('h', "\0v\0"s),
                                   frame('i', "\x00\x00\x01"s), frame('m', "\x00\x00\x00\x01Subject\0"s),
                                   frame('+', "a@b"), frame('+', "a@b\0junk"s), frame('e', ""),
                                   frame('O', "\x00\x00\x00\x06\x00\x00\x00\x00"s),
