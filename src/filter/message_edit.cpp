@@ -125,21 +125,4 @@ std::string apply_header_edits(std::string_view header, const std::vector<Header
     return out;
 }
 
-std::string crlf_body(std::string_view body) {
-    std::string out;
-    out.reserve(body.size() + body.size() / 32);
-    for (std::size_t i = 0; i < body.size(); ++i) {
-        const char c = body[i];
-        if (c == '\r') {
-            out += "\r\n";
-            if (i + 1 < body.size() && body[i + 1] == '\n') ++i;
-        } else if (c == '\n') {
-            out += "\r\n";
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
-
 }  // namespace ferry::filter

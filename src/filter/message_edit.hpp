@@ -1,5 +1,6 @@
 // A filter's changes applied to a message held in memory: header fields inserted, appended, changed and removed
-// (in the order the filter gave them, each on the result of the ones before), the body replaced. Pure: text in,
+// (in the order the filter gave them, each on the result of the ones before). A replaced body is put in
+// with mime::canonical_lines (CRLF line ends, as SMFIR_REPLBODY may use bare LF). Pure: text in,
 // text out. What a filter writes is not trusted to be well-formed: a field name that is not one (RFC 5322 2.2) is
 // skipped, and a value's line breaks become CRLF followed by whitespace, so a value can never end the field and
 // start another one or end the header section.
@@ -31,8 +32,5 @@ std::string apply_header_edits(std::string_view header, const std::vector<Header
 // breaks (LF, CRLF or CR) as CRLF with a tab where the next line would not start with whitespace, ending in CRLF.
 // "" when `name` is not a field name.
 std::string render_field(std::string_view name, std::string_view value);
-
-// A replaced body with every line break as CRLF (a milter's SMFIR_REPLBODY may use bare LF).
-std::string crlf_body(std::string_view body);
 
 }  // namespace ferry::filter

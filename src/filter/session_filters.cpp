@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "filter/message_edit.hpp"
+#include "mime/text_body.hpp"
 #include "smtp/address.hpp"
 #include "util/ascii.hpp"
 
@@ -157,7 +158,7 @@ AppliedVerdict apply_verdict(const ContentVerdict& v, std::string_view message, 
         MessageText m = MessageText::split(message);
         if (!v.header_edits.empty()) m.header = apply_header_edits(m.header, v.header_edits, out.skipped);
         if (v.new_body) {
-            m.body = crlf_body(*v.new_body);
+            m.body = mime::canonical_lines(*v.new_body);   // SMFIR_REPLBODY may use bare LF
             m.has_body = true;
         }
         out.message = m.joined();

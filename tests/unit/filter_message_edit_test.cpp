@@ -102,9 +102,6 @@ TEST(FilterMessageEdit, SplitAndJoinKeepTheMessage) {
     EXPECT_EQ(MessageText::split("A: 1\r\n\r\n").joined(), "A: 1\r\n\r\n");
 }
 
-TEST(FilterMessageEdit, ReplacedBodyGetsCrlf) {
-    EXPECT_EQ(crlf_body("a\nb\r\nc\rd"), "a\r\nb\r\nc\r\nd");
-}
 
 }  // namespace
 }  // namespace ferry::filter
