@@ -91,7 +91,9 @@ asio::awaitable<FilteredMessage> SessionFilters::content(const SessionFacts& ses
     FilteredMessage out;
     const std::string original_sender = message.sender;
     const std::vector<std::string> original_recipients = message.recipients;
-    std::string text = message_text;   // as the filters have left it so far
+    // The message as the filters have left it so far: the one copy, until a filter changes it.
+    std::optional<std::string> edited;
+    auto current = [&]() -> const std::string& { return edited ? *edited : message_text; };
 
     auto take = [&](const ContentVerdict& v, const std::string& who) -> bool {
         if (!v.summary.empty()) out.log.push_back(v.summary.starts_with(who) ? v.summary : who + ": " + v.summary);
@@ -105,11 +107,11 @@ asio::awaitable<FilteredMessage> SessionFilters::content(const SessionFacts& ses
             out.hold_reason = v.quarantine_reason.empty() ? who : who + ": " + v.quarantine_reason;
         }
         out.junk = out.junk || v.junk;
-        AppliedVerdict applied = apply_verdict(v, text, message.sender, message.recipients);
+        AppliedVerdict applied = apply_verdict(v, current(), message.sender, message.recipients);
         if (applied.skipped > 0)
             spdlog::warn("{} id={}: {} change{} with a bad field name or address ignored", who, message.queue_id,
                          applied.skipped, applied.skipped == 1 ? "" : "s");
-        text = std::move(applied.message);
+        if (applied.message) edited = std::move(*applied.message);
         if (applied.sender) message.sender = *applied.sender;
         message.recipients = std::move(applied.recipients);
         return true;
@@ -117,11 +119,11 @@ asio::awaitable<FilteredMessage> SessionFilters::content(const SessionFacts& ses
 
     for (auto& m : milters_) {
         if (!m->active()) continue;
-        const ContentVerdict v = co_await m->content(session, message, text);
+        const ContentVerdict v = co_await m->content(session, message, current());
         if (!take(v, "milter " + m->name())) co_return out;
     }
     if (rspamd_ && scan) {
-        const ContentVerdict v = co_await rspamd_->check(connection_, session, message, text);
+        const ContentVerdict v = co_await rspamd_->check(connection_, session, message, current());
         if (!take(v, "rspamd")) co_return out;
     }
     if (message.recipients.empty()) {
@@ -130,9 +132,9 @@ asio::awaitable<FilteredMessage> SessionFilters::content(const SessionFacts& ses
         out.filter = "milters (every recipient removed)";
         co_return out;
     }
-    if (text != message_text) {
-        if (auto fields = prepended_fields(text, message_text)) out.prepended = std::move(*fields);
-        else out.message = std::move(text);
+    if (edited && *edited != message_text) {
+        if (auto fields = prepended_fields(*edited, message_text)) out.prepended = std::move(*fields);
+        else out.message = std::move(*edited);
     }
     if (message.sender != original_sender) out.sender = message.sender;
     if (message.recipients != original_recipients) out.recipients = std::move(message.recipients);
@@ -152,9 +154,7 @@ smtp::Reply reply_for(const Decision& d, std::string_view hostname) {
 AppliedVerdict apply_verdict(const ContentVerdict& v, std::string_view message, std::string_view sender,
                              std::vector<std::string> recipients) {
     AppliedVerdict out;
-    if (v.header_edits.empty() && !v.new_body) {
-        out.message = std::string(message);
-    } else {
+    if (!v.header_edits.empty() || v.new_body) {
         MessageText m = MessageText::split(message);
         if (!v.header_edits.empty()) m.header = apply_header_edits(m.header, v.header_edits, out.skipped);
         if (v.new_body) {

@@ -76,9 +76,9 @@ private:
 // The reply a refusing decision gets: the filter's own, else 550 5.7.1 / 451 4.7.1 / 421 4.7.0 (Postfix's).
 smtp::Reply reply_for(const Decision& decision, std::string_view hostname);
 
-// The message after `verdict`'s changes; `changed` when it differs from `message`. Pure.
+// The message and envelope after `verdict`'s changes. Pure.
 struct AppliedVerdict {
-    std::string message;
+    std::optional<std::string> message;   // nullopt: the verdict has no header or body change
     std::optional<std::string> sender;
     std::vector<std::string> recipients;
     std::size_t skipped = 0;   // changes with a bad field name or address (ignored)

@@ -20,7 +20,7 @@ HeaderEdit edit(HeaderEdit::Kind kind, long index, std::string name, std::string
 
 TEST(FilterChain, NoChangesKeepTheMessageAndEnvelope) {
     const AppliedVerdict a = apply_verdict(ContentVerdict{}, kMessage, "s@x.test", {"r@y.test"});
-    EXPECT_EQ(a.message, kMessage);
+    EXPECT_FALSE(a.message);   // no copy when nothing in it changes
     EXPECT_FALSE(a.sender);
     EXPECT_EQ(a.recipients, (std::vector<std::string>{"r@y.test"}));
 }
@@ -30,7 +30,8 @@ TEST(FilterChain, HeaderEditsAndANewBody) {
     v.header_edits = {edit(HeaderEdit::Kind::change, 1, "Subject", "changed")};
     v.new_body = "new\nbody\n";
     const AppliedVerdict a = apply_verdict(v, kMessage, "s@x.test", {"r@y.test"});
-    EXPECT_EQ(a.message, "Received: by us\r\nFrom: a@example.test\r\nSubject: changed\r\n\r\nnew\r\nbody\r\n");
+    EXPECT_EQ(a.message,
+              std::string("Received: by us\r\nFrom: a@example.test\r\nSubject: changed\r\n\r\nnew\r\nbody\r\n"));
 }
 
 TEST(FilterChain, EnvelopeChangesSkipBadAddressesAndDuplicates) {
