@@ -166,7 +166,10 @@ TEST_F(SpoolTest, WriterReadsItsContentBackAndStartsOverWithANewEnvelope) {
     EXPECT_EQ(writer.content(), "");
     const std::string edited = "X-Filter: yes\r\n" + content;
     ASSERT_FALSE(writer.append(edited));
-    writer.set_addendum({"X-Spam-Flag: YES\r\n", "Junk"});
+    spool::Addendum added;
+    added.headers = "X-Spam-Flag: YES\r\n";
+    added.folder = "Junk";
+    writer.set_addendum(added);
     std::promise<std::error_code> done;
     committer.submit(writer, [&](std::error_code ec) { done.set_value(ec); });
     ASSERT_FALSE(done.get_future().get());
