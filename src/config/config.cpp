@@ -523,8 +523,7 @@ constexpr const char* kFilterFailureError = "is not \"tempfail\" or \"accept\"";
 Field<RspamdSettings> header_name_field(std::string_view key, std::string RspamdSettings::*member) {
     return {key, [member](Reader& r, const toml::node& n, const std::string& name, RspamdSettings& s) {
                 const std::string v = r.text(n, name);
-                const bool ok = !v.empty() && v.size() <= 64 &&
-                                std::all_of(v.begin(), v.end(), [](char c) { return c > 0x20 && c < 0x7f && c != ':'; });
+                const bool ok = v.size() <= 64 && util::is_field_name(v);
                 if (!ok) r.fail(n, name, quote_value(v) + " is not a header field name");
                 s.*member = v;
             }};

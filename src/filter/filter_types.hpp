@@ -59,6 +59,12 @@ struct Decision {
     std::string reason;   // one line for the log: what the filter said
 };
 
+// The decision refuses what it answers, with its reply (or the default one): reject, tempfail, shutdown.
+inline bool refuses(const Decision& d) {
+    return d.action == Decision::Action::reject || d.action == Decision::Action::tempfail ||
+           d.action == Decision::Action::shutdown;
+}
+
 // A change to the message's header section, applied in order (each to the result of the ones before).
 struct HeaderEdit {
     enum class Kind {

@@ -7,13 +7,6 @@ namespace ferry::filter {
 
 namespace {
 
-bool field_name(std::string_view name) {
-    if (name.empty() || name.size() > 128) return false;
-    for (const char c : name)
-        if (c <= 0x20 || c >= 0x7f || c == ':') return false;   // RFC 5322 2.2: printable, no colon
-    return true;
-}
-
 bool same_name(std::string_view a, std::string_view b) { return util::ascii_iequals(a, b); }
 
 // The positions of the fields called `name`, in order.
@@ -53,7 +46,7 @@ std::string MessageText::joined() const {
 }
 
 std::string render_field(std::string_view name, std::string_view value) {
-    if (!field_name(name)) return {};
+    if (!util::is_field_name(name)) return {};
     std::string out(name);
     out += ':';
     if (value.empty() || (value.front() != ' ' && value.front() != '\t')) out += ' ';
@@ -77,7 +70,7 @@ std::string apply_header_edits(std::string_view header, const std::vector<Header
     std::vector<std::string> fields;
     for (const mime::RawField& f : mime::header_fields(header)) fields.emplace_back(f.raw);
     for (const HeaderEdit& e : edits) {
-        if (!field_name(e.name)) {
+        if (!util::is_field_name(e.name)) {
             ++skipped;
             continue;
         }

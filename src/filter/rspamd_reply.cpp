@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "util/ascii.hpp"
+
 namespace ferry::filter {
 namespace {
 
@@ -58,12 +60,6 @@ std::string reply_text(std::string_view in) {
     }
     while (!out.empty() && out.back() == ' ') out.pop_back();
     return out;
-}
-
-// A field name (RFC 5322 2.2): 1-126 printable US-ASCII characters other than ':'.
-bool valid_field_name(std::string_view name) {
-    if (name.empty() || name.size() > 126) return false;
-    return std::all_of(name.begin(), name.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f && c != ':'; });
 }
 
 // A field value as it will be written after "Name: ". Folding (CRLF or LF followed by SP/HTAB) is kept as rspamd
@@ -149,13 +145,13 @@ MilterEdits milter_edits(const json::value* block, std::size_t header_fields) {
     if (const json::value* rm = member(o, "remove_headers"); rm != nullptr && rm->is_object()) {
         for (const auto& kv : rm->get_object()) {
             const auto n = integer(&kv.value());
-            if (!n || !kv.value().is_number() || !valid_field_name(kv.key())) continue;
+            if (!n || !kv.value().is_number() || !util::is_field_name(kv.key())) continue;
             add_edit(m, HeaderEdit{HeaderEdit::Kind::remove, *n, std::string(kv.key()), ""});
         }
     }
     if (const json::value* add = member(o, "add_headers"); add != nullptr && add->is_object()) {
         for (const auto& kv : add->get_object()) {
-            if (!valid_field_name(kv.key())) continue;
+            if (!util::is_field_name(kv.key())) continue;
             if (kv.value().is_array()) {
                 for (const auto& item : kv.value().get_array()) add_header_entry(m, kv.key(), item, header_fields);
             } else {

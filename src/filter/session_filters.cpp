@@ -79,10 +79,8 @@ asio::awaitable<void> SessionFilters::quit() {
 
 namespace {
 
-bool refusing(Decision::Action a) {
-    return a == Decision::Action::reject || a == Decision::Action::tempfail || a == Decision::Action::shutdown ||
-           a == Decision::Action::discard;
-}
+// The message goes no further down the chain: refused, or discarded.
+bool ends_message(const Decision& d) { return refuses(d) || d.action == Decision::Action::discard; }
 
 }  // namespace
 
@@ -97,7 +95,7 @@ asio::awaitable<FilteredMessage> SessionFilters::content(const SessionFacts& ses
 
     auto take = [&](const ContentVerdict& v, const std::string& who) -> bool {
         if (!v.summary.empty()) out.log.push_back(v.summary.starts_with(who) ? v.summary : who + ": " + v.summary);
-        if (refusing(v.decision.action)) {
+        if (ends_message(v.decision)) {
             out.decision = v.decision;
             out.filter = who;
             return false;

@@ -345,7 +345,7 @@ asio::awaitable<void> SmtpConnection::serve() {
                 co_await filters_->quit();
                 co_return;
             }
-            if (d.action == Action::reject || d.action == Action::tempfail) {
+            if (filter::refuses(d)) {   // shutdown went above
                 spdlog::warn("refused client={} by milter at connect: {}", client_, intake::loggable_line(d.reason));
                 session.refuse_session(filter::reply_for(d, cfg.hostname));
             }
@@ -477,8 +477,7 @@ asio::awaitable<bool> SmtpConnection::perform(smtp::Session& session, smtp::Step
                 if (filters_ && filters_->has_milters()) {
                     const filter::Decision d = co_await filters_->data(session_facts(session), message_facts(session));
                     if (d.action == filter::Decision::Action::discard) discard_message_ = true;
-                    else if (d.action != filter::Decision::Action::proceed && d.action != filter::Decision::Action::accept)
-                        data_refused_ = filter::reply_for(d, config_->hostname);
+                    else if (filter::refuses(d)) data_refused_ = filter::reply_for(d, config_->hostname);
                 }
             }
             const ReadResult r = co_await receive_chunk(step.chunk_size, keep);
@@ -646,7 +645,7 @@ asio::awaitable<bool> SmtpConnection::ask_filters(smtp::Session& session, smtp::
     case smtp::FilterStage::data: d = co_await filters_->data(session_facts(session), message_facts(session)); break;
     }
     if (d.action == Action::discard) discard_message_ = true;   // accepted now, dropped at the end of data
-    if (d.action == Action::proceed || d.action == Action::accept || d.action == Action::discard) co_return true;
+    if (!filter::refuses(d)) co_return true;
     const smtp::Reply reply = filter::reply_for(d, config_->hostname);
     spdlog::warn("refused client={} by milter: {} {}", client_, reply.code, intake::loggable_line(d.reason));
     step = session.on_filter_refused(reply);

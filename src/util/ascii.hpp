@@ -17,6 +17,17 @@ inline bool is_atext(char c) {
     return is_alpha(c) || is_digit(c) || (c != '\0' && std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos);
 }
 
+// A header field name (RFC 5322 2.2): printable US-ASCII other than ':', at least one, at most 126 octets (so
+// "Name: " and a value still fit the 998-octet line of RFC 5322 2.1.1 with room to spare).
+inline bool is_field_name(std::string_view name) {
+    if (name.empty() || name.size() > 126) return false;
+    for (const char c : name) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u >= 0x7F || c == ':') return false;
+    }
+    return true;
+}
+
 // RFC 2045 5.1: a token is printable ASCII but SPACE and these tspecials.
 inline bool is_tspecial(char c) { return c != '\0' && std::string_view("()<>@,;:\\\"/[]?=").find(c) != std::string_view::npos; }
 inline bool is_mime_token_char(char c) {
