@@ -61,7 +61,9 @@ sanitize: setup
 # Ferry against Postfix and OpenSMTPD in one run (bench/run; needs root and ../shared/peers). Never part of
 # `make test`. Writes bench/results/latest.md. BENCH_ARGS passes options to bench-peers.sh. Its last step is
 # bench/filters.sh (Ferry + rspamd against Postfix + rspamd as a milter; SKIP_FILTERS=1 skips it, and it also runs
-# alone: `bench/filters.sh`), which writes bench/results/filters-<date>.md and a paragraph in latest.md.
+# alone: `bench/filters.sh`), which writes bench/results/filters-<date>.md and a paragraph in latest.md; then
+# bench/policy.sh (Ferry with the issue-18 policy against without it; SKIP_POLICY=1 skips it, it also runs alone),
+# which writes bench/results/policy-<date>.md and its paragraph in latest.md.
 bench: build
 	@scripts/setup bench
 	cmake --build $(BUILD_DIR) --target ferry_micro -j $(JOBS)

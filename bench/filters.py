@@ -162,8 +162,10 @@ class Target:
 
 
 class Ferry:
-    def __init__(self, binary, base, name, port, rspamd_url=None):
+    def __init__(self, binary, base, name, port, rspamd_url=None, extra=""):
+        """extra: TOML appended to the config (bench/policy.py's [policy], [[dnsbl]], ... tables)."""
         self.binary, self.dir, self.name, self.port, self.rspamd_url = binary, Path(base) / name, name, port, rspamd_url
+        self.extra = extra
         self.proc = None
 
     def start(self):
@@ -178,6 +180,7 @@ class Ferry:
                '[mailauth]\nverify = false\n')
         if self.rspamd_url:
             cfg += f'[rspamd]\nurl = "{self.rspamd_url}"\n'
+        cfg += self.extra
         (self.dir / "ferry.toml").write_text(cfg)
         subprocess.run([self.binary, "user", "add", "u@example.test", "--config", str(self.dir / "ferry.toml")],
                        input=b"bench\n", stdout=subprocess.DEVNULL, check=True)
