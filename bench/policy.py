@@ -252,6 +252,7 @@ def main():
     ap.add_argument("--size", type=int, default=int(os.environ.get("SIZE", "1024")))
     ap.add_argument("--reps", type=int, default=int(os.environ.get("REPS", "3")))
     ap.add_argument("--msgs", type=int, default=int(os.environ.get("MSGS", "3000")))
+    ap.add_argument("--no-flood", action="store_true", help="no flood figure (bench/micro/policy_flood)")
     ap.add_argument("--no-control", action="store_true", help="no ferry-plain-2 (the A/A control)")
     ap.add_argument("--max-run", type=int, default=300)
     ap.add_argument("--drain-timeout", type=float, default=120)
@@ -333,7 +334,8 @@ def main():
             if d:
                 d.stop()
     shutil.copy(res, out_md.with_suffix(".tsv"))
-    text = report(rows, a, start, end, uptime_start, checks, cfg, out_md.with_suffix(".tsv").name)
+    flood = None if a.no_flood else flood_figure(a.ferry)
+    text = report(rows, a, start, end, uptime_start, checks, cfg, out_md.with_suffix(".tsv").name, flood)
     out_md.write_text(text)
     if a.latest:
         write_note(out_md, Path(a.latest))
@@ -351,14 +353,45 @@ def rng(v, fmt):
     return (fmt % med(v)) + " (" + (fmt % min(v)) + "–" + (fmt % max(v)) + ")" if v else "-"
 
 
-def flood_figure():
-    """The 1M-prefix flood memory figure, when bench/micro/policy_flood (another part of issue 18) has left one."""
-    for p in sorted((REPO / "bench/results").glob("policy-flood*")):
-        return p.name, p.read_text().strip()
-    return None
+def flood_figure(ferry_bin):
+    """Issue 18's other figure, memory under a flood (bench/micro/policy_flood.cpp, 1M distinct IPv6 /64s through
+    the rate limiter and greylisting; bench/run runs it too): built beside the ferry binary when its source is
+    there, run, its TSV rows returned (None without it)."""
+    if not (REPO / "bench/micro/policy_flood.cpp").exists():
+        return None
+    build = Path(ferry_bin).resolve().parent
+    b = subprocess.run(["cmake", "--build", str(build), "--target", "policy_flood"], capture_output=True, text=True)
+    if b.returncode != 0:
+        log(f"policy_flood did not build: {b.stdout[-500:]}{b.stderr[-500:]}")
+        return None
+    log("policy_flood: 1M distinct /64s through the policy tables")
+    r = subprocess.run([str(build / "policy_flood")], capture_output=True, text=True)
+    if r.returncode != 0:
+        log(f"policy_flood failed: {r.stderr[-500:]}")
+        return None
+    lines = [line.split("\t") for line in r.stdout.strip().splitlines()]
+    return [dict(zip(lines[0], row)) for row in lines[1:]]
 
 
-def report(rows, a, start, end, uptime_start, checks, cfg, tsv_name):
+def flood_section(rows):
+    L = ["## Policy tables under a flood (bench/micro/policy_flood.cpp)\n",
+         "1M distinct IPv6 /64s, one each, through one table in a process of its own, simulated time (1 µs per "
+         "client: no key recovers during the flood, the worst case for eviction); RSS and heap growth over the flood.",
+         "",
+         "| table | clients | bound | entries kept | RSS growth MiB | heap growth MiB | bytes/entry | ns per call |",
+         "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("kept", "-") == "-":
+            L.append(f"| {r['table']} | {r['clients']} | not measured (not built) | | | | | |")
+            continue
+        L.append(f"| {r['table']} | {r['clients']} | {r['bound']} | {r['kept']} | "
+                 f"{int(r['rss_growth_kib']) / 1024:.1f} | {int(r['heap_growth_bytes']) / 2**20:.1f} | "
+                 f"{r['bytes_per_entry']} | {r['ns_per_op']} |")
+    L.append("")
+    return L
+
+
+def report(rows, a, start, end, uptime_start, checks, cfg, tsv_name, flood):
     cells = {}
     for r in rows:
         cells.setdefault((r["mode"], int(r["conc"])), {}).setdefault(r["target"], []).append(r)
@@ -437,11 +470,8 @@ def report(rows, a, start, end, uptime_start, checks, cfg, tsv_name):
     L.append("Runs not ok: " + ("; ".join(bad) if bad else "none (every message delivered, spool empty, smtp-source "
                                 "exit 0)."))
     L.append("")
-    flood = flood_figure()
     if flood:
-        L.append(f"## Flood memory ({flood[0]})\n")
-        L.append(flood[1])
-        L.append("")
+        L += flood_section(flood)
     L.append("Raw per-run results (ticks = 1/%d s): `%s`" % (HZ, tsv_name))
     return "\n".join(L) + "\n"
 
