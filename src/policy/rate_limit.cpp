@@ -1,0 +1,153 @@
+#include "policy/rate_limit.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <unordered_map>
+#include <vector>
+
+namespace ferry::policy {
+
+namespace {
+
+// Exact arithmetic: the emission interval T = per/count is rarely a whole number of nanoseconds (7/1h is
+// 514285714285.714... ns), and rounding it would let the limit drift by count × the rounding error per `per`.
+// So times are counted in "scaled" units of 1/count ns: T is then exactly per_ns units and the burst tolerance
+// (per) is per_ns × count units. 128-bit intermediates: per_ns × count overflows 64 bits for large rates, and
+// steady-clock nanoseconds × count does too.
+using Wide = __int128;
+
+std::int64_t to_ns(RateLimiter::Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+std::int64_t per_ns(const Rate& rate) { return std::chrono::nanoseconds(rate.per).count(); }
+
+Wide ceil_div(Wide a, Wide b) { return a <= 0 ? 0 : (a + b - 1) / b; }   // for a >= 0, b > 0; 0 below
+
+std::chrono::milliseconds scaled_to_ms(Wide scaled, std::uint64_t count) {
+    // Rounded up, so a client that waits exactly retry_after is allowed.
+    const Wide ns = ceil_div(scaled, static_cast<Wide>(count));
+    return std::chrono::milliseconds(static_cast<std::int64_t>(ceil_div(ns, 1'000'000)));
+}
+
+// A key's theoretical arrival time (TAT): whole nanoseconds and the fraction of a nanosecond in 1/count units,
+// so that it survives a change of `count` (set_rate rounds the fraction up then).
+struct Tat {
+    std::int64_t ns = 0;
+    std::uint64_t frac = 0;   // < count
+
+    Wide scaled(std::uint64_t count) const { return static_cast<Wide>(ns) * static_cast<Wide>(count) + frac; }
+    static Tat from_scaled(Wide s, std::uint64_t count) {
+        const Wide c = static_cast<Wide>(count);
+        Wide q = s / c, r = s % c;
+        if (r < 0) { q -= 1; r += c; }   // floor division for times before the clock's epoch
+        return Tat{static_cast<std::int64_t>(q), static_cast<std::uint64_t>(r)};
+    }
+};
+
+// Keys are looked up by string_view without building a std::string for every take().
+struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+}  // namespace
+
+struct RateLimiter::Impl {
+    Rate rate;
+    std::size_t max_keys = 0;
+    std::unordered_map<std::string, Tat, KeyHash, std::equal_to<>> table;
+
+    // Makes room for one more key. First the keys whose TAT is at or before `now`: their limit has fully
+    // recovered, so forgetting them changes nothing (a recovered key and an unknown key get the same answer).
+    // If the table is still above 90% of max_keys, the keys with the smallest TAT go until it is at 90%. That
+    // order is the safe one: a key with TAT t has spent (t - now)/T events of its burst, and forgetting it gives
+    // it back exactly that many; the smallest TAT is the key closest to recovery, the one that gains least, while
+    // the keys a limit is currently holding back (TAT near now + per) are the last to go. Going down to 90%,
+    // not to max_keys - 1, makes the O(n) pass happen at most once every max_keys/10 insertions: amortized O(1).
+    void make_room(std::int64_t now_ns) {
+        const std::uint64_t count = rate.count;
+        const Wide now_s = static_cast<Wide>(now_ns) * static_cast<Wide>(count);
+        std::erase_if(table, [&](const auto& entry) { return entry.second.scaled(count) <= now_s; });
+        const std::size_t target = std::min(max_keys > 0 ? max_keys - 1 : 0, max_keys - max_keys / 10);
+        if (table.size() <= target) return;
+        trim_to(target);
+    }
+
+    // Drops the entries with the smallest TAT until `target` are left (ties broken arbitrarily).
+    void trim_to(std::size_t target) {
+        if (table.size() <= target) return;
+        const std::size_t drop = table.size() - target;
+        std::vector<std::int64_t> tats;
+        tats.reserve(table.size());
+        for (const auto& [key, tat] : table) tats.push_back(tat.ns);
+        std::nth_element(tats.begin(), tats.begin() + static_cast<std::ptrdiff_t>(drop - 1), tats.end());
+        const std::int64_t cut = tats[drop - 1];   // the drop-th smallest TAT: everything below it goes
+        std::size_t at_cut = drop - static_cast<std::size_t>(std::count_if(
+                                        tats.begin(), tats.end(), [&](std::int64_t t) { return t < cut; }));
+        std::erase_if(table, [&](const auto& entry) {
+            if (entry.second.ns < cut) return true;
+            if (entry.second.ns == cut && at_cut > 0) { --at_cut; return true; }
+            return false;
+        });
+    }
+};
+
+RateLimiter::RateLimiter(Rate rate, std::size_t max_keys) : impl_(std::make_unique<Impl>()) {
+    impl_->rate = rate;
+    impl_->max_keys = max_keys;
+}
+
+RateLimiter::~RateLimiter() = default;
+RateLimiter::RateLimiter(RateLimiter&&) noexcept = default;
+RateLimiter& RateLimiter::operator=(RateLimiter&&) noexcept = default;
+
+void RateLimiter::set_rate(Rate rate, std::size_t max_keys) {
+    Impl& m = *impl_;
+    if (!rate.enabled()) {
+        // Nothing is counted while disabled, so the state would only hold memory (and be stale by re-enabling).
+        m.table.clear();
+    } else if (m.rate.enabled() && rate.count != m.rate.count) {
+        // The fractions are in 1/count ns: round them up to whole nanoseconds (strict by less than 1 ns).
+        for (auto& [key, tat] : m.table) {
+            if (tat.frac > 0) { tat.ns += 1; tat.frac = 0; }
+        }
+    }
+    m.rate = rate;
+    m.max_keys = max_keys;
+    if (m.table.size() > max_keys) m.trim_to(max_keys);
+}
+
+RateLimiter::Result RateLimiter::take(std::string_view key, Clock::time_point now, std::uint32_t cost) {
+    Impl& m = *impl_;
+    if (!m.rate.enabled()) return {};
+    const std::uint64_t count = m.rate.count;
+    const Wide c = static_cast<Wide>(count);
+    const Wide per_s = static_cast<Wide>(per_ns(m.rate));   // T in scaled units
+    const Wide tolerance = per_s * c;                          // `per` in scaled units: the burst of `count`
+    const std::int64_t now_ns = to_ns(now);
+    const Wide now_s = static_cast<Wide>(now_ns) * c;
+
+    auto it = m.table.find(key);
+    const Wide tat = it == m.table.end() ? now_s : std::max(it->second.scaled(count), now_s);
+    const Wide new_tat = tat + static_cast<Wide>(cost) * per_s;
+
+    if (new_tat - now_s > tolerance) {
+        // Refused, nothing stored. retry_after: when new_tat - later <= tolerance. A cost larger than `count`
+        // never fits the burst and is never allowed; it gets the time until the key has fully recovered (its
+        // whole burst back), the most that waiting can give.
+        const Wide wait = cost > count ? tat - now_s : new_tat - tolerance - now_s;
+        return Result{false, scaled_to_ms(wait, count)};
+    }
+    if (it != m.table.end()) {
+        it->second = Tat::from_scaled(new_tat, count);
+    } else {
+        if (m.table.size() >= m.max_keys) m.make_room(now_ns);
+        if (m.max_keys > 0) m.table.emplace(std::string(key), Tat::from_scaled(new_tat, count));
+    }
+    return {};
+}
+
+std::size_t RateLimiter::size() const { return impl_->table.size(); }
+
+}  // namespace ferry::policy
