@@ -68,19 +68,23 @@ struct RateLimiter::Impl {
     void make_room(std::int64_t now_ns) {
         const std::uint64_t count = rate.count;
         const Wide now_s = static_cast<Wide>(now_ns) * static_cast<Wide>(count);
-        std::erase_if(table, [&](const auto& entry) { return entry.second.scaled(count) <= now_s; });
         const std::size_t target = std::min(max_keys > 0 ? max_keys - 1 : 0, max_keys - max_keys / 10);
-        if (table.size() <= target) return;
-        trim_to(target);
-    }
-
-    // Drops the entries with the smallest TAT until `target` are left (ties broken arbitrarily).
-    void trim_to(std::size_t target) {
-        if (table.size() <= target) return;
-        const std::size_t drop = table.size() - target;
+        // One pass drops the recovered keys and collects the TATs of the others, for trim_to's cut.
         std::vector<std::int64_t> tats;
         tats.reserve(table.size());
-        for (const auto& [key, tat] : table) tats.push_back(tat.ns);
+        std::erase_if(table, [&](const auto& entry) {
+            if (entry.second.scaled(count) <= now_s) return true;
+            tats.push_back(entry.second.ns);
+            return false;
+        });
+        trim_to(target, std::move(tats));
+    }
+
+    // Drops the entries with the smallest TAT until `target` are left (ties broken arbitrarily). `tats`: the
+    // TATs (ns) of every entry, in any order.
+    void trim_to(std::size_t target, std::vector<std::int64_t> tats) {
+        if (table.size() <= target) return;
+        const std::size_t drop = table.size() - target;
         std::nth_element(tats.begin(), tats.begin() + static_cast<std::ptrdiff_t>(drop - 1), tats.end());
         const std::int64_t cut = tats[drop - 1];   // the drop-th smallest TAT: everything below it goes
         std::size_t at_cut = drop - static_cast<std::size_t>(std::count_if(
@@ -90,6 +94,13 @@ struct RateLimiter::Impl {
             if (entry.second.ns == cut && at_cut > 0) { --at_cut; return true; }
             return false;
         });
+    }
+
+    void trim_to(std::size_t target) {
+        std::vector<std::int64_t> tats;
+        tats.reserve(table.size());
+        for (const auto& [key, tat] : table) tats.push_back(tat.ns);
+        trim_to(target, std::move(tats));
     }
 };
 
