@@ -93,7 +93,16 @@ TEST(RateLimit, KeysAreCountedSeparately) {
     const std::string net2("\0\0\0\0\0\0\0\0\0\0\xff\xff\xc0\0\x02\x02\x20", 17);
     EXPECT_EQ(allowed_in_a_row(limiter, net1, t0), 2u);
     EXPECT_EQ(allowed_in_a_row(limiter, net2, t0), 2u);
-    EXPECT_EQ(limiter.size(), 4u);
+    // Short keys are stored inline, long ones (account names) on the heap: both are whole keys.
+    const std::string long1 = std::string(40, 'u') + "@example.test", long2 = std::string(40, 'u') + "@example.tesT";
+    EXPECT_EQ(allowed_in_a_row(limiter, long1, t0), 2u);
+    EXPECT_EQ(allowed_in_a_row(limiter, long2, t0), 2u);
+    EXPECT_EQ(allowed_in_a_row(limiter, std::string(24, 'k'), t0), 2u);
+    EXPECT_EQ(allowed_in_a_row(limiter, std::string(25, 'k'), t0), 2u);
+    EXPECT_EQ(allowed_in_a_row(limiter, "", t0), 2u);
+    EXPECT_FALSE(limiter.take(long1, t0).allowed);
+    EXPECT_FALSE(limiter.take(std::string(25, 'k'), t0).allowed);
+    EXPECT_EQ(limiter.size(), 9u);
 }
 
 TEST(RateLimit, SetRateKeepsTheKnownKeys) {
