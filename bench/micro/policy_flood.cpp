@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -54,28 +55,51 @@ struct Figures {
     long rss_growth_kib = 0;
     std::size_t heap_growth = 0;
     double ns_per_op = 0;
+    double max_us = 0;              // the slowest call (an eviction, a rehash, or the scheduler)
+    std::size_t evictions = 0;      // calls that evicted
+    double eviction_median_us = 0;
+    double eviction_max_us = 0;
 };
 
-template <typename Flood>
-Figures measure(Flood&& flood) {
-    // Keys are made before the clock starts and before the "before" figures, so they are not counted.
+// `call(i)` is the i-th client's call; `size()` the table's size. A call after which the table is smaller than
+// before has evicted: those calls are timed apart, as they are the session's longest waits.
+template <typename Call, typename Size>
+Figures measure(Call&& call, Size&& size) {
+    std::vector<float> evictions;
+    evictions.reserve(kClients / 1000);   // before the "before" figures, like the keys the caller made
     const long rss0 = rss_kib();
     const std::size_t heap0 = heap_bytes();
+    std::chrono::steady_clock::duration slowest{0};
     const auto start = std::chrono::steady_clock::now();
-    const std::size_t kept = flood();
-    const auto elapsed = std::chrono::steady_clock::now() - start;
+    auto last = start;
+    for (std::size_t i = 0; i < kClients; ++i) {
+        const std::size_t before = size();
+        call(i);
+        const auto t = std::chrono::steady_clock::now();
+        slowest = std::max(slowest, t - last);
+        if (size() < before) evictions.push_back(std::chrono::duration<float, std::micro>(t - last).count());
+        last = t;
+    }
     Figures f;
-    f.kept = kept;
+    f.kept = size();
     f.rss_growth_kib = rss_kib() - rss0;
     f.heap_growth = heap_bytes() - heap0;
-    f.ns_per_op = std::chrono::duration<double, std::nano>(elapsed).count() / kClients;
+    f.ns_per_op = std::chrono::duration<double, std::nano>(last - start).count() / kClients;
+    f.max_us = std::chrono::duration<double, std::micro>(slowest).count();
+    f.evictions = evictions.size();
+    if (!evictions.empty()) {
+        std::sort(evictions.begin(), evictions.end());
+        f.eviction_median_us = evictions[evictions.size() / 2];
+        f.eviction_max_us = evictions.back();
+    }
     return f;
 }
 
 void print(const char* table, std::size_t bound, const Figures& f) {
-    std::printf("%s\t%zu\t%zu\t%zu\t%ld\t%zu\t%.0f\t%.0f\n", table, kClients, bound, f.kept, f.rss_growth_kib,
-                f.heap_growth, f.kept ? static_cast<double>(f.heap_growth) / static_cast<double>(f.kept) : 0.0,
-                f.ns_per_op);
+    std::printf("%s\t%zu\t%zu\t%zu\t%ld\t%zu\t%.0f\t%.0f\t%.0f\t%zu\t%.0f\t%.0f\n", table, kClients, bound,
+                f.kept, f.rss_growth_kib, f.heap_growth,
+                f.kept ? static_cast<double>(f.heap_growth) / static_cast<double>(f.kept) : 0.0, f.ns_per_op,
+                f.max_us, f.evictions, f.eviction_median_us, f.eviction_max_us);
     std::fflush(stdout);
 }
 
@@ -85,14 +109,11 @@ void rate_limit_flood(std::size_t max_keys) {
     for (std::uint32_t i = 0; i < kClients; ++i) keys.push_back(network_key(i));
     RateLimiter limiter(Rate{10, 1min}, max_keys);   // e.g. connections = "10/1m"
     const auto t0 = RateLimiter::Clock::now();
-    const Figures f = measure([&] {
-        std::size_t refused = 0;
-        for (std::size_t i = 0; i < kClients; ++i) {
-            refused += !limiter.take(keys[i], t0 + std::chrono::microseconds(i)).allowed;
-        }
-        if (refused != 0) std::fprintf(stderr, "policy_flood: %zu new clients refused?\n", refused);
-        return limiter.size();
-    });
+    std::size_t refused = 0;
+    const Figures f = measure(
+        [&](std::size_t i) { refused += !limiter.take(keys[i], t0 + std::chrono::microseconds(i)).allowed; },
+        [&] { return limiter.size(); });
+    if (refused != 0) std::fprintf(stderr, "policy_flood: %zu new clients refused?\n", refused);
     print("rate_limit", max_keys, f);
 }
 
@@ -108,12 +129,11 @@ void greylist_flood() {
     }
     ferry::policy::Greylist greylist;
     const auto t0 = std::chrono::system_clock::now();
-    const Figures f = measure([&] {
-        for (std::size_t i = 0; i < kClients; ++i) {
+    const Figures f = measure(
+        [&](std::size_t i) {
             greylist.check(sources[i], senders[i], "user@example.test", t0 + std::chrono::microseconds(i));
-        }
-        return greylist.size();
-    });
+        },
+        [&] { return greylist.size(); });
     print("greylist", ferry::policy::GreylistSettings{}.max_entries, f);
 }
 #endif
@@ -134,7 +154,8 @@ void in_child(Scenario&& scenario) {
 }  // namespace
 
 int main() {
-    std::printf("table\tclients\tbound\tkept\trss_growth_kib\theap_growth_bytes\tbytes_per_entry\tns_per_op\n");
+    std::printf("table\tclients\tbound\tkept\trss_growth_kib\theap_growth_bytes\tbytes_per_entry\tns_per_op\t"
+                "max_us\tevictions\teviction_median_us\teviction_max_us\n");
     std::fflush(stdout);
     in_child([] { rate_limit_flood(100'000); });      // [rate_limit] max_clients default
     in_child([] { rate_limit_flood(1'000'000); });    // room for every client: what the bound saves
@@ -143,7 +164,7 @@ int main() {
 #else
     // TODO(issue 18): src/policy/greylist.cpp was not there when this was written; CMakeLists.txt defines
     // FERRY_HAVE_GREYLIST once it is, and greylist_flood() above then runs (1M triplets, default max_entries).
-    std::printf("greylist\t%zu\t-\t-\t-\t-\t-\t-\n", kClients);
+    std::printf("greylist\t%zu\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", kClients);
 #endif
     return 0;
 }

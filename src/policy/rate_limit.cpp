@@ -164,7 +164,7 @@ void RateLimiter::set_rate(Rate rate, std::size_t max_keys) {
 
 RateLimiter::Result RateLimiter::take(std::string_view key, Clock::time_point now, std::uint32_t cost) {
     Impl& m = *impl_;
-    if (!m.rate.enabled()) return {};
+    if (!m.rate.enabled() || cost == 0) return {};   // nothing to count: allowed, and no key stored for it
     const std::uint64_t count = m.rate.count;
     const Wide c = static_cast<Wide>(count);
     const Wide per_s = static_cast<Wide>(per_ns(m.rate));   // T in scaled units

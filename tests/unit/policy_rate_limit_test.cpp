@@ -62,6 +62,9 @@ TEST(RateLimit, CostTakesSeveralEventsAtOnce) {
     EXPECT_EQ(refused.retry_after, 2s);
     EXPECT_TRUE(limiter.take("a", t0, 2).allowed);   // exactly the 2 left
     EXPECT_FALSE(limiter.take("a", t0, 1).allowed);
+    EXPECT_TRUE(limiter.take("a", t0, 0).allowed);   // nothing taken: allowed even when spent, and not stored
+    EXPECT_TRUE(limiter.take("b", t0, 0).allowed);
+    EXPECT_EQ(limiter.size(), 1u);
 }
 
 TEST(RateLimit, CostAboveCountIsNeverAllowed) {
