@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "policy/rate_limit.hpp"
 
@@ -188,6 +190,50 @@ TEST(RateLimit, ExactRatesDoNotDrift) {
     allowed = 0;
     for (int s = 0; s <= 7 * 24 * 3600; ++s) allowed += hourly.take("a", t0 + std::chrono::seconds(s)).allowed;
     EXPECT_EQ(allowed, 7u + 7u * 24u * 7u);
+}
+
+TEST(RateLimit, AgreesWithATokenBucketOnRandomTraffic) {
+    // GCRA is a token bucket seen from the other side: `count` tokens, refilled at count per `per`, `cost` of them
+    // per event. The bucket here counts tokens exactly (in 1/per_ns of a token) and is checked against the
+    // limiter on random traffic: same verdicts, same retry_after, rates whose T is not a whole number of ns.
+    std::uint64_t seed = 12345;
+    auto next = [&](std::uint64_t n) {   // a small LCG: the same sequence on every run
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        return (seed >> 33) % n;
+    };
+    for (const Rate rate : {Rate{3, 1s}, Rate{7, 1h}, Rate{10, 1min}, Rate{1, 250ms}}) {
+        RateLimiter limiter(rate, 100);
+        const __int128 per = std::chrono::nanoseconds(rate.per).count();
+        const __int128 full = per * rate.count;
+        std::vector<__int128> tokens(3, full);   // per key, in 1/per_ns tokens
+        std::vector<std::int64_t> last(3, 0);    // ns since t0 of the key's last look
+        std::int64_t now = 0;
+        int refusals = 0;
+        for (int i = 0; i < 3000; ++i) {
+            // 0 to 2/3 T, to the nanosecond, over 3 keys, 1 to 3 events each: about twice the rate per key
+            now += static_cast<std::int64_t>(next(2001) * static_cast<std::uint64_t>(per / rate.count) / 3000 +
+                                             next(1'000'000));
+            const std::size_t k = next(3);
+            const auto cost = static_cast<std::uint32_t>(1 + next(std::min<std::uint64_t>(rate.count, 3)));
+            tokens[k] = std::min(full, tokens[k] + static_cast<__int128>(now - last[k]) * rate.count);
+            last[k] = now;
+            const __int128 need = static_cast<__int128>(cost) * per;
+            const bool allowed = tokens[k] >= need;
+            std::chrono::milliseconds retry{0};
+            if (allowed) {
+                tokens[k] -= need;
+            } else {
+                const __int128 ns = (need - tokens[k] + rate.count - 1) / rate.count;
+                retry = std::chrono::milliseconds(static_cast<std::int64_t>((ns + 999'999) / 1'000'000));
+            }
+            const auto got = limiter.take("key" + std::to_string(k), t0 + std::chrono::nanoseconds(now), cost);
+            ASSERT_EQ(got.allowed, allowed) << "rate " << rate.count << " step " << i;
+            ASSERT_EQ(got.retry_after, retry) << "rate " << rate.count << " step " << i;
+            refusals += !allowed;
+        }
+        EXPECT_GT(refusals, 300) << rate.count;    // the traffic is near the limit: both verdicts are common
+        EXPECT_LT(refusals, 2700) << rate.count;
+    }
 }
 
 TEST(RateLimit, LargeRatesDoNotOverflow) {
