@@ -156,6 +156,24 @@ TEST(GreylistBound, LoweringMaxEntriesTrims) {
     EXPECT_EQ(g.check(kNet, kFrom, "r499@example.test", at(1s)).kind, Kind::too_early);
 }
 
+TEST(GreylistBound, ATripletJustSeenIsKeptEvenWhenTheClockSteppedBack) {
+    Greylist g(settings(10));
+    for (int i = 0; i < 10; ++i) g.check(kNet, kFrom, "r" + std::to_string(i) + "@example.test", at(1h));
+    // 1 h earlier than every entry's last use: by time alone the new one is the oldest, yet it was just recorded.
+    EXPECT_EQ(g.check(kNet, kFrom, "new@example.test", at(0ms)).kind, Kind::first);
+    EXPECT_LE(g.size(), 10u);
+    EXPECT_EQ(g.check(kNet, kFrom, "new@example.test", at(1min)).kind, Kind::too_early);
+}
+
+TEST(GreylistBound, NoEntriesAllowedStillKeepsOne) {
+    // max_entries = 0 counts as 1: a table that kept nothing would defer every retry for ever.
+    Greylist g(settings(0));
+    g.check(kNet, kFrom, "a@example.test", at(0ms));
+    g.check(kNet, kFrom, "b@example.test", at(1ms));
+    EXPECT_EQ(g.size(), 1u);
+    EXPECT_EQ(g.check(kNet, kFrom, "b@example.test", at(6min)).kind, Kind::retried);
+}
+
 class GreylistFile : public ferry::testing::TempDirTest {
 protected:
     std::filesystem::path file() const { return dir_ / "greylist"; }
