@@ -225,7 +225,10 @@ bool Greylist::load(const std::filesystem::path& file, Time now, std::string& er
     bool ended = false;
     auto read_line = [&](std::string_view& line) -> bool {
         if (!in.getline(buffer, sizeof buffer)) {
-            if (in.gcount() > 0 || !in.eof()) error = "line " + std::to_string(line_number + 1) + ": too long or cut";
+            if (in.bad())
+                error = "cannot read: " + std::string(std::strerror(errno));   // e.g. a folder where the file should be
+            else if (in.gcount() > 0 || !in.eof())
+                error = "line " + std::to_string(line_number + 1) + ": too long";
             return false;
         }
         if (in.eof()) {   // got a line but hit the end before its '\n'

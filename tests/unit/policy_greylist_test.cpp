@@ -340,6 +340,14 @@ TEST_F(GreylistFile, DamagedFilesAreRefusedAndWhatWasReadIsKept) {
     EXPECT_EQ(g.size(), 3u);
 }
 
+TEST_F(GreylistFile, AFolderInsteadOfTheFileIsAnError) {
+    std::filesystem::create_directory(file());
+    Greylist g(settings());
+    std::string error;
+    EXPECT_FALSE(g.load(file(), at(0ms), error));
+    EXPECT_NE(error.find("cannot read"), std::string::npos) << error;   // said as it is, not as a damaged file
+}
+
 TEST_F(GreylistFile, SaveIntoAMissingFolderFails) {
     Greylist g(settings());
     g.check(kNet, kFrom, kTo, at(0ms));
