@@ -101,7 +101,7 @@ struct RateLimiter::Impl {
     void make_room(std::int64_t now_ns) {
         const std::uint64_t count = rate.count;
         const Wide now_s = static_cast<Wide>(now_ns) * static_cast<Wide>(count);
-        const std::size_t target = std::min(max_keys > 0 ? max_keys - 1 : 0, max_keys - max_keys / 10);
+        const std::size_t target = std::min(max_keys - 1, max_keys - max_keys / 10);   // max_keys >= 1
         // One pass drops the recovered keys and collects the TATs of the others, for trim_to's cut.
         std::vector<std::int64_t> tats;
         tats.reserve(table.size());
@@ -137,9 +137,10 @@ struct RateLimiter::Impl {
     }
 };
 
+// max_keys 0 counts as 1 (as the greylist's max_entries): a table that could keep no key would turn the limit off.
 RateLimiter::RateLimiter(Rate rate, std::size_t max_keys) : impl_(std::make_unique<Impl>()) {
     impl_->rate = rate;
-    impl_->max_keys = max_keys;
+    impl_->max_keys = std::max<std::size_t>(max_keys, 1);
 }
 
 RateLimiter::~RateLimiter() = default;
@@ -158,8 +159,8 @@ void RateLimiter::set_rate(Rate rate, std::size_t max_keys) {
         }
     }
     m.rate = rate;
-    m.max_keys = max_keys;
-    if (m.table.size() > max_keys) m.trim_to(max_keys);
+    m.max_keys = std::max<std::size_t>(max_keys, 1);
+    if (m.table.size() > m.max_keys) m.trim_to(m.max_keys);
 }
 
 RateLimiter::Result RateLimiter::take(std::string_view key, Clock::time_point now, std::uint32_t cost) {
@@ -187,7 +188,7 @@ RateLimiter::Result RateLimiter::take(std::string_view key, Clock::time_point no
         it->second = Tat::from_scaled(new_tat, count);
     } else {
         if (m.table.size() >= m.max_keys) m.make_room(now_ns);
-        if (m.max_keys > 0) m.table.emplace(std::piecewise_construct, std::forward_as_tuple(key),
+        m.table.emplace(std::piecewise_construct, std::forward_as_tuple(key),
                                           std::forward_as_tuple(Tat::from_scaled(new_tat, count)));
     }
     return {};

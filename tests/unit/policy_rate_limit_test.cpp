@@ -154,6 +154,17 @@ TEST(RateLimit, ALimitedKeySurvivesAFloodOfNewKeysAfterIt) {
     EXPECT_EQ(still.retry_after, 18s);   // its own state (T = 20 s from t0), not a fresh key's
 }
 
+TEST(RateLimit, ABoundOfZeroKeysStillLimits) {
+    // max_keys 0 counts as 1, as the greylist's max_entries: the key last counted is kept.
+    RateLimiter limiter(Rate{2, 1min}, 0);
+    EXPECT_EQ(allowed_in_a_row(limiter, "a", t0), 2u);
+    EXPECT_EQ(limiter.size(), 1u);
+    EXPECT_EQ(allowed_in_a_row(limiter, "b", t0), 2u);   // "a" makes room for "b"
+    EXPECT_EQ(limiter.size(), 1u);
+    limiter.set_rate(Rate{2, 1min}, 0);
+    EXPECT_FALSE(limiter.take("b", t0).allowed);
+}
+
 TEST(RateLimit, RecoveredKeysAreDroppedBeforeLimitedOnes) {
     // Keys whose limit has fully recovered (TAT <= now) are the same as unknown keys: they go first, so the
     // table can drop below 90% when many of them have recovered.
