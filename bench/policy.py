@@ -252,6 +252,8 @@ def main():
     ap.add_argument("--size", type=int, default=int(os.environ.get("SIZE", "1024")))
     ap.add_argument("--reps", type=int, default=int(os.environ.get("REPS", "3")))
     ap.add_argument("--msgs", type=int, default=int(os.environ.get("MSGS", "3000")))
+    ap.add_argument("--flood-tsv", default=os.environ.get("POLICY_FLOOD_TSV"),
+                    help="policy_flood's output, when bench/run has made it (else policy_flood is run here)")
     ap.add_argument("--no-flood", action="store_true", help="no flood figure (bench/micro/policy_flood)")
     ap.add_argument("--no-control", action="store_true", help="no ferry-plain-2 (the A/A control)")
     ap.add_argument("--max-run", type=int, default=300)
@@ -334,7 +336,7 @@ def main():
             if d:
                 d.stop()
     shutil.copy(res, out_md.with_suffix(".tsv"))
-    flood = None if a.no_flood else flood_figure(a.ferry)
+    flood = None if a.no_flood else flood_figure(a.ferry, a.flood_tsv)
     text = report(rows, a, start, end, uptime_start, checks, cfg, out_md.with_suffix(".tsv").name, flood)
     out_md.write_text(text)
     if a.latest:
@@ -353,10 +355,12 @@ def rng(v, fmt):
     return (fmt % med(v)) + " (" + (fmt % min(v)) + "–" + (fmt % max(v)) + ")" if v else "-"
 
 
-def flood_figure(ferry_bin):
+def flood_figure(ferry_bin, tsv=None):
     """Issue 18's other figure, memory under a flood (bench/micro/policy_flood.cpp, 1M distinct IPv6 /64s through
-    the rate limiter and greylisting; bench/run runs it too): built beside the ferry binary when its source is
-    there, run, its TSV rows returned (None without it)."""
+    the rate limiter and greylisting): from `tsv` when bench/run has just made it, else built beside the ferry
+    binary when its source is there and run; its TSV text (None without it)."""
+    if tsv and Path(tsv).exists():
+        return Path(tsv).read_text().strip()
     if not (REPO / "bench/micro/policy_flood.cpp").exists():
         return None
     build = Path(ferry_bin).resolve().parent
@@ -369,26 +373,18 @@ def flood_figure(ferry_bin):
     if r.returncode != 0:
         log(f"policy_flood failed: {r.stderr[-500:]}")
         return None
-    lines = [line.split("\t") for line in r.stdout.strip().splitlines()]
-    return [dict(zip(lines[0], row)) for row in lines[1:]]
+    return r.stdout.strip()
 
 
-def flood_section(rows):
-    L = ["## Policy tables under a flood (bench/micro/policy_flood.cpp)\n",
-         "1M distinct IPv6 /64s, one each, through one table in a process of its own, simulated time (1 µs per "
-         "client: no key recovers during the flood, the worst case for eviction); RSS and heap growth over the flood.",
-         "",
-         "| table | clients | bound | entries kept | RSS growth MiB | heap growth MiB | bytes/entry | ns per call |",
-         "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if r.get("kept", "-") == "-":
-            L.append(f"| {r['table']} | {r['clients']} | not measured (not built) | | | | | |")
-            continue
-        L.append(f"| {r['table']} | {r['clients']} | {r['bound']} | {r['kept']} | "
-                 f"{int(r['rss_growth_kib']) / 1024:.1f} | {int(r['heap_growth_bytes']) / 2**20:.1f} | "
-                 f"{r['bytes_per_entry']} | {r['ns_per_op']} |")
-    L.append("")
-    return L
+def flood_section(tsv):
+    # As policy_flood prints it: its columns are explained in its source and in bench/report.py's table (latest.md),
+    # which owns the formatting; a copy of that here would drift.
+    return ["## Policy tables under a flood (bench/micro/policy_flood.cpp)\n",
+            "1M distinct IPv6 /64s (greylist: 1M triplets), one each, through one table in a process of its own, "
+            "simulated time (no key recovers during the flood: the worst case for eviction). kept = entries in the "
+            "table at the end (bound = max_clients / max_entries); rss_growth_kib and heap_growth_bytes over the "
+            "flood; ns_per_op per call including evictions; max_us the slowest call; eviction_*_us the calls that "
+            "evicted.", "", "```", tsv, "```", ""]
 
 
 def report(rows, a, start, end, uptime_start, checks, cfg, tsv_name, flood):
