@@ -447,9 +447,9 @@ asio::awaitable<void> SmtpConnection::ask_policy(smtp::Session& session, smtp::S
     }
     const smtp::Transaction& tx = session.transaction();
     if (tx.recipients.empty()) co_return;
-    const smtp::Path& sender = tx.sender;
-    const auto refusal = co_await client_policy_->at_rcpt(sender.mailbox ? sender.mailbox->to_string() : std::string(),
-                                                          tx.recipients.back(), session.authenticated_user(),
+    // Named, not a temporary in the co_await expression: g++ 12 destroys a conditional's temporary there twice.
+    const std::string sender = tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string();
+    const auto refusal = co_await client_policy_->at_rcpt(sender, tx.recipients.back(), session.authenticated_user(),
                                                           session.helo_name());
     if (refusal) step = session.on_filter_refused(*refusal);
 }
