@@ -291,6 +291,10 @@ asio::awaitable<const DnsblFindings*> SessionPolicy::findings() {
         const int threshold = cfg_.policy.dnsbl_threshold;
         spdlog::info("policy=dnsbl client={} zone={} score={} threshold={} action={}", client_, f.zones, f.score,
                      threshold, f.allow_listed ? "allow" : f.refused(threshold) ? "reject" : "pass");
+    } else if (!dnsbl_logged_) {
+        dnsbl_logged_ = true;   // listed nowhere: the common case, so not a line per connection at info
+        spdlog::debug("policy=dnsbl client={} zone= score=0 threshold={} action=pass", client_,
+                      cfg_.policy.dnsbl_threshold);
     }
     co_return &f;
 }
