@@ -98,6 +98,7 @@ void ClientPolicy::stop() {
     stopped_ = true;
     save_timer_.cancel();
     save();
+    writer_.join();   // the last snapshot is on disk before the server goes on stopping
 }
 
 void ClientPolicy::reconfigure(const config::Config& cfg) {
@@ -154,9 +155,12 @@ asio::awaitable<void> ClientPolicy::save_loop() {
 
 void ClientPolicy::save() {
     if (!greylist_.dirty()) return;
-    std::string error;
-    if (!greylist_.save(greylist_file_, std::chrono::system_clock::now(), error))
-        spdlog::error("policy=greylist cannot save {}: {}", greylist_file_.string(), error);
+    // The snapshot here (the table is the I/O thread's), the file on the writer thread.
+    asio::post(writer_, [file = greylist_file_, content = greylist_.snapshot(std::chrono::system_clock::now())] {
+        std::string error;
+        if (!policy::Greylist::write_file(file, content, error))
+            spdlog::error("policy=greylist cannot save {}: {} (the next save tries again)", file.string(), error);
+    });
 }
 
 std::string ClientPolicy::client_key(const policy::IpAddress& client) const {

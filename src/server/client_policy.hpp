@@ -79,6 +79,9 @@ private:
     policy::Greylist greylist_;
     policy::RateLimiter connections_, messages_, recipients_, user_messages_, user_recipients_;
     asio::steady_timer save_timer_;
+    // Writes the greylist table's snapshots, in order: the write and its fsyncs can take a while on a busy disk,
+    // and the I/O thread serves every session meanwhile.
+    asio::thread_pool writer_{1};
     bool stopped_ = false;
 };
 
