@@ -1,7 +1,8 @@
 """Rate limits (GCRA) with real clients: connections per client network ("3/1m": the 4th in a row gets 421 4.7.0
 and is closed), messages ("2/1m": the 3rd message's first RCPT gets 451 4.7.1) and recipients ("3/1m") per client
-network on mx, and messages per authenticated account on submission ("2/1m"). postmaster@ is never limited, and
-one client's (or account's) budget is not another's.
+network on mx, and messages ("2/1m") and recipients ("5/1m") per authenticated account on submission (which the
+per-network limits do not count). postmaster@ is never limited, and one client's (or account's) budget is not
+another's.
 
 Each test talks from addresses of its own (127.0.2N.x); the server's one [rate_limit] table holds every limit.
 """
@@ -21,7 +22,7 @@ def srv(tmp_path_factory):
     extra = (f'[[listen]]\naddress = "127.0.0.1:{sub}"\nrole = "submission"\n\n'
              '[policy]\nallow_networks = []\n\n'
              '[rate_limit]\nconnections = "3/1m"\nmessages = "2/1m"\nrecipients = "3/1m"\n'
-             'user_messages = "2/1m"\n')
+             'user_messages = "2/1m"\nuser_recipients = "5/1m"\n')
     server = Ferry(tmp_path_factory.mktemp("rate"), extra_toml=extra, users=("alice", "bob", "carol", "dave"))
     server.sub_port = sub
     server.start()
@@ -130,3 +131,19 @@ def test_authenticated_account_has_a_message_budget_and_another_account_is_unaff
     find_subject(srv, "alice", "user-rate-bob")
     assert log_lines(srv, "policy=rate", "limit=user_messages") or log_lines(srv, "policy=rate", alice), \
         f"no policy=rate line for {alice}:\n{srv.log[-3000:]}"
+
+
+def test_authenticated_account_has_a_recipient_budget_not_the_clients_one(srv):
+    carol = "carol@example.test"
+    rcpts = [f"friend{i}@remote.test" for i in range(1, 6)]
+    with submission(srv, "127.0.26.1", carol) as s:
+        s.mail(carol)
+        # Five recipients pass: the per-network limit (3/1m) is not the account's ...
+        for r in rcpts:
+            code, text = s.rcpt(r)
+            assert code == 250, f"{r}: {code} {text!r}"
+        # ... the account's (5/1m) refuses the sixth.
+        code, text = s.rcpt("friend6@remote.test")
+        assert (code, text[:5]) == (451, b"4.7.1"), f"6th recipient of {carol}: {code} {text!r}"
+        s.rset()
+        s.quit()
