@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Turns one bench run folder (results.tsv from bench-peers.sh, memory.tsv, latency.tsv, idle.tsv) into the
-markdown report written to bench/results/latest.md."""
+"""Turns one bench run folder (results.tsv from bench-peers.sh, memory.tsv, latency.tsv, idle.tsv,
+policy_flood.tsv) into the markdown report written to bench/results/latest.md."""
 import csv
 import os
 import platform
@@ -141,6 +141,31 @@ def main(run):
                        f"RSS {int(idle.get('rss_before_kib', 0)) / 1024:.1f} MiB before, "
                        f"{int(idle.get('rss_idle_kib', 0)) / 1024:.1f} MiB with them open "
                        f"({idle.get('rss_per_session_bytes')} bytes per session)")
+        out.append("")
+    flood = list(csv.DictReader(open(os.path.join(run, "policy_flood.tsv")), delimiter="\t")) \
+        if os.path.exists(os.path.join(run, "policy_flood.tsv")) else []
+    if flood:
+        out.append("## Policy tables under a flood (bench/micro/policy_flood.cpp)")
+        out.append("")
+        out.append("Distinct IPv6 /64s (17-octet keys), one each, fed to one table in a process of its own; "
+                   "simulated time, 1 µs per client, so no key recovers during the flood (the worst case for "
+                   "eviction). Rate limit 10/1m. RSS and heap growth measured over the flood; ns per call "
+                   "includes the evictions. An eviction (once the table is full, one call in bound/10) is one "
+                   "call that the session's thread waits for: its median and maximum; the slowest call of all "
+                   "also catches rehashes and the scheduler of a shared machine.")
+        out.append("")
+        out.append("| table | clients | bound | entries kept | RSS growth MiB | heap growth MiB | bytes/entry "
+                   "| ns per call | evictions | eviction median / max ms | slowest call ms |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in flood:
+            if r["kept"] == "-":
+                out.append(f"| {r['table']} | {r['clients']} | not measured (not built) | | | | | | | | |")
+                continue
+            out.append(f"| {r['table']} | {r['clients']} | {r['bound']} | {r['kept']} "
+                       f"| {int(r['rss_growth_kib']) / 1024:.1f} | {int(r['heap_growth_bytes']) / 2**20:.1f} "
+                       f"| {r['bytes_per_entry']} | {r['ns_per_op']} | {r['evictions']} "
+                       f"| {float(r['eviction_median_us']) / 1000:.1f} / {float(r['eviction_max_us']) / 1000:.1f} "
+                       f"| {float(r['max_us']) / 1000:.1f} |")
         out.append("")
     print("\n".join(out))
 

@@ -37,7 +37,8 @@ struct IpNetwork {
 };
 
 // "192.0.2.0/24", "2001:db8::/32", or an address alone (/32, /128). Bits set after the prefix are refused, as
-// a typo ("192.0.2.1/24" means what?). nullopt when it is not a network.
+// a typo ("192.0.2.1/24" means what?). An IPv4-mapped base counts its bits as IPv6 does: "::ffff:192.0.2.0/120" is
+// 192.0.2.0/24, and a prefix under /96 there is refused. nullopt when it is not a network.
 std::optional<IpNetwork> parse_network(std::string_view text);
 
 // The network of `bits` around `address` (its host bits cleared): v4_bits for IPv4, v6_bits for IPv6.

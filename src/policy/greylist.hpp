@@ -20,7 +20,7 @@ struct GreylistSettings {
     std::chrono::milliseconds delay{5 * 60 * 1000};                       // RFC 6647 2.1: minutes, not hours
     std::chrono::milliseconds retry_window{2LL * 24 * 3600 * 1000};       // a retry later than this starts over
     std::chrono::milliseconds max_age{35LL * 24 * 3600 * 1000};           // a passed triplet unused this long is forgotten
-    std::size_t max_entries = 100000;
+    std::size_t max_entries = 100000;                                     // 0 counts as 1
 };
 
 struct GreylistDecision {
@@ -43,7 +43,8 @@ public:
     ~Greylist();
     Greylist(Greylist&&) noexcept;
     Greylist& operator=(Greylist&&) noexcept;
-    void set_settings(const GreylistSettings& settings);   // on reload; entries are kept (trimmed if needed)
+    // On reload; entries are kept (trimmed if needed, with the latest time given to check() or load() as now).
+    void set_settings(const GreylistSettings& settings);
 
     // `source`: the client's network ("192.0.2.0/24") or "spf:" + the SPF-pass domain; `sender`: the reverse
     // path ("" for <>); `recipient`: the forward path. Records what it decides.
@@ -52,8 +53,11 @@ public:
     std::size_t size() const;
     bool dirty() const;   // changed since the last load() or save()
 
-    // The table file under data_dir. load(): a missing file is an empty table (true); entries already expired at
-    // `now` are skipped; a damaged file gives false, `error` says why, and the entries read so far are kept.
+    // The table file under data_dir: a line "ferry-greylist 1", one line per entry ("<32 hex digits of the key>
+    // <first seen> <last used> <passed 0|1>", times in ms since the epoch), then "end <number of entries>".
+    // load(): a missing file is an empty table (true); entries already expired at `now` are skipped; the entries
+    // read are added to the table (a key in both keeps the later use); a damaged or cut file gives false, `error`
+    // says why, and the entries read so far are kept.
     // save(): written to a temporary file, flushed (fsync) and renamed over `file`, so a crash leaves the old
     // table or the new one, never half of one.
     bool load(const std::filesystem::path& file, Time now, std::string& error);

@@ -31,7 +31,7 @@ public:
         std::chrono::milliseconds retry_after{0};   // refused: when `cost` more would be allowed
     };
 
-    RateLimiter(Rate rate, std::size_t max_keys);
+    RateLimiter(Rate rate, std::size_t max_keys);   // max_keys 0 counts as 1
     ~RateLimiter();
     RateLimiter(RateLimiter&&) noexcept;
     RateLimiter& operator=(RateLimiter&&) noexcept;
