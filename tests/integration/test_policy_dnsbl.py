@@ -36,6 +36,7 @@ ERR_QUOTA = "127.0.3.30"      # errs.test answers 127.255.255.254
 ERR_LIMIT = "127.0.3.31"      # errs.test answers 127.0.0.255
 SLOW = "127.0.3.40"           # slow.test never answers
 WHITELISTED = "127.0.3.50"    # heavy.test and wl.test
+WL_OVER = "127.0.3.51"        # heavy, half1, half2 (score 4) and wl.test (-2): 2, at the threshold, but allow-listed
 IN_BROKEN = "127.0.3.60"      # nolist.test and listall.test
 CONNECT_LISTED = "127.0.3.70"
 CONNECT_UNLISTED = "127.0.3.71"
@@ -66,6 +67,8 @@ def build_zone():
     zone.update(listing(SLOW_LISTED, "heavy.test", txt="listed"))
     zone.update(listing(WHITELISTED, "heavy.test", txt="listed"))
     zone.update(listing(WHITELISTED, "wl.test"))
+    for z in ("heavy.test", "half1.test", "half2.test", "wl.test"):
+        zone.update(listing(WL_OVER, z))
     zone.update(listing(IN_BROKEN, "nolist.test", txt="broken list"))
     zone.update(listing(IN_BROKEN, "listall.test", txt="broken list"))
     zone.update(listing(CONNECT_LISTED, "heavy.test", txt=HEAVY_TXT))
@@ -202,6 +205,13 @@ def test_allow_list_cancels_a_block_list(srv, dns):
     assert dns.queries[(query_name(WHITELISTED, "wl.test"), "A")] >= 1
     line = srv.wait_log(rf"policy=dnsbl client=\[{re.escape(WHITELISTED)}\]:\d+ ")
     assert "score=0 threshold=2 action=pass" in line, line
+
+
+def test_allow_listed_client_skips_the_verdict_even_when_the_sum_reaches_the_threshold(srv, dns):
+    # "Allow-listed clients (DNSWL, configured networks, authenticated users) skip greylisting and the DNSBL
+    # verdict": 2 + 1 + 1 - 2 = 2 would be refused by the sum alone.
+    assert_delivers(srv, WL_OVER, "dnsbl-allow-listed-over-threshold")
+    assert dns.queries[(query_name(WL_OVER, "wl.test"), "A")] >= 1
 
 
 @pytest.mark.parametrize("zone", ["nolist.test", "listall.test"])
