@@ -106,6 +106,24 @@ void each_on_its_own(Reader& r, F&& step) {
     }
 }
 
+// An array of tables (`header` names it in the refusal): each read with `fields` on its own, then, when it read
+// without a problem, handed to `add(settings, its node, its key prefix)`, which may still fail on it.
+template <class S, std::size_t N, class Add>
+void each_table(Reader& r, const toml::node& node, const std::string& name, std::string_view header,
+                const Field<S> (&fields)[N], Add&& add) {
+    if (!node.is_array_of_tables())
+        r.fail(node, name, "expected " + std::string(header) + " tables (an array of tables), got " + type_name(node.type()));
+    const toml::array& arr = *node.as_array();
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+        const std::string prefix = name + "[" + std::to_string(i) + "]";
+        each_on_its_own(r, [&] {
+            S settings;
+            if (detail::read_table<S>(r, *arr[i].as_table(), prefix, fields, settings, arr[i].source().begin.line))
+                add(std::move(settings), arr[i], prefix);
+        });
+    }
+}
+
 // A host name (RFC 5321 Domain): hostname, mailauth.authserv_id, outbound.helo_name.
 std::string host_name(Reader& r, const toml::node& n, const std::string& name) {
     std::string v = r.text(n, name);
@@ -491,22 +509,14 @@ const Field<DkimSettings> kDkimFields[] = {
      }},
     {"key",
      [](Reader& r, const toml::node& n, const std::string& name, DkimSettings& d) {
-         if (!n.is_array_of_tables())
-             r.fail(n, name, std::string("expected [[dkim.key]] tables, got ") + type_name(n.type()));
-         const toml::array& arr = *n.as_array();
-         for (std::size_t i = 0; i < arr.size(); ++i) {
-             const std::string prefix = name + "[" + std::to_string(i) + "]";
-             each_on_its_own(r, [&] {
-                 DkimKeySettings key;
-                 if (!detail::read_table<DkimKeySettings>(r, *arr[i].as_table(), prefix, kDkimKeyFields, key,
-                                                          arr[i].source().begin.line))
-                     return;
-                 for (const auto& other : d.keys)
-                     if (other.domain == key.domain && other.selector == key.selector)
-                         r.fail(arr[i], prefix, "a second key for " + key.selector + "._domainkey." + key.domain);
-                 d.keys.push_back(std::move(key));
-             });
-         }
+         each_table<DkimKeySettings>(r, n, name, "[[dkim.key]]", kDkimKeyFields,
+                                     [&](DkimKeySettings key, const toml::node& table, const std::string& prefix) {
+                                         for (const auto& other : d.keys)
+                                             if (other.domain == key.domain && other.selector == key.selector)
+                                                 r.fail(table, prefix, "a second key for " + key.selector +
+                                                                           "._domainkey." + key.domain);
+                                         d.keys.push_back(std::move(key));
+                                     });
      },
      {},
      [] { return detail::keys_of<DkimKeySettings>(kDkimKeyFields, "[]."); }},
@@ -588,20 +598,11 @@ const Field<MilterSettings> kMilterFields[] = {
 };
 
 void read_milters(Reader& r, const toml::node& node, const std::string& name, Config& cfg) {
-    if (!node.is_array_of_tables())
-        r.fail(node, name, std::string("expected [[milter]] tables (an array of tables), got ") + type_name(node.type()));
-    const toml::array& arr = *node.as_array();
-    for (std::size_t i = 0; i < arr.size(); ++i) {
-        const std::string prefix = name + "[" + std::to_string(i) + "]";
-        each_on_its_own(r, [&] {
-            MilterSettings m;
-            if (!detail::read_table<MilterSettings>(r, *arr[i].as_table(), prefix, kMilterFields, m,
-                                                    arr[i].source().begin.line))
-                return;
-            if (m.name.empty()) m.name = m.address;
-            cfg.milters.push_back(std::move(m));
-        });
-    }
+    each_table<MilterSettings>(r, node, name, "[[milter]]", kMilterFields,
+                               [&](MilterSettings m, const toml::node&, const std::string&) {
+                                   if (m.name.empty()) m.name = m.address;
+                                   cfg.milters.push_back(std::move(m));
+                               });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -693,22 +694,13 @@ const Field<DnsblSettings> kDnsblFields[] = {
 };
 
 void read_dnsbls(Reader& r, const toml::node& node, const std::string& name, Config& cfg) {
-    if (!node.is_array_of_tables())
-        r.fail(node, name, std::string("expected [[dnsbl]] tables (an array of tables), got ") + type_name(node.type()));
-    const toml::array& arr = *node.as_array();
-    for (std::size_t i = 0; i < arr.size(); ++i) {
-        const std::string prefix = name + "[" + std::to_string(i) + "]";
-        each_on_its_own(r, [&] {
-            DnsblSettings d;
-            if (!detail::read_table<DnsblSettings>(r, *arr[i].as_table(), prefix, kDnsblFields, d,
-                                                   arr[i].source().begin.line))
-                return;
-            if (d.responses.empty()) d.responses = default_responses(d.zone);
-            for (const auto& other : cfg.dnsbls)
-                if (other.zone == d.zone) r.fail(arr[i], prefix, "a second [[dnsbl]] for " + d.zone);
-            cfg.dnsbls.push_back(std::move(d));
-        });
-    }
+    each_table<DnsblSettings>(r, node, name, "[[dnsbl]]", kDnsblFields,
+                              [&](DnsblSettings d, const toml::node& table, const std::string& prefix) {
+                                  if (d.responses.empty()) d.responses = default_responses(d.zone);
+                                  for (const auto& other : cfg.dnsbls)
+                                      if (other.zone == d.zone) r.fail(table, prefix, "a second [[dnsbl]] for " + d.zone);
+                                  cfg.dnsbls.push_back(std::move(d));
+                              });
 }
 
 const Field<GreylistConfig> kGreylistFields[] = {
