@@ -1,6 +1,7 @@
 """Early talkers (postscreen's pregreet test) with pregreet_wait = "1s": the mx listener sends "220-" first, waits,
 then the rest of the greeting; a client that sends before the greeting ends gets 554 5.5.1 and is closed (logged
-as policy=pregreet). A client that waits gets the whole multi-line greeting and delivers; submission has no wait.
+as policy=pregreet). A client that waits gets the whole multi-line greeting and delivers; submission and clients in
+allow_networks (127.0.33.0/24 here: the docs say they skip the test) have no wait.
 """
 
 import socket
@@ -18,7 +19,7 @@ WAIT = 1.0
 def srv(tmp_path_factory):
     sub = free_port()
     extra = (f'[[listen]]\naddress = "127.0.0.1:{sub}"\nrole = "submission"\n\n'
-             f'[policy]\nallow_networks = []\npregreet_wait = "{int(WAIT)}s"\n')
+             f'[policy]\nallow_networks = ["127.0.33.0/24"]\npregreet_wait = "{int(WAIT)}s"\n')
     server = Ferry(tmp_path_factory.mktemp("pregreet"), extra_toml=extra)
     server.sub_port = sub
     server.start()
@@ -96,3 +97,17 @@ def test_submission_listener_has_no_pregreet_wait(srv):
         assert r.code == 250, f"EHLO sent early on submission: {r}"
         c.quit()
     assert not [l for l in srv.log.splitlines() if "policy=pregreet" in l and "127.0.32.1" in l]
+
+
+def test_allow_listed_network_has_no_pregreet_wait(srv):
+    # Control: a client outside allow_networks is tested.
+    with RawSMTP(srv.port, source="127.0.34.1") as c:
+        assert c.greeting.raw[0].startswith(b"220-"), c.greeting
+    with RawSMTP(srv.port, source="127.0.33.1", read_greeting=False) as c:
+        c.send(b"EHLO client.test\r\n")
+        g = c.reply()
+        assert g.code == 220 and not g.raw[0].startswith(b"220-"), g
+        r = c.reply()
+        assert r.code == 250, f"EHLO sent early from an allow-listed network: {r}"
+        c.quit()
+    assert not [l for l in srv.log.splitlines() if "policy=pregreet" in l and "127.0.33.1" in l]
