@@ -204,7 +204,7 @@ def test_allow_list_cancels_a_block_list(srv, dns):
     assert_delivers(srv, WHITELISTED, "dnsbl-whitelisted")
     assert dns.queries[(query_name(WHITELISTED, "wl.test"), "A")] >= 1
     line = srv.wait_log(rf"policy=dnsbl client=\[{re.escape(WHITELISTED)}\]:\d+ ")
-    assert "score=0 threshold=2 action=pass" in line, line
+    assert "score=0 threshold=2 action=allow" in line, line
 
 
 def test_allow_listed_client_skips_the_verdict_even_when_the_sum_reaches_the_threshold(srv, dns):

@@ -55,7 +55,7 @@ def test_client_talking_before_the_greeting_gets_554_and_is_closed(srv):
     assert closed, f"connection not closed; got {data!r}"
     lines = [l for l in data.split(b"\r\n") if l]
     assert lines, "nothing sent"
-    assert lines[-1] == b"554 5.5.1 Error: you talked before the greeting", lines
+    assert lines[-1] == b"554 5.5.1 mx.example.test Error: you talked before the greeting", lines
     # Before the verdict, at most the first line of the greeting; never an answer to the EHLO.
     assert all(l.startswith(b"220-") for l in lines[:-1]), lines
     srv.wait_log(r"policy=pregreet client=\[127\.0\.30\.1\]:\d+ action=reject")
