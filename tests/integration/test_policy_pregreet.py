@@ -9,20 +9,36 @@ import time
 
 import pytest
 
+from dnstest import DnsServer
 from ferrytest import Ferry, RawSMTP, free_port
-from policytest import find_subject, message, smtp_from
+from policytest import find_subject, listing, message, smtp_from, wait_test_points_asked, zone_test_points
 
 WAIT = 1.0
 
 
+# One listed client, refused at connect (dnsbl_reject = "connect") by a server that also does the pregreet test.
+LISTED = "127.0.35.1"
+ZONE = {**zone_test_points("bl.test"), **listing(LISTED, "bl.test", txt="listed for the pregreet test")}
+
+
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
+def dns():
+    with DnsServer(ZONE) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def srv(dns, tmp_path_factory):
     sub = free_port()
     extra = (f'[[listen]]\naddress = "127.0.0.1:{sub}"\nrole = "submission"\n\n'
-             f'[policy]\nallow_networks = ["127.0.33.0/24"]\npregreet_wait = "{int(WAIT)}s"\n')
+             f'[dns]\nresolver = "{dns.address}"\ntimeout = "2s"\n\n'
+             f'[policy]\nallow_networks = ["127.0.33.0/24"]\npregreet_wait = "{int(WAIT)}s"\n'
+             'dnsbl_reject = "connect"\n\n'
+             '[[dnsbl]]\nzone = "bl.test"\n')
     server = Ferry(tmp_path_factory.mktemp("pregreet"), extra_toml=extra)
     server.sub_port = sub
     server.start()
+    wait_test_points_asked(dns, ["bl.test"])
     yield server
     server.stop()
 
@@ -111,3 +127,22 @@ def test_allow_listed_network_has_no_pregreet_wait(srv):
         assert r.code == 250, f"EHLO sent early from an allow-listed network: {r}"
         c.quit()
     assert not [l for l in srv.log.splitlines() if "policy=pregreet" in l and "127.0.33.1" in l]
+
+
+def test_listed_client_refused_at_connect_after_the_pregreet_wait_gets_220_then_554_for_its_commands(srv):
+    # With "220-" already sent, the greeting cannot become a 554 (one reply, one code): it ends as a 220 and every
+    # command but QUIT, RSET and NOOP gets the list's 554 5.7.1 (docs/configuration.md, dnsbl_reject).
+    with RawSMTP(srv.port, source=LISTED) as c:
+        g = c.greeting
+        assert g.code == 220 and g.raw[0].startswith(b"220-"), g
+        r = c.cmd("EHLO client.test")
+        assert r.is_(554, "5.7.1"), r
+        assert "blocked using bl.test" in r.text and "listed for the pregreet test" in r.text, r
+        assert c.cmd("MAIL FROM:<x@client.test>").is_(554, "5.7.1")
+        assert c.cmd("NOOP").code == 250
+        assert c.cmd("QUIT").code == 221
+    srv.wait_log(r"policy=dnsbl client=\[127\.0\.35\.1\]:\d+ zone=bl\.test score=1 threshold=1 action=reject")
+    # An unlisted client of the same server is not refused (control).
+    with RawSMTP(srv.port, source="127.0.36.1") as c:
+        assert c.cmd("EHLO client.test").code == 250
+        c.quit()
