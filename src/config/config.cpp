@@ -106,6 +106,24 @@ void each_on_its_own(Reader& r, F&& step) {
     }
 }
 
+// An array of tables (`header` names it in the refusal): each read with `fields` on its own, then, when it read
+// without a problem, handed to `add(settings, its node, its key prefix)`, which may still fail on it.
+template <class S, std::size_t N, class Add>
+void each_table(Reader& r, const toml::node& node, const std::string& name, std::string_view header,
+                const Field<S> (&fields)[N], Add&& add) {
+    if (!node.is_array_of_tables())
+        r.fail(node, name, "expected " + std::string(header) + " tables (an array of tables), got " + type_name(node.type()));
+    const toml::array& arr = *node.as_array();
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+        const std::string prefix = name + "[" + std::to_string(i) + "]";
+        each_on_its_own(r, [&] {
+            S settings;
+            if (detail::read_table<S>(r, *arr[i].as_table(), prefix, fields, settings, arr[i].source().begin.line))
+                add(std::move(settings), arr[i], prefix);
+        });
+    }
+}
+
 // A host name (RFC 5321 Domain): hostname, mailauth.authserv_id, outbound.helo_name.
 std::string host_name(Reader& r, const toml::node& n, const std::string& name) {
     std::string v = r.text(n, name);
@@ -491,22 +509,14 @@ const Field<DkimSettings> kDkimFields[] = {
      }},
     {"key",
      [](Reader& r, const toml::node& n, const std::string& name, DkimSettings& d) {
-         if (!n.is_array_of_tables())
-             r.fail(n, name, std::string("expected [[dkim.key]] tables, got ") + type_name(n.type()));
-         const toml::array& arr = *n.as_array();
-         for (std::size_t i = 0; i < arr.size(); ++i) {
-             const std::string prefix = name + "[" + std::to_string(i) + "]";
-             each_on_its_own(r, [&] {
-                 DkimKeySettings key;
-                 if (!detail::read_table<DkimKeySettings>(r, *arr[i].as_table(), prefix, kDkimKeyFields, key,
-                                                          arr[i].source().begin.line))
-                     return;
-                 for (const auto& other : d.keys)
-                     if (other.domain == key.domain && other.selector == key.selector)
-                         r.fail(arr[i], prefix, "a second key for " + key.selector + "._domainkey." + key.domain);
-                 d.keys.push_back(std::move(key));
-             });
-         }
+         each_table<DkimKeySettings>(r, n, name, "[[dkim.key]]", kDkimKeyFields,
+                                     [&](DkimKeySettings key, const toml::node& table, const std::string& prefix) {
+                                         for (const auto& other : d.keys)
+                                             if (other.domain == key.domain && other.selector == key.selector)
+                                                 r.fail(table, prefix, "a second key for " + key.selector +
+                                                                           "._domainkey." + key.domain);
+                                         d.keys.push_back(std::move(key));
+                                     });
      },
      {},
      [] { return detail::keys_of<DkimKeySettings>(kDkimKeyFields, "[]."); }},
@@ -588,21 +598,153 @@ const Field<MilterSettings> kMilterFields[] = {
 };
 
 void read_milters(Reader& r, const toml::node& node, const std::string& name, Config& cfg) {
-    if (!node.is_array_of_tables())
-        r.fail(node, name, std::string("expected [[milter]] tables (an array of tables), got ") + type_name(node.type()));
-    const toml::array& arr = *node.as_array();
+    each_table<MilterSettings>(r, node, name, "[[milter]]", kMilterFields,
+                               [&](MilterSettings m, const toml::node&, const std::string&) {
+                                   if (m.name.empty()) m.name = m.address;
+                                   cfg.milters.push_back(std::move(m));
+                               });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// [policy], [[dnsbl]], [greylist], [rate_limit]: connection and envelope policy
+
+// An array of strings, each checked by `one` (which may fail on its element).
+template <class F>
+void each_string(Reader& r, const toml::node& n, const std::string& name, F&& one) {
+    if (!n.is_array()) r.fail(n, name, std::string("expected an array of strings, got ") + type_name(n.type()));
+    const toml::array& arr = *n.as_array();
     for (std::size_t i = 0; i < arr.size(); ++i) {
-        const std::string prefix = name + "[" + std::to_string(i) + "]";
-        each_on_its_own(r, [&] {
-            MilterSettings m;
-            if (!detail::read_table<MilterSettings>(r, *arr[i].as_table(), prefix, kMilterFields, m,
-                                                    arr[i].source().begin.line))
-                return;
-            if (m.name.empty()) m.name = m.address;
-            cfg.milters.push_back(std::move(m));
-        });
+        const std::string item = name + "[" + std::to_string(i) + "]";
+        each_on_its_own(r, [&] { one(arr[i], item, r.text(arr[i], item)); });
     }
 }
+
+const Field<PolicySettings> kPolicyFields[] = {
+    {"allow_networks",
+     [](Reader& r, const toml::node& n, const std::string& name, PolicySettings& p) {
+         p.allow_networks.clear();
+         each_string(r, n, name, [&](const toml::node& e, const std::string& item, const std::string& v) {
+             const auto net = policy::parse_network(v);
+             if (!net)
+                 r.fail(e, item, quote_value(v) + " is not an IP network (\"192.0.2.0/24\", \"2001:db8::/32\" or an "
+                                                  "address; no bits set after the prefix)");
+             p.allow_networks.push_back(*net);
+         });
+     }},
+    {"dnsbl_threshold",
+     [](Reader& r, const toml::node& n, const std::string& name, PolicySettings& p) {
+         p.dnsbl_threshold = static_cast<int>(r.integer(n, name, 1, 1000, "1-1000"));
+     }},
+    detail::choice_field("dnsbl_reject", &PolicySettings::dnsbl_at_connect,
+                         {{"rcpt", false}, {"connect", true}}, "is not \"rcpt\" or \"connect\""),
+    {"pregreet_wait",
+     [](Reader& r, const toml::node& n, const std::string& name, PolicySettings& p) {
+         // "0s" turns the test off (Reader::duration refuses 0, which is right everywhere else).
+         const std::string v = r.text(n, name);
+         std::chrono::milliseconds d;
+         try {
+             d = parse_duration(v);
+         } catch (const std::invalid_argument& e) {
+             r.fail(n, name, quote_value(v) + " is not a duration (" + e.what() + ")");
+         }
+         if (d > std::chrono::seconds(60))
+             r.fail(n, name, quote_value(v) + " is too long (clients give up on a greeting after 5 minutes; "
+                                              "postscreen waits 6 s)");
+         p.pregreet_wait = d;
+     }},
+};
+
+// What counts from a list when `responses` is not given: Spamhaus ZEN's listings (127.0.0.2-127.0.0.11),
+// dnswl.org's (127.0.X.Y but its over-limit 127.0.0.255, which dnsbl.hpp treats as an error anyway), and for any
+// other list the usual 127.0.0.2-127.0.0.254.
+std::vector<policy::ResponseRange> default_responses(const std::string& zone) {
+    const char* text = zone == "zen.spamhaus.org" ? "127.0.0.2-127.0.0.11"
+                       : zone == "list.dnswl.org" ? "127.0.0.0-127.0.255.254"
+                                                  : "127.0.0.2-127.0.0.254";
+    return {*policy::parse_response_range(text)};
+}
+
+const Field<DnsblSettings> kDnsblFields[] = {
+    {"zone",
+     [](Reader& r, const toml::node& n, const std::string& name, DnsblSettings& d) {
+         std::string v = ascii_lower(r.text(n, name));
+         if (!v.empty() && v.back() == '.') v.pop_back();
+         if (std::string why = smtp::domain_error(v); !why.empty())
+             r.fail(n, name, quote_value(v) + " is not a DNS zone (" + why + ")");
+         d.zone = v;
+     },
+     "missing (e.g. zone = \"zen.spamhaus.org\")"},
+    {"weight",
+     [](Reader& r, const toml::node& n, const std::string& name, DnsblSettings& d) {
+         d.weight = static_cast<int>(r.integer(n, name, -1000, 1000, "-1000 to 1000"));
+         if (d.weight == 0) r.fail(n, name, "0 would make the list count for nothing (negative: an allow list)");
+     }},
+    {"responses",
+     [](Reader& r, const toml::node& n, const std::string& name, DnsblSettings& d) {
+         d.responses.clear();
+         each_string(r, n, name, [&](const toml::node& e, const std::string& item, const std::string& v) {
+             const auto range = policy::parse_response_range(v);
+             if (!range)
+                 r.fail(e, item, quote_value(v) + " is not an answer in 127.0.0.0/8 (\"127.0.0.2\") or a range "
+                                                  "(\"127.0.0.2-127.0.0.11\")");
+             d.responses.push_back(*range);
+         });
+         if (d.responses.empty()) r.fail(n, name, "empty: no answer would count (leave it out for the default)");
+     }},
+};
+
+void read_dnsbls(Reader& r, const toml::node& node, const std::string& name, Config& cfg) {
+    each_table<DnsblSettings>(r, node, name, "[[dnsbl]]", kDnsblFields,
+                              [&](DnsblSettings d, const toml::node& table, const std::string& prefix) {
+                                  if (d.responses.empty()) d.responses = default_responses(d.zone);
+                                  for (const auto& other : cfg.dnsbls)
+                                      if (other.zone == d.zone) r.fail(table, prefix, "a second [[dnsbl]] for " + d.zone);
+                                  cfg.dnsbls.push_back(std::move(d));
+                              });
+}
+
+const Field<GreylistConfig> kGreylistFields[] = {
+    detail::flag_field("enabled", &GreylistConfig::enabled),
+    detail::duration_field("delay", &GreylistConfig::delay),
+    detail::duration_field("retry_window", &GreylistConfig::retry_window),
+    detail::duration_field("max_age", &GreylistConfig::max_age),
+    detail::positive_field("max_entries", &GreylistConfig::max_entries, 100),
+};
+
+const TableCheck<GreylistConfig> kGreylistCheck = [](Reader& r, const toml::table& t, const std::string& prefix,
+                                                      GreylistConfig& g, bool fields_ok) {
+    if (fields_ok && g.retry_window <= g.delay)
+        r.fail(t.source().begin.line, join_key(prefix, "retry_window"),
+               "must be longer than delay (a retry must have time to pass)");
+};
+
+Field<RateLimitSettings> rate_field(std::string_view key, policy::Rate RateLimitSettings::*member) {
+    return {key, [member](Reader& r, const toml::node& n, const std::string& name, RateLimitSettings& s) {
+                const std::string v = r.text(n, name);
+                try {
+                    s.*member = parse_rate(v);
+                } catch (const std::invalid_argument& e) {
+                    r.fail(n, name, quote_value(v) + " is not a rate (" + e.what() + ")");
+                }
+            }};
+}
+
+const Field<RateLimitSettings> kRateLimitFields[] = {
+    rate_field("connections", &RateLimitSettings::connections),
+    rate_field("messages", &RateLimitSettings::messages),
+    rate_field("recipients", &RateLimitSettings::recipients),
+    rate_field("user_messages", &RateLimitSettings::user_messages),
+    rate_field("user_recipients", &RateLimitSettings::user_recipients),
+    {"ipv4_prefix",
+     [](Reader& r, const toml::node& n, const std::string& name, RateLimitSettings& s) {
+         s.ipv4_prefix = static_cast<unsigned>(r.integer(n, name, 8, 32, "8-32"));
+     }},
+    {"ipv6_prefix",
+     [](Reader& r, const toml::node& n, const std::string& name, RateLimitSettings& s) {
+         s.ipv6_prefix = static_cast<unsigned>(r.integer(n, name, 16, 128, "16-128"));
+     }},
+    detail::positive_field("max_clients", &RateLimitSettings::max_clients, 100),
+};
 
 // ---------------------------------------------------------------------------------------------------------
 // The top level
@@ -636,6 +778,10 @@ const Field<Config> kRootFields[] = {
     section("dkim", &Config::dkim, kDkimFields),
     section("rspamd", &Config::rspamd, kRspamdFields),
     {"milter", read_milters, {}, [] { return detail::keys_of<MilterSettings>(kMilterFields, "[]."); }},
+    section("policy", &Config::policy, kPolicyFields),
+    {"dnsbl", read_dnsbls, {}, [] { return detail::keys_of<DnsblSettings>(kDnsblFields, "[]."); }},
+    section("greylist", &Config::greylist, kGreylistFields, kGreylistCheck),
+    section("rate_limit", &Config::rate_limit, kRateLimitFields),
 };
 
 // Defaults that depend on other keys: a DKIM key's file is named after data_dir, its domain and its selector.
@@ -692,6 +838,7 @@ Config parse_config(std::string_view toml_text, const fs::path& origin) {
     Config cfg;
     cfg.hostname = machine_host_name();
     cfg.data_dir = r.resolve("var");
+    cfg.policy.allow_networks = {*policy::parse_network("127.0.0.0/8"), *policy::parse_network("::1")};
     detail::read_table<Config>(r, root, "", kRootFields, cfg, 0, kRootCheck);
     if (r.problem_count() > 0) throw ConfigError(r.report());
     cfg.source = origin;

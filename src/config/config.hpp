@@ -1,6 +1,10 @@
 // Validated configuration: what `ferry serve` runs on. Loaded from TOML by load_config().
 #pragma once
 
+#include "policy/client_network.hpp"
+#include "policy/dnsbl.hpp"
+#include "policy/greylist.hpp"
+#include "policy/rate_limit.hpp"
 #include "util/ascii.hpp"
 
 #include <chrono>
@@ -155,6 +159,41 @@ struct MilterSettings {
     std::chrono::milliseconds content_timeout{300000};   // milter_content_timeout
 };
 
+// Connection and envelope policy (src/policy/, src/server/client_policy): who may talk to the mx listeners.
+struct PolicySettings {
+    // Clients that skip the DNSBL verdict, greylisting and the client rate limits. Default: loopback (set by the
+    // loader, like Postfix's mynetworks for the host itself).
+    std::vector<policy::IpNetwork> allow_networks;
+    int dnsbl_threshold = 1;          // postscreen's dnsbl_threshold: the summed weights that refuse a client
+    bool dnsbl_at_connect = false;    // dnsbl_reject = "connect": refuse in the greeting (default: at RCPT)
+    std::chrono::milliseconds pregreet_wait{0};   // 0: no early-talker test
+};
+
+// One DNS block list (positive weight) or allow list (negative weight), RFC 5782.
+struct DnsblSettings {
+    std::string zone;                              // lower-case, no trailing dot
+    int weight = 1;
+    std::vector<policy::ResponseRange> responses;  // the answers that count (never empty after loading)
+};
+
+// RFC 6647 greylisting of mx clients; the table lives in data_dir/greylist.
+struct GreylistConfig {
+    bool enabled = false;
+    std::chrono::milliseconds delay{5 * 60 * 1000};
+    std::chrono::milliseconds retry_window{2LL * 24 * 3600 * 1000};
+    std::chrono::milliseconds max_age{35LL * 24 * 3600 * 1000};
+    std::size_t max_entries = 100000;
+    policy::GreylistSettings table() const { return {delay, retry_window, max_age, max_entries}; }
+};
+
+// GCRA rate limits (Postfix's anvil limits): per client network, and per authenticated account.
+struct RateLimitSettings {
+    policy::Rate connections, messages, recipients;   // per client network; disabled by default
+    policy::Rate user_messages, user_recipients;      // per authenticated account
+    unsigned ipv4_prefix = 32, ipv6_prefix = 64;      // the client network a limit counts
+    std::size_t max_clients = 100000;                 // keys kept per limit
+};
+
 struct Config {
     std::filesystem::path source;          // the file it was loaded from ("" for the embedded default)
     std::string hostname;                  // default: the machine's host name
@@ -174,6 +213,10 @@ struct Config {
     DkimSettings dkim;
     RspamdSettings rspamd;
     std::vector<MilterSettings> milters;
+    PolicySettings policy;
+    std::vector<DnsblSettings> dnsbls;
+    GreylistConfig greylist;
+    RateLimitSettings rate_limit;
 
     std::filesystem::path spool_dir() const { return data_dir / "spool"; }
     std::filesystem::path mail_dir() const { return data_dir / "mail"; }
@@ -217,6 +260,7 @@ std::vector<std::string> known_keys();
 // Parsers shared with the CLI and tests. Each throws std::invalid_argument with a reason.
 std::chrono::milliseconds parse_duration(std::string_view text);   // "250ms", "30s", "5m", "1h", "5d"
 std::uint64_t parse_size(std::string_view text);                   // "1000", "64k", "50M", "1G" (KiB units)
+policy::Rate parse_rate(std::string_view text);                    // "100/1h", "30/1m"; "" = no limit
 
 // The built-in configuration: examples/ferry.toml, embedded at build time (CMakeLists.txt generates its source).
 std::string_view embedded_default_config();

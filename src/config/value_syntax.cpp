@@ -162,3 +162,30 @@ std::uint64_t parse_size(std::string_view text) {
 }
 
 }  // namespace ferry::config
+
+namespace ferry::config {
+
+policy::Rate parse_rate(std::string_view text) {
+    // "N/DURATION" (a duration as parse_duration reads it, or a bare unit: "60/m" is "60/1m"). "" is no limit.
+    if (text.empty()) return {};
+    const auto slash = text.find('/');
+    if (slash == std::string_view::npos) throw std::invalid_argument("expected COUNT/DURATION, e.g. \"100/1h\"");
+    const std::string_view count_text = text.substr(0, slash);
+    std::string per_text(text.substr(slash + 1));
+    std::uint64_t count;
+    bool overflow;
+    if (count_text.empty() || leading_number(count_text, count, overflow) != count_text.size() || overflow)
+        throw std::invalid_argument("expected COUNT/DURATION with a whole COUNT, e.g. \"100/1h\"");
+    if (count == 0) throw std::invalid_argument("a count of 0 allows nothing; use \"\" for no limit");
+    if (!per_text.empty() && !util::is_digit(per_text.front())) per_text.insert(0, "1");
+    std::chrono::milliseconds per;
+    try {
+        per = parse_duration(per_text);
+    } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(std::string("the duration after / is wrong: ") + e.what());
+    }
+    if (per.count() == 0) throw std::invalid_argument("the duration after / must be more than 0");
+    return {count, per};
+}
+
+}  // namespace ferry::config

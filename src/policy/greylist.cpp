@@ -281,6 +281,13 @@ bool Greylist::load(const std::filesystem::path& file, Time now, std::string& er
 }
 
 bool Greylist::save(const std::filesystem::path& file, Time now, std::string& error) {
+    const bool was_dirty = impl_->dirty;
+    if (write_file(file, snapshot(now), error)) return true;
+    impl_->dirty = was_dirty;   // still to be saved
+    return false;
+}
+
+std::string Greylist::snapshot(Time now) {
     const std::int64_t t = to_ms(now);
     std::string content;
     content.reserve(impl_->entries.size() * 64 + 64);
@@ -300,7 +307,11 @@ bool Greylist::save(const std::filesystem::path& file, Time now, std::string& er
     content += kFileEnd;
     content += std::to_string(count);
     content += '\n';
+    impl_->dirty = false;
+    return content;
+}
 
+bool Greylist::write_file(const std::filesystem::path& file, const std::string& content, std::string& error) {
     // Temporary file in the same folder (rename is atomic only within a filesystem), fsync, rename, fsync of the
     // folder: a crash leaves the old table or the new one.
     const std::filesystem::path folder = file.parent_path().empty() ? std::filesystem::path(".") : file.parent_path();
@@ -335,7 +346,6 @@ bool Greylist::save(const std::filesystem::path& file, Time now, std::string& er
         error = folder.string() + ": cannot fsync: " + ec.message();
         return false;
     }
-    impl_->dirty = false;
     return true;
 }
 

@@ -62,6 +62,11 @@ public:
     // table or the new one, never half of one.
     bool load(const std::filesystem::path& file, Time now, std::string& error);
     bool save(const std::filesystem::path& file, Time now, std::string& error);
+    // save() in two halves, so the slow one (the write and its fsyncs) can run off the I/O thread: snapshot() is
+    // the file's content for the table as it is now (and the table counts as saved); write_file() puts it in place
+    // as save() does.
+    std::string snapshot(Time now);
+    static bool write_file(const std::filesystem::path& file, const std::string& content, std::string& error);
 
 private:
     struct Impl;

@@ -23,6 +23,7 @@
 #include "policy/local_directory.hpp"
 #include "queue/delivery_queue.hpp"
 #include "server/accept_shedder.hpp"
+#include "server/client_policy.hpp"
 #include "server/connection_limits.hpp"
 #include "server/descriptor_budget.hpp"
 #include "server/control_socket.hpp"
@@ -114,6 +115,7 @@ public:
         // Before the privilege drop, like the TLS key: signing keys may be readable by root only.
         services_.signing_keys = std::make_shared<const mailauth::SigningKeys>(mailauth::SigningKeys::load(config_->dkim));
         services_.rspamd = make_rspamd(*config_);
+        services_.client_policy = &client_policy_;
     }
 
     // One rspamd client (and its pool of connections) for every session; null when [rspamd] url is not set.
@@ -132,6 +134,7 @@ public:
         outbound_.start();
         queue_.start();
         pickup_.start(config_->data_dir);
+        client_policy_.start();   // after the privilege drop: its table file belongs to the serving user
         for (const auto& id : recovered) queue_.submit(id, true);
         if (!recovered.empty()) spdlog::info("recovered messages={} from spool", recovered.size());
         for (auto& a : acceptors_) asio::co_spawn(io_, accept_loop(a), asio::detached);
@@ -216,6 +219,7 @@ private:
             control_.close();
             pickup_.stop();
             resolver_.cancel_all();   // checks waiting on DNS end now (temperror), their sessions get 421
+            client_policy_.stop();    // the greylist table's last save
             if (services_.rspamd) services_.rspamd->close();
             for (auto& a : acceptors_) {
                 error_code ignored;
@@ -243,6 +247,7 @@ private:
             // Sessions under way keep the client they started with; new ones take the fresh settings.
             if (services_.rspamd) services_.rspamd->close();
             services_.rspamd = make_rspamd(fresh);
+            client_policy_.reconfigure(fresh);
             directory_.update(fresh.local_domains, fresh.aliases);
             directory_.reload_accounts();
             set_listener_limits(fresh);
@@ -293,6 +298,7 @@ private:
     ServerServices services_;
     dns::Resolver resolver_;   // for the checks of arriving mail; outbound delivery has its own, on its thread
     mailauth::PublicSuffixList public_suffixes_;
+    ClientPolicy client_policy_{io_.get_executor(), resolver_, *config_};
     asio::signal_set signals_;
     std::list<Acceptor> acceptors_;
     bool stopping_ = false;

@@ -313,6 +313,14 @@ asio::awaitable<void> SmtpConnection::serve() {
     } release{limits_, client_ip_};
 
     spdlog::info("connect client={} listener={}", client_, listener_);
+    const bool mx = settings_.role == config::ListenerRole::mx;
+    SessionPolicy client_policy(*services_.client_policy, cfg, mx, client_ip_, client_);
+    if (auto refusal = client_policy.on_connect()) {
+        out_ = refusal->render();
+        co_await flush();
+        co_return;
+    }
+    client_policy_ = &client_policy;
     smtp::SessionSettings settings;
     settings.hostname = cfg.hostname;
     settings.max_message_size = cfg.limits.message_size;
@@ -357,7 +365,15 @@ asio::awaitable<void> SmtpConnection::serve() {
         if (!co_await start_tls()) co_return;
         session.on_tls_started();
     }
-    session.greeting().render_to(out_);
+    // The early talker test and the DNSBL verdict at connect, both for mx clients only (the lists were asked at
+    // on_connect and answer meanwhile).
+    const bool waited = mx && cfg.policy.pregreet_wait.count() > 0 && !client_policy.allow_listed();
+    if (waited && !co_await pregreet(cfg.policy.pregreet_wait)) co_return;
+    // RFC 5321 3.1: a 554 greeting, then every command but QUIT (and RSET, NOOP) is refused. After "220-" went
+    // out the reply must stay a 220, so then only the commands are refused.
+    const auto refusal = co_await client_policy.at_greeting();
+    if (refusal) session.refuse_session(*refusal);
+    (refusal && !waited ? *refusal : session.greeting()).render_to(out_);
     bool open = co_await flush();
     // The next command line must be complete by then (RFC 5321 4.5.3.2.7 as a deadline, not per read).
     auto deadline = Clock::now() + cfg.limits.command_timeout;
@@ -406,9 +422,43 @@ asio::awaitable<void> SmtpConnection::say_goodbye(ReadResult why, smtp::Session&
     out_.clear();
 }
 
+asio::awaitable<bool> SmtpConnection::pregreet(std::chrono::milliseconds wait) {
+    // Bots that send their commands at once, without waiting for the greeting, are most of the bots (postscreen's
+    // pregreet test): the greeting's first line goes out, and anything the client sends before the rest does is
+    // refused. A client that waited sees one ordinary multi-line 220 reply.
+    out_ = "220-" + config_->hostname + " ESMTP Ferry\r\n";
+    if (!co_await flush()) co_return false;
+    arm_timer(Clock::now() + wait);
+    auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, kNoThrow);
+    disarm_timer();
+    if (ec) co_return timed_out_;   // quiet until the end of the wait: passed; else closed or shutting down
+    error_code aec;
+    if (socket_.available(aec) == 0) co_return false;   // it hung up
+    spdlog::warn("policy=pregreet client={} action=reject (sent before the greeting ended)", client_);
+    out_ = smtp::Reply(554, "5.5.1", config_->hostname + " Error: you talked before the greeting").render();
+    co_await flush();
+    co_return false;
+}
+
+asio::awaitable<void> SmtpConnection::ask_policy(smtp::Session& session, smtp::Step& step) {
+    if (step.filter_stage == smtp::FilterStage::mail) {
+        client_policy_->on_mail();
+        co_return;
+    }
+    const smtp::Transaction& tx = session.transaction();
+    if (tx.recipients.empty()) co_return;
+    // Named, not a temporary in the co_await expression: g++ 12 destroys a conditional's temporary there twice.
+    const std::string sender = tx.sender.mailbox ? tx.sender.mailbox->to_string() : std::string();
+    const auto refusal = co_await client_policy_->at_rcpt(sender, tx.recipients.back(), session.authenticated_user(),
+                                                          session.helo_name());
+    if (refusal) step = session.on_filter_refused(*refusal);
+}
+
 asio::awaitable<bool> SmtpConnection::perform(smtp::Session& session, smtp::Step step) {
     using smtp::Next;
     for (;;) {
+        if (step.filter_stage == smtp::FilterStage::mail || step.filter_stage == smtp::FilterStage::rcpt)
+            co_await ask_policy(session, step);
         if (step.filter_stage != smtp::FilterStage::none && filters_ && filters_->has_milters())
             if (!co_await ask_filters(session, step)) {
                 for (const auto& r : step.replies) r.render_to(out_);

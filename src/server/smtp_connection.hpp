@@ -24,6 +24,7 @@
 #include "policy/local_directory.hpp"
 #include "queue/delivery_queue.hpp"
 #include "server/auth_throttle.hpp"
+#include "server/client_policy.hpp"
 #include "server/connection_limits.hpp"
 #include "smtp/content_decoder.hpp"
 #include "smtp/session.hpp"
@@ -51,6 +52,7 @@ struct ServerServices {
     std::shared_ptr<const mailauth::SigningKeys> signing_keys;   // replaced on reload
     std::mt19937 random{std::random_device{}()};                 // DMARC pct= draws; io thread only
     std::shared_ptr<filter::RspamdClient> rspamd;                // [rspamd] url set; replaced on reload
+    ClientPolicy* client_policy = nullptr;                       // DNSBL, greylisting, rate limits
 };
 
 class SmtpConnection : public std::enable_shared_from_this<SmtpConnection> {
@@ -94,6 +96,12 @@ private:
     void store_decoded();   // the decoded content so far, to the intake
     void end_message();
     asio::awaitable<void> say_goodbye(ReadResult why, smtp::Session& session);
+    // The early-talker test (postscreen's pregreet): "220-" then `wait`; true when the client stayed quiet. A
+    // client that talked gets 554 5.5.1 (sent here); false also when the connection ended meanwhile.
+    asio::awaitable<bool> pregreet(std::chrono::milliseconds wait);
+    // The connection and envelope policy's word on the command the step answers (MAIL, RCPT): the step is
+    // replaced by the refusal when it refuses.
+    asio::awaitable<void> ask_policy(smtp::Session& session, smtp::Step& step);
     // Content filters. The milters' word on the command the step answers (the step changed when they refuse);
     // false when a milter wants the session closed (the 421 is in the step).
     asio::awaitable<bool> ask_filters(smtp::Session& session, smtp::Step& step);
@@ -126,6 +134,7 @@ private:
     bool timed_out_ = false;
     std::uint64_t timer_generation_ = 0;
 
+    SessionPolicy* client_policy_ = nullptr;   // the session's (in serve())
     smtp::MailPolicy* policy_ = nullptr;   // the session's (in serve()); also the intake's From: owner check
     std::optional<smtp::ContentDecoder> decoder_;
     std::string decoded_;      // decoded content waiting to be handed to the intake

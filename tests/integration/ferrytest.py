@@ -139,8 +139,11 @@ class SMTPClosed(AssertionError):
 class RawSMTP:
     """A byte-exact SMTP client on a plain socket."""
 
-    def __init__(self, port, timeout=10.0, read_greeting=True):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=10.0, read_greeting=True, source=None, host="127.0.0.1"):
+        """source: the client's own address (any 127.x.y.z is this machine's), so tests of per-client policy
+        can be told apart; default: the kernel's choice."""
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                            source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.greeting = self.reply() if read_greeting else None
@@ -527,8 +530,8 @@ class Ferry:
         return self.start()
 
     # -- conveniences
-    def connect(self, timeout=10.0):
-        c = RawSMTP(self.port, timeout=timeout)
+    def connect(self, timeout=10.0, source=None):
+        c = RawSMTP(self.port, timeout=timeout, source=source)
         assert c.greeting.code == 220, f"greeting: {c.greeting}"
         return c
 

@@ -726,7 +726,7 @@ TEST_F(ConfigFileTest, DkimErrors) {
               at_line(6) + "dkim.key[0].bits: unknown key");
     EXPECT_EQ(error_of(kListen + "[[dkim.key]]\ndomain = \"a.test\"\nselector = \"s\"\n[[dkim.key]]\ndomain = \"A.test\"\nselector = \"S\"\n"),
               at_line(6) + "dkim.key[1]: a second key for s._domainkey.a.test");
-    EXPECT_EQ(error_of(kListen + "[dkim]\nkey = 5\n"), at_line(4) + "dkim.key: expected [[dkim.key]] tables, got an integer");
+    EXPECT_EQ(error_of(kListen + "[dkim]\nkey = 5\n"), at_line(4) + "dkim.key: expected [[dkim.key]] tables (an array of tables), got an integer");
     // d= carries A-labels (RFC 8616): a U-label domain would sign mail no verifier (Ferry's included) accepts.
     EXPECT_EQ(error_of(kListen + "[[dkim.key]]\ndomain = \"b\xc3\xbc" "cher.test\"\nselector = \"s1\"\n"),
               at_line(4) + "dkim.key[0].domain: \"b\xc3\xbc" "cher.test\" is not a domain name (write it in A-labels "
