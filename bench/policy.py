@@ -14,15 +14,19 @@ default durability, `[mailauth] verify = false`, log_level "warn") and stopped b
                        recipients at "1000000/1m" (never refuses, but every check is counted); its [dns] resolver is
                        a local DNS server whose answers have a TTL of 300 s: libunbound's cache answers every
                        lookup after the first, as a real server's cache does for a repeat client
-    ferry-policy-cold  the same, with a DNS server whose answers (and NXDOMAIN's SOA) have a TTL of 0: nothing is
-                       cached, each session's lookups reach the DNS server (smtp-source cannot connect from several
-                       addresses, so this is how a cold cache is had); only in --cold-modes
+    ferry-policy-cold  the same, with a DNS server whose answers (and NXDOMAIN's SOA) have a TTL of 0, and every
+                       connection of smtp-source from a new address of 127.0.0.0/8 (bench/many_sources.c, preloaded:
+                       smtp-source cannot bind its connections itself): nothing is cached, each connection's DNSBL
+                       lookups are names nobody asked before and reach the DNS server, as for a stream of new
+                       clients; only in --cold-modes (conn: in reuse mode a session asks once for all its messages)
     ferry-plain-2      a second ferry-plain (unless --no-control): plain-2 / plain is an A/A comparison, the noise
                        of this machine's throughput figures (shared with other work), against which a 15% goal is
                        judged
 The DNS servers are tests/integration/dnstest.py's DnsServer (dnslib), each in a process of its own (`policy.py
-dns-server`) so that their CPU is counted apart from Ferry's: NXDOMAIN for the client (1.0.0.127.ZONE), and the
-RFC 5782 test point 2.0.0.127.ZONE A 127.0.0.2 (Ferry checks the test points of every list at start).
+dns-server`) so that their CPU is counted apart from Ferry's: NXDOMAIN for the client (1.0.0.127.ZONE), the
+RFC 5782 test point 2.0.0.127.ZONE A 127.0.0.2 (Ferry checks the test points of every list at start), and the SPF
+record of the sender's domain, which greylisting asks (a sender whose SPF passes is greylisted by its domain, not
+by the client's network: RFC 6647 4.2), "v=spf1 ip4:127.0.0.0/8 -all": it passes, as for a real sender.
 ferry-plain uses the warm DNS server too (as its [dns] resolver, unused with verify = false): the configs differ
 only in the policy tables.
 
@@ -35,8 +39,9 @@ Per cell (mode x sessions) and repetition, targets interleaved (order rotating p
 messages; msg/s e2e = messages / seconds from smtp-source's start until every message is in the Maildir and the
 spool is empty (as bench/run and filters.py measure); Ferry CPU = utime+stime of its process over the same span;
 DNS queries and DNS server CPU over the same span. Modes: conn = one connection per message (every message pays the
-DNSBL lookups and the connection rate check), reuse = smtp-source -d (each session sends all its messages on one
-connection: the DNSBL is asked once per session, greylisting and the message/recipient rates per message).
+DNSBL lookups, the SPF check and the connection rate check), reuse = smtp-source -d (each session sends all its
+messages on one connection: the DNSBL and SPF are asked once per session, greylisting and the message/recipient
+rates per message).
 Writes bench/results/policy-<stamp>.md and .tsv; prints the .md's path.
 """
 
@@ -62,6 +67,9 @@ HZ = os.sysconf("SC_CLK_TCK")
 ZONES = ["bl1.bench.test", "bl2.bench.test"]
 CLIENT = "1.0.0.127"            # the reversed octets of 127.0.0.1, smtp-source's address
 SENDER, RCPT = "a@example.test", "u@example.test"
+# Greylisting asks SPF for the sender's domain (a sender whose SPF passes is greylisted by its domain, RFC 6647 4.2):
+# the DNS servers give it a record that passes for smtp-source's 127.0.0.1, as a real sender's domain has one.
+SENDER_DOMAIN, SPF_RECORD = "example.test", "v=spf1 ip4:127.0.0.0/8 -all"
 PORTS = {"ferry-plain": 2650, "ferry-policy": 2651, "ferry-policy-cold": 2652, "ferry-plain-2": 2653}
 BEGIN, END = "<!-- policy: bench/policy.sh -->", "<!-- /policy -->"
 
@@ -84,7 +92,7 @@ def dns_server_main(argv):
     a = ap.parse_args(argv)
     from dnslib import QTYPE, RCODE, RR, SOA, A
     from dnstest import DnsServer
-    zone = {}
+    zone = {SENDER_DOMAIN: [("TXT", SPF_RECORD)]}
     for z in ZONES:
         zone[f"2.0.0.127.{z}"] = [("A", "127.0.0.2"), ("TXT", f"test point of {z}")]
     dns = DnsServer(zone)
@@ -105,7 +113,7 @@ def dns_server_main(argv):
         for rr in reply.rr:
             rr.ttl = a.ttl
         if reply.header.rcode == RCODE.NXDOMAIN or not reply.rr:
-            apex = next((z for z in ZONES if name == z or name.endswith("." + z)), None)
+            apex = next((z for z in ZONES + [SENDER_DOMAIN] if name == z or name.endswith("." + z)), None)
             if apex:
                 reply.add_auth(RR(apex, QTYPE.SOA, ttl=a.ttl, rdata=SOA(
                     f"ns.{apex}", f"hostmaster.{apex}", (1, 3600, 600, 86400, a.ttl))))
@@ -138,14 +146,14 @@ class DnsProcess:
         self.address = f"127.0.0.1:{self.port}"
         self.ttl = ttl
 
-    def client_queries(self):
-        """Queries so far for the client's names in the zones (the test points are not counted)."""
+    def queries(self):
+        """Queries so far (the DNSBLs' and SPF's; the difference over a run is what that run asked)."""
         time.sleep(0.25)   # one more write of the counts file
         try:
             counts = json.loads(self.counts_file.read_text())
         except (OSError, ValueError):
             return 0
-        return sum(c for k, c in counts.items() if k.startswith(CLIENT + "."))
+        return sum(counts.values())
 
     def stop(self):
         if self.proc.poll() is None:
@@ -164,6 +172,17 @@ def policy_config(dns_address):
             + zones +
             '[greylist]\nenabled = true\ndelay = "1s"\n'
             '[rate_limit]\nconnections = "1000000/1m"\nmessages = "1000000/1m"\nrecipients = "1000000/1m"\n')
+
+
+def build_shim(base):
+    """bench/many_sources.c, built for this run: smtp-source's connections from new addresses (None: no compiler)."""
+    out = Path(base) / "many_sources.so"
+    b = subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(out), str(REPO / "bench/many_sources.c"), "-ldl"],
+                       capture_output=True, text=True)
+    if b.returncode != 0:
+        log(f"many_sources.c did not build ({b.stderr[-300:]}): ferry-policy-cold's clients all come from 127.0.0.1")
+        return None
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -209,16 +228,19 @@ def check_listed(t, dns):
 
 # ---------------------------------------------------------------------------------------------- measurement
 
-def run_cell(t, dns, mode, conc, n, a):
+def run_cell(t, dns, mode, conc, n, a, env=None):
     clear_files(t.count_dir)
+    # The previous run's files (written, then deleted) are flushed now, not by the kernel during this run.
+    os.sync()
+    time.sleep(0.2)
     flag = ["-d"] if mode == "reuse" else []
-    q0, k0, d0 = dns.client_queries(), tree_ticks(t.pid), tree_ticks(dns.proc.pid)
+    q0, k0, d0 = dns.queries(), tree_ticks(t.pid), tree_ticks(dns.proc.pid)
     load = open("/proc/loadavg").read().split()[0]
     t0 = time.monotonic()
     p = subprocess.run(["timeout", "-s", "TERM", str(a.max_run), "smtp-source", "-4", "-c", *flag, "-l", str(a.size),
                         "-m", str(n), "-s", str(conc), "-M", "bench.example.test", "-f", SENDER, "-t", RCPT,
                         f"127.0.0.1:{t.port}"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     t1 = time.monotonic()
     status = "ok" if p.returncode == 0 else f"fail{p.returncode}"
     if p.returncode:
@@ -226,7 +248,7 @@ def run_cell(t, dns, mode, conc, n, a):
     delivered, drained = t.drain(n if status == "ok" else 0, a.drain_timeout)
     t2 = time.monotonic()
     k1, d1 = tree_ticks(t.pid), tree_ticks(dns.proc.pid)
-    q1 = dns.client_queries()
+    q1 = dns.queries()
     if not drained:
         status += ",drain-timeout"
     if delivered != n:
@@ -277,6 +299,15 @@ def main():
         if port_busy(PORTS[name]):
             raise SystemExit(f"policy: port {PORTS[name]} ({name}) busy")
     uptime_start = open("/proc/loadavg").read().split()[:3]
+    shim = build_shim(base) if cold_modes else None
+    sources = [0]   # the next new client address's number (many_sources.c)
+
+    def cold_env():
+        # New addresses for every run (the rate limiter's keys and the DNS cache never see one twice).
+        env = dict(os.environ, LD_PRELOAD=str(shim), MANY_SOURCES_OFFSET=str(sources[0]))
+        sources[0] += a.msgs + 1000
+        return env
+
     dns_warm = DnsProcess(base, "warm", 300)
     dns_cold = DnsProcess(base, "cold", 0, listed=base / "listed") if cold_modes else None
     dns_of = {"ferry-plain": dns_warm, "ferry-plain-2": dns_warm, "ferry-policy": dns_warm, "ferry-policy-cold": dns_cold}
@@ -316,7 +347,8 @@ def main():
                     order = here[cell % len(here):] + here[:cell % len(here)]
                     cell += 1
                     for name in order:
-                        r = run_cell(targets[name], dns_of[name], mode, conc, a.msgs, a)
+                        env = cold_env() if name == "ferry-policy-cold" and shim else None
+                        r = run_cell(targets[name], dns_of[name], mode, conc, a.msgs, a, env)
                         r["rep"] = rep
                         rows.append(r)
                         with open(res, "a") as f:
@@ -324,6 +356,9 @@ def main():
                         log("\t".join(str(r[c]) for c in COLUMNS))
                         time.sleep(1)
         end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        checks["client addresses of ferry-policy-cold"] = (
+            f"{sources[0]} numbers of 127.1.0.1 onward taken, one per connection (bench/many_sources.c)" if shim
+            else "127.0.0.1 only (many_sources.so did not build)")
         if dns_cold:
             ok, text = check_listed(targets["ferry-policy-cold"], dns_cold)
             checks["listed"] = ("ok: " if ok else "FAILED: ") + text
@@ -404,12 +439,17 @@ def report(rows, a, start, end, uptime_start, checks, cfg, tsv_name, flood):
              "figures are median (min–max).")
     L.append("- msg/s = messages / seconds from smtp-source's start until all are in the Maildir and the spool is "
              "empty (e2e). Ferry CPU = user+sys ms of its process per message over the same span. DNS q/msg = "
-             "queries for the client's names (1.0.0.127.ZONE, A and TXT) that reached the DNS server in the run, per "
-             "message; DNS CPU = that server's (Python, dnslib) CPU per message.")
-    L.append("- ferry-policy: DNS answers with TTL 300 s, so libunbound's cache answers the DNSBL lookups after the "
-             "first (what a real server sees for a repeat client); ferry-policy-cold: TTL 0 (NXDOMAIN's SOA too), "
-             "nothing cached, every session's lookups go to the DNS server — the cold-cache case (on loopback: the "
-             "DNS round trip is well under a millisecond; a remote DNSBL's latency is not in this figure).")
+             "queries that reached the DNS server in the run (the DNSBL names 1.0.0.127.ZONE, and the SPF record "
+             f"of {SENDER_DOMAIN} that greylisting asks: `{SPF_RECORD}`, a pass), per message; DNS CPU = that "
+             "server's (Python, dnslib) CPU per message.")
+    L.append("- DNS cache: Ferry resolves with libunbound, which caches answers. ferry-policy: answers with TTL "
+             "300 s, so the cache answers the DNSBL and SPF lookups after the first (what a real server sees for a "
+             "repeat client); ferry-policy-cold: TTL 0 (NXDOMAIN's SOA too) and every connection from a new "
+             "address of 127.0.0.0/8 (bench/many_sources.c preloaded into smtp-source), so no lookup is answered "
+             "from the cache: the cold-cache case of a stream of new clients (libunbound still joins identical "
+             "lookups in flight, which here can only be the SPF record's; on loopback the DNS round trip is well "
+             "under a millisecond, so a remote list's latency is not in this figure; and the test DNS server is "
+             "Python: its CPU, in the DNS CPU column, competes with Ferry's for the 2 cores).")
     L.append("- Checks: " + "; ".join(f"{k}: {v}" for k, v in checks.items()) + ".")
     L.append("")
     L.append("The policy target's config (the plain one has the same minus everything after `[dns]`'s resolver):")
