@@ -162,10 +162,10 @@ class Target:
 
 
 class Ferry:
-    def __init__(self, binary, base, name, port, rspamd_url=None, extra=""):
+    def __init__(self, binary, base, name, port, rspamd_url=None, extra="", log_level="warn"):
         """extra: TOML appended to the config (bench/policy.py's [policy], [[dnsbl]], ... tables)."""
         self.binary, self.dir, self.name, self.port, self.rspamd_url = binary, Path(base) / name, name, port, rspamd_url
-        self.extra = extra
+        self.extra, self.log_level = extra, log_level
         self.proc = None
 
     def start(self):
@@ -173,7 +173,7 @@ class Ferry:
         self.dir.mkdir(parents=True)
         # bench/run's config (Maildir user u@example.test, default durability, no SPF/DKIM/DMARC as the peers
         # check none) with ab.sh's connection limits; plus [rspamd] for the filtered instance.
-        cfg = (f'hostname = "bench.example.test"\ndata_dir = "{self.dir}/data"\nuser = "ferry"\nlog_level = "warn"\n'
+        cfg = (f'hostname = "bench.example.test"\ndata_dir = "{self.dir}/data"\nuser = "ferry"\nlog_level = "{self.log_level}"\n'
                f'[[listen]]\naddress = "127.0.0.1:{self.port}"\n'
                '[domains]\nlocal = ["example.test", "discard.example.test"]\n'
                '[limits]\nconnections = 2000\nconnections_per_ip = 2000\n'

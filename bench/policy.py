@@ -6,7 +6,7 @@ the issue: the policy enabled (DNSBL answered by a local DNS server, greylisting
 than 15% of throughput against the policy disabled.
 
 Targets, started fresh by this script (bench/filters.py's Ferry: bench/run's config, a Maildir user u@example.test,
-default durability, `[mailauth] verify = false`, log_level "warn") and stopped by PID at the end:
+default durability, `[mailauth] verify = false`, log_level "warn" unless --log-level) and stopped by PID at the end:
     ferry-plain        no policy (the default config's: all off)
     ferry-policy       [policy] allow_networks = [] (smtp-source connects from 127.0.0.1, which the default allow
                        list would exempt), two [[dnsbl]] zones (weight 1 each, threshold 1), [greylist] enabled
@@ -276,6 +276,9 @@ def main():
     ap.add_argument("--msgs", type=int, default=int(os.environ.get("MSGS", "3000")))
     ap.add_argument("--flood-tsv", default=os.environ.get("POLICY_FLOOD_TSV"),
                     help="policy_flood's output, when bench/run has made it (else policy_flood is run here)")
+    ap.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "warn"),
+                    help="every target's log_level (bench/run's and filters.py's: warn; at info, the default, each "
+                         "greylist pass is a line)")
     ap.add_argument("--no-flood", action="store_true", help="no flood figure (bench/micro/policy_flood)")
     ap.add_argument("--no-control", action="store_true", help="no ferry-plain-2 (the A/A control)")
     ap.add_argument("--max-run", type=int, default=300)
@@ -317,7 +320,7 @@ def main():
         for name in wanted:
             extra = (f'[dns]\nresolver = "{dns_warm.address}"\n' if name.startswith("ferry-plain")
                      else policy_config(dns_of[name].address))
-            s = Ferry(a.ferry, base, name, PORTS[name], extra=extra)
+            s = Ferry(a.ferry, base, name, PORTS[name], extra=extra, log_level=a.log_level)
             servers.append(s)
             targets[name] = s.start()
             log(f"{name} pid {targets[name].pid} on 127.0.0.1:{PORTS[name]}")
@@ -429,7 +432,9 @@ def report(rows, a, start, end, uptime_start, checks, cfg, tsv_name, flood):
     loads = [float(r["load1"]) for r in rows]
     L = [f"# Policy cost: Ferry with the issue-18 policy against Ferry without — {start} to {end}\n"]
     L.append(f"- Ferry: `{a.ferry}` ({git_desc(a.ferry)}), one process, bench/run's config (bench/filters.py's "
-             "Ferry: Maildir, fsync before 250, `[mailauth] verify = false`, log_level \"warn\").")
+             f"Ferry: Maildir, fsync before 250, `[mailauth] verify = false`), log_level \"{a.log_level}\" for every target"
+             + (" (at info, Ferry's default, each greylist pass is a log line; at warn it is not written)."
+                if a.log_level != "info" else "."))
     L.append(f"- Machine: {os.cpu_count()} cores, kernel {os.uname().release}; load average (1, 5, 15 min) at the "
              f"start: {', '.join(uptime_start)}; 1-minute load at the start of each run: min {min(loads):.2f}, "
              f"median {med(loads):.2f}, max {max(loads):.2f}.")
