@@ -7,7 +7,8 @@
 # usage: bench/policy.sh [policy.py options]       (as root, like bench/run; `make bench` runs it after
 #                                                   bench/filters.sh, SKIP_POLICY=1 skips it there)
 # Environment (or the matching options): FERRY_BIN (build/ferry), REPS (3), CONCS ("10 50"), MODES ("conn reuse"),
-#   COLD_MODES ("conn": where the uncached-DNS target runs too), MSGS (3000), SIZE (1024), POLICY_BASE
+#   COLD_MODES ("conn": where the uncached-DNS target runs too), COLD_DNS (dnslib | lean: its DNS server),
+#   MSGS (3000), SIZE (1024), LOG_LEVEL (warn), POLICY_BASE
 #   (/var/lib/ferry-policy-bench: the servers' data; removed at the start of each run).
 # Ports 2650-2653 (Ferry), the DNS servers on free loopback ports.
 set -euo pipefail
