@@ -18,7 +18,9 @@ default durability, `[mailauth] verify = false`, log_level "warn" unless --log-l
                        connection of smtp-source from a new address of 127.0.0.0/8 (bench/many_sources.c, preloaded:
                        smtp-source cannot bind its connections itself): nothing is cached, each connection's DNSBL
                        lookups are names nobody asked before and reach the DNS server, as for a stream of new
-                       clients; only in --cold-modes (conn: in reuse mode a session asks once for all its messages)
+                       clients; only in --cold-modes (conn: in reuse mode a session asks once for all its messages);
+                       --cold-dns lean gives it `policy.py lean-dns-server` instead of dnslib's (the same answers
+                       at a sixth of the CPU, which here is taken from the same 2 cores as Ferry's)
     ferry-plain-2      a second ferry-plain (unless --no-control): plain-2 / plain is an A/A comparison, the noise
                        of this machine's throughput figures (shared with other work), against which a 15% goal is
                        judged
