@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
-#include <array>
 
 namespace ferry::policy {
 
@@ -29,31 +28,26 @@ std::optional<std::uint32_t> ipv4(std::string_view text) {
 }  // namespace
 
 std::optional<std::string> dnsbl_query_name(std::string_view client_ip, std::string_view zone) {
+    const auto client = parse_ip(client_ip);
+    if (!client) return std::nullopt;
+    return dnsbl_query_name(*client, zone);
+}
+
+std::optional<std::string> dnsbl_query_name(const IpAddress& client, std::string_view zone) {
     while (!zone.empty() && zone.back() == '.') zone.remove_suffix(1);
-    if (zone.empty() || client_ip.empty() || client_ip.size() > 45) return std::nullopt;
-    const std::string ip(client_ip);
-    if (ip.find('\0') != std::string::npos) return std::nullopt;
-    std::array<unsigned char, 16> bytes{};
+    if (zone.empty()) return std::nullopt;
     std::string name;
-    if (::inet_pton(AF_INET, ip.c_str(), bytes.data()) == 1) {
-        for (int i = 3; i >= 0; --i) name += std::to_string(bytes[static_cast<std::size_t>(i)]) + ".";
-    } else if (::inet_pton(AF_INET6, ip.c_str(), bytes.data()) == 1) {
-        const bool mapped = std::all_of(bytes.begin(), bytes.begin() + 10, [](unsigned char b) { return b == 0; }) &&
-                            bytes[10] == 0xff && bytes[11] == 0xff;
-        if (mapped) {
-            for (int i = 15; i >= 12; --i) name += std::to_string(bytes[static_cast<std::size_t>(i)]) + ".";
-        } else {
-            constexpr char kHex[] = "0123456789abcdef";
-            for (int i = 15; i >= 0; --i) {
-                const unsigned char b = bytes[static_cast<std::size_t>(i)];
-                name += kHex[b & 0x0f];
-                name += '.';
-                name += kHex[b >> 4];
-                name += '.';
-            }
-        }
+    if (client.v4) {   // IPv4, and IPv4-mapped IPv6 (parse_ip reads it as the IPv4 address it is)
+        for (int i = 15; i >= 12; --i) name += std::to_string(client.octets[static_cast<std::size_t>(i)]) + ".";
     } else {
-        return std::nullopt;
+        constexpr char kHex[] = "0123456789abcdef";
+        for (int i = 15; i >= 0; --i) {
+            const std::uint8_t b = client.octets[static_cast<std::size_t>(i)];
+            name += kHex[b & 0x0f];
+            name += '.';
+            name += kHex[b >> 4];
+            name += '.';
+        }
     }
     return name + std::string(zone);
 }

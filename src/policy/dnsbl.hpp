@@ -16,12 +16,16 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/client_network.hpp"
+
 namespace ferry::policy {
 
 // The name to ask (an A query) for `client_ip` in `zone`: IPv4 octets reversed (RFC 5782 2.1), IPv6 as 32
 // nibbles reversed (RFC 5782 2.4), then the zone. nullopt when `client_ip` is not an address or `zone` is empty.
 // An IPv4-mapped IPv6 address (::ffff:192.0.2.1) is asked as the IPv4 address it is.
 std::optional<std::string> dnsbl_query_name(std::string_view client_ip, std::string_view zone);
+// The same for an address already parsed (policy/client_network): nullopt only when `zone` is empty.
+std::optional<std::string> dnsbl_query_name(const IpAddress& client, std::string_view zone);
 
 // Answer addresses that count, as inclusive ranges of IPv4 addresses in host order.
 struct ResponseRange {

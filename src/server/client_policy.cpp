@@ -55,8 +55,6 @@ std::string one_line(std::string_view text) {
     return out;
 }
 
-policy::RateLimiter make_limiter(const policy::Rate& rate, std::size_t max_keys) { return {rate, max_keys}; }
-
 std::vector<std::shared_ptr<DnsblList>> make_lists(const config::Config& cfg) {
     std::vector<std::shared_ptr<DnsblList>> lists;
     for (const auto& settings : cfg.dnsbls) lists.push_back(std::make_shared<DnsblList>(DnsblList{settings}));
@@ -75,11 +73,11 @@ ClientPolicy::ClientPolicy(asio::any_io_executor executor, dns::Lookup& dns, con
       rates_(cfg.rate_limit),
       lists_(make_lists(cfg)),
       greylist_(cfg.greylist.table()),
-      connections_(make_limiter(cfg.rate_limit.connections, cfg.rate_limit.max_clients)),
-      messages_(make_limiter(cfg.rate_limit.messages, cfg.rate_limit.max_clients)),
-      recipients_(make_limiter(cfg.rate_limit.recipients, cfg.rate_limit.max_clients)),
-      user_messages_(make_limiter(cfg.rate_limit.user_messages, cfg.rate_limit.max_clients)),
-      user_recipients_(make_limiter(cfg.rate_limit.user_recipients, cfg.rate_limit.max_clients)),
+      connections_(cfg.rate_limit.connections, cfg.rate_limit.max_clients),
+      messages_(cfg.rate_limit.messages, cfg.rate_limit.max_clients),
+      recipients_(cfg.rate_limit.recipients, cfg.rate_limit.max_clients),
+      user_messages_(cfg.rate_limit.user_messages, cfg.rate_limit.max_clients),
+      user_recipients_(cfg.rate_limit.user_recipients, cfg.rate_limit.max_clients),
       save_timer_(executor) {}
 
 void ClientPolicy::start() {
@@ -196,6 +194,7 @@ policy::GreylistDecision ClientPolicy::greylist(std::string_view source, std::st
 struct SessionPolicy::Lookups {
     struct Entry {
         std::shared_ptr<DnsblList> list;
+        std::string name;   // the question: the client's address in the list's zone (RFC 5782 2.1, 2.4)
         policy::DnsblAnswer answer = policy::DnsblAnswer::not_listed;
         std::string reason;
     };
@@ -239,21 +238,23 @@ std::optional<smtp::Reply> SessionPolicy::on_connect() {
     if (!mx_) return std::nullopt;
     // The lists are asked now, in parallel with the greeting (and the early-talker wait): the verdict is needed
     // only at the first RCPT (or for the greeting with dnsbl_reject = "connect").
-    auto lookups = std::make_shared<Lookups>(shared_.executor());
+    std::vector<Lookups::Entry> entries;
     for (const auto& list : shared_.lists()) {
         if (list->disabled) continue;
-        if (!policy::dnsbl_query_name(client_ip_, list->settings.zone)) continue;
-        lookups->entries.push_back(Lookups::Entry{list, policy::DnsblAnswer::not_listed, {}});
+        if (auto name = policy::dnsbl_query_name(*address_, list->settings.zone))
+            entries.push_back(Lookups::Entry{list, std::move(*name), policy::DnsblAnswer::not_listed, {}});
     }
-    if (lookups->entries.empty()) return std::nullopt;
+    if (entries.empty()) return std::nullopt;   // no list to ask: nothing allocated for this session
+    auto lookups = std::make_shared<Lookups>(shared_.executor());
+    lookups->entries = std::move(entries);
     lookups->pending = lookups->entries.size();
     for (std::size_t i = 0; i < lookups->entries.size(); ++i) {
         asio::co_spawn(
             shared_.executor(),
-            [lookups, i, &dns = shared_.dns(), ip = client_ip_, client = client_]() -> asio::awaitable<void> {
+            [lookups, i, &dns = shared_.dns(), client = client_]() -> asio::awaitable<void> {
                 Lookups::Entry& e = lookups->entries[i];
                 DnsblList& list = *e.list;
-                const std::string name = *policy::dnsbl_query_name(ip, list.settings.zone);
+                const std::string& name = e.name;
                 ++list.queries;
                 const dns::Answer answer = co_await dns.query(name, dns::kTypeA);
                 const auto addresses = a_records(answer);
